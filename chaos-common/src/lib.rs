@@ -1,0 +1,176 @@
+//! Types shared by the eBPF programs (`chaos-ebpf`) and userspace (`chaos-daemon`).
+//!
+//! Everything here is `#[repr(C)]` and plain data: the same bytes are written by the daemon
+//! into BPF maps and read by the programs in the kernel. With the `user` feature the types
+//! implement [`aya::Pod`] so aya can copy them in and out of maps.
+//!
+//! # Map layout
+//! * `RULES_{V4,V6}_{EGRESS,INGRESS}` — LPM tries. Key data is `[protocol, port_hi, port_lo, addr…]`
+//!   (see [`RuleKeyV4`]/[`RuleKeyV6`]), prefix length `24 + cidr bits`, value a slot index (`u32`).
+//!   A packet is looked up with at most four keys: (proto, port), (proto, any), (any, port), (any, any).
+//! * `SLOTS` — array of [`RuleSlot`], one per installed rule: action, parameters, expiry.
+//! * `COUNTERS` — per-CPU array of [`Counters`], indexed like `SLOTS`.
+//! * `PREFILTER` — array of `u64` bitmaps, one bit per /16 of the address space (first 16 bits of the
+//!   address), [`PREFILTER_WORDS`] words per table, four tables (see [`prefilter_table`]). A clear bit means
+//!   "no rule can match this packet", so non-matching traffic skips the tries.
+#![no_std]
+
+/// Number of rule slots (and counter entries): the hard ceiling on rules per interface.
+pub const MAX_SLOTS: u32 = 131_072;
+/// Capacity of each LPM trie.
+pub const MAX_TRIE_ENTRIES: u32 = MAX_SLOTS;
+
+/// Protocol wildcard in a rule key.
+pub const PROTO_ANY: u8 = 0;
+/// Port wildcard in a rule key (port 0 is never a valid rule port).
+pub const PORT_ANY: u16 = 0;
+/// Bits of the key before the address: protocol (8) + port (16).
+pub const KEY_HEADER_BITS: u32 = 24;
+
+/// IP protocol numbers used by the classifier.
+pub const IPPROTO_ICMP: u8 = 1;
+/// TCP.
+pub const IPPROTO_TCP: u8 = 6;
+/// UDP.
+pub const IPPROTO_UDP: u8 = 17;
+/// ICMPv6.
+pub const IPPROTO_ICMPV6: u8 = 58;
+
+/// Slot is unused (or being torn down): the programs ignore it.
+pub const ACTION_NONE: u8 = 0;
+/// Drop every selected packet (silently: egress redirects to a non-existent ifindex, ingress XDP_DROP).
+pub const ACTION_BLACKHOLE: u8 = 1;
+/// Drop a random `ppm` share of matching packets.
+pub const ACTION_LOSS: u8 = 2;
+/// Reserved: delay packets via EDT (`delay_ns`, `jitter_ns`), needs `fq`.
+pub const ACTION_LATENCY: u8 = 3;
+/// Reserved: pace packets via EDT to `rate_bytes_per_sec`.
+pub const ACTION_BANDWIDTH: u8 = 4;
+
+/// `ppm` value meaning "every packet".
+pub const PPM_ALL: u32 = 1_000_000;
+
+/// Words per prefilter table: 65,536 bits, one per /16.
+pub const PREFILTER_WORDS: u32 = 65_536 / 64;
+/// Number of prefilter tables (egress v4, egress v6, ingress v4, ingress v6).
+pub const PREFILTER_TABLES: u32 = 4;
+
+/// Index of the prefilter table for a direction and family.
+#[inline(always)]
+pub const fn prefilter_table(ingress: bool, ipv6: bool) -> u32 {
+    (ingress as u32) * 2 + ipv6 as u32
+}
+
+/// Position of the bit for the /16 `top16` in a prefilter table: (word index, bit mask).
+#[inline(always)]
+pub const fn prefilter_bit(table: u32, top16: u16) -> (u32, u64) {
+    (
+        table * PREFILTER_WORDS + (top16 as u32 >> 6),
+        1u64 << (top16 & 63),
+    )
+}
+
+/// LPM trie key data for IPv4 rules: `[proto, port_hi, port_lo, a, b, c, d]`.
+pub type RuleKeyV4 = [u8; 7];
+/// LPM trie key data for IPv6 rules: `[proto, port_hi, port_lo, 16 address bytes]`.
+pub type RuleKeyV6 = [u8; 19];
+
+/// Builds IPv4 key data. `proto`/`port` of 0 are wildcards.
+#[inline(always)]
+pub const fn key_v4(proto: u8, port: u16, addr: [u8; 4]) -> RuleKeyV4 {
+    let p = port.to_be_bytes();
+    [proto, p[0], p[1], addr[0], addr[1], addr[2], addr[3]]
+}
+
+/// Builds IPv6 key data. `proto`/`port` of 0 are wildcards.
+#[inline(always)]
+pub const fn key_v6(proto: u8, port: u16, addr: [u8; 16]) -> RuleKeyV6 {
+    let p = port.to_be_bytes();
+    let mut k = [0u8; 19];
+    k[0] = proto;
+    k[1] = p[0];
+    k[2] = p[1];
+    let mut i = 0;
+    while i < 16 {
+        k[3 + i] = addr[i];
+        i += 1;
+    }
+    k
+}
+
+/// One installed rule, as the programs see it. 64 bytes; the reserved fields give room for
+/// latency/bandwidth parameters and cgroup scoping without changing the map layout.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleSlot {
+    /// One of the `ACTION_*` constants; `ACTION_NONE` means the slot is free.
+    pub action: u8,
+    /// Address prefix length of the rule (0–32 / 0–128): the longest prefix wins among matches.
+    pub prefix_len: u8,
+    /// Reserved flags (0).
+    pub flags: u16,
+    /// Share of matching packets the action applies to, in parts per million (0..=1,000,000).
+    pub ppm: u32,
+    /// CLOCK_MONOTONIC nanoseconds (`bpf_ktime_get_ns`) after which the slot is ignored; 0 = never.
+    pub expires_at_ns: u64,
+    /// cgroup v2 id the rule is scoped to (egress only); 0 = any. Reserved.
+    pub cgroup_id: u64,
+    /// Latency: added delay in ns. Reserved.
+    pub delay_ns: u64,
+    /// Latency: jitter in ns. Reserved.
+    pub jitter_ns: u64,
+    /// Bandwidth: rate in bytes per second. Reserved.
+    pub rate_bytes_per_sec: u64,
+    /// Userspace generation tag, to tell reused slots apart in counters. Not read by the programs.
+    pub generation: u64,
+}
+
+/// Per-rule, per-CPU packet counters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Packets that matched the rule (unexpired).
+    pub matched_packets: u64,
+    /// Bytes of those packets.
+    pub matched_bytes: u64,
+    /// Packets the action was applied to (dropped, delayed…).
+    pub affected_packets: u64,
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: both are repr(C), Copy, contain only integers and have no padding holes that
+    // matter to the kernel (RuleSlot is 64 bytes with explicit fields, Counters 24 bytes).
+    unsafe impl aya::Pod for super::RuleSlot {}
+    unsafe impl aya::Pod for super::Counters {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_stable() {
+        assert_eq!(core::mem::size_of::<RuleSlot>(), 64);
+        assert_eq!(core::mem::size_of::<Counters>(), 24);
+    }
+
+    #[test]
+    fn keys_put_protocol_and_port_first() {
+        assert_eq!(key_v4(6, 6379, [10, 0, 3, 1]), [6, 0x18, 0xeb, 10, 0, 3, 1]);
+        let k = key_v6(17, 53, [0xfd; 16]);
+        assert_eq!(&k[..3], &[17, 0, 53]);
+        assert!(k[3..].iter().all(|b| *b == 0xfd));
+    }
+
+    #[test]
+    fn prefilter_bits_cover_each_slash16_once() {
+        assert_eq!(prefilter_bit(0, 0), (0, 1));
+        assert_eq!(prefilter_bit(0, 0x0a00), (40, 1));
+        assert_eq!(prefilter_bit(0, 0xffff), (1023, 1 << 63));
+        assert_eq!(
+            prefilter_bit(prefilter_table(true, true), 0).0,
+            3 * PREFILTER_WORDS
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! Loading the embedded object and attaching its programs. Links are held by the loaded object and
+//! never pinned: when the process exits (even by SIGKILL) the kernel detaches them.
+
+use aya::{
+    Ebpf,
+    programs::{
+        LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        tc::{self, TcAttachOptions},
+        xdp::XdpLinkId,
+    },
+};
+
+use crate::{EBPF_OBJECT, Error};
+
+/// Name of the TC egress program in the object.
+pub const EGRESS_PROGRAM: &str = "chaos_egress";
+/// Name of the XDP ingress program in the object.
+pub const INGRESS_PROGRAM: &str = "chaos_ingress";
+
+/// Identifies an egress attachment, to detach it.
+pub type EgressLink = tc::SchedClassifierLinkId;
+/// Identifies an ingress attachment, to detach it.
+pub type IngressLink = XdpLinkId;
+
+/// Loads the object and both programs into the kernel (verifier runs here); attaches nothing.
+pub fn load() -> Result<Ebpf, Error> {
+    if EBPF_OBJECT.is_empty() {
+        return Err(Error::Load(
+            "this binary was built with AYA_BUILD_SKIP=1 and contains no eBPF object; rebuild without it"
+                .into(),
+        ));
+    }
+    let mut ebpf = Ebpf::load(EBPF_OBJECT)
+        .map_err(|e| Error::from_bpf("loading the eBPF object", e, Error::Load))?;
+    egress(&mut ebpf)?
+        .load()
+        .map_err(|e| Error::from_bpf("loading chaos_egress", e, Error::Load))?;
+    ingress(&mut ebpf)?
+        .load()
+        .map_err(|e| Error::from_bpf("loading chaos_ingress", e, Error::Load))?;
+    Ok(ebpf)
+}
+
+/// The TC egress program.
+pub fn egress(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, Error> {
+    ebpf.program_mut(EGRESS_PROGRAM)
+        .and_then(|p| p.try_into().ok())
+        .ok_or_else(|| Error::Load(format!("program {EGRESS_PROGRAM} missing").into()))
+}
+
+/// The XDP ingress program.
+pub fn ingress(ebpf: &mut Ebpf) -> Result<&mut Xdp, Error> {
+    ebpf.program_mut(INGRESS_PROGRAM)
+        .and_then(|p| p.try_into().ok())
+        .ok_or_else(|| Error::Load(format!("program {INGRESS_PROGRAM} missing").into()))
+}
+
+fn attach_error(
+    program: &'static str,
+    iface: &str,
+) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> Error {
+    let iface = iface.to_string();
+    move |source| Error::Attach {
+        program,
+        iface,
+        source,
+    }
+}
+
+/// Attaches the egress classifier to `iface` (in the caller's network namespace): a TCX link,
+/// first in the chain, on kernels that have TCX; a clsact + netlink filter otherwise.
+pub fn attach_egress(ebpf: &mut Ebpf, iface: &str) -> Result<EgressLink, Error> {
+    let prog = egress(ebpf)?;
+    let tcx = prog.attach_with_options(
+        iface,
+        TcAttachType::Egress,
+        TcAttachOptions::TcxOrder(LinkOrder::first()),
+    );
+    match tcx {
+        Ok(link) => Ok(link),
+        Err(tcx_err) => {
+            // Kernels before 6.6: legacy clsact qdisc + direct-action filter.
+            if tc::qdisc_add_clsact(iface).is_err() {
+                tracing::debug!(iface, "clsact qdisc already present or not addable");
+            }
+            prog.attach(iface, TcAttachType::Egress).map_err(|e| {
+                tracing::debug!(iface, error = %tcx_err, "TCX attach failed before netlink fallback");
+                Error::from_bpf("attaching chaos_egress", e, attach_error(EGRESS_PROGRAM, iface))
+            })
+        }
+    }
+}
+
+/// Attaches the XDP program to `iface`: the driver's native mode when available, generic otherwise.
+pub fn attach_ingress(ebpf: &mut Ebpf, iface: &str) -> Result<IngressLink, Error> {
+    let prog = ingress(ebpf)?;
+    match prog.attach(iface, XdpMode::Default) {
+        Ok(link) => Ok(link),
+        Err(_) => prog.attach(iface, XdpMode::Skb).map_err(|e| {
+            Error::from_bpf(
+                "attaching chaos_ingress",
+                e,
+                attach_error(INGRESS_PROGRAM, iface),
+            )
+        }),
+    }
+}

@@ -1,0 +1,269 @@
+//! Pure translation of a [`Rule`] into map entries: which trie, the key bytes, the slot value and
+//! the prefilter range. No I/O, so it is unit-tested directly.
+
+use std::ops::RangeInclusive;
+
+use chaos_common::{
+    ACTION_BLACKHOLE, ACTION_LOSS, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+    KEY_HEADER_BITS, PORT_ANY, PPM_ALL, PROTO_ANY, RuleKeyV4, RuleKeyV6, RuleSlot, key_v4, key_v6,
+    prefilter_table,
+};
+use ipnet::IpNet;
+
+use crate::{Action, Direction, Error, Protocol, Rule};
+
+/// Which LPM trie a rule goes into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// `RULES_V4_EGRESS`.
+    V4Egress,
+    /// `RULES_V6_EGRESS`.
+    V6Egress,
+    /// `RULES_V4_INGRESS`.
+    V4Ingress,
+    /// `RULES_V6_INGRESS`.
+    V6Ingress,
+}
+
+impl Table {
+    /// Map name in the eBPF object.
+    pub fn map_name(self) -> &'static str {
+        match self {
+            Table::V4Egress => "RULES_V4_EGRESS",
+            Table::V6Egress => "RULES_V6_EGRESS",
+            Table::V4Ingress => "RULES_V4_INGRESS",
+            Table::V6Ingress => "RULES_V6_INGRESS",
+        }
+    }
+
+    /// Index of this table's prefilter bitmap.
+    pub fn prefilter(self) -> u32 {
+        match self {
+            Table::V4Egress => prefilter_table(false, false),
+            Table::V6Egress => prefilter_table(false, true),
+            Table::V4Ingress => prefilter_table(true, false),
+            Table::V6Ingress => prefilter_table(true, true),
+        }
+    }
+
+    /// All four tables.
+    pub const ALL: [Table; 4] = [
+        Table::V4Egress,
+        Table::V6Egress,
+        Table::V4Ingress,
+        Table::V6Ingress,
+    ];
+}
+
+/// Trie key data of either family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyData {
+    /// IPv4 key.
+    V4(RuleKeyV4),
+    /// IPv6 key.
+    V6(RuleKeyV6),
+}
+
+/// A full trie key: prefix length (bits, including the 24-bit protocol/port header) and data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TrieKey {
+    /// Target trie.
+    pub table: Table,
+    /// `24 + cidr bits`.
+    pub prefix_len: u32,
+    /// Key bytes, address masked to the prefix.
+    pub data: KeyData,
+}
+
+/// A rule ready for the maps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compiled {
+    /// Where and under which key the slot index goes.
+    pub key: TrieKey,
+    /// Slot value (generation left 0; the injector fills it).
+    pub slot: RuleSlot,
+    /// Range of /16 prefilter bits (first 16 address bits) the rule may match.
+    pub prefilter: RangeInclusive<u16>,
+}
+
+fn proto_number(protocol: Protocol, ipv6: bool) -> u8 {
+    match protocol {
+        Protocol::Any => PROTO_ANY,
+        Protocol::Tcp => IPPROTO_TCP,
+        Protocol::Udp => IPPROTO_UDP,
+        Protocol::Icmp if ipv6 => IPPROTO_ICMPV6,
+        Protocol::Icmp => IPPROTO_ICMP,
+    }
+}
+
+/// The /16 buckets (first 16 address bits) covered by `net`.
+pub fn prefilter_range(net: &IpNet) -> RangeInclusive<u16> {
+    let (top16, prefix) = match net {
+        IpNet::V4(n) => {
+            let o = n.network().octets();
+            (u16::from_be_bytes([o[0], o[1]]), n.prefix_len())
+        }
+        IpNet::V6(n) => {
+            let o = n.network().octets();
+            (u16::from_be_bytes([o[0], o[1]]), n.prefix_len())
+        }
+    };
+    if prefix >= 16 {
+        top16..=top16
+    } else {
+        let span = (1u32 << (16 - prefix)) - 1;
+        let start = top16 & !(span as u16);
+        start..=start | span as u16
+    }
+}
+
+/// Compiles a rule. Fails only for combinations the data plane cannot express.
+pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
+    let ipv6 = matches!(rule.net, IpNet::V6(_));
+    let proto = proto_number(rule.protocol, ipv6);
+    let port = match rule.port {
+        None => PORT_ANY,
+        Some(0) => return Err(Error::Invalid("port 0 is not a valid port".into())),
+        Some(p) if matches!(rule.protocol, Protocol::Icmp) => {
+            return Err(Error::Invalid(format!(
+                "port {p} given for ICMP, which has no ports"
+            )));
+        }
+        Some(p) => p,
+    };
+    let net = rule.net.trunc();
+    let prefix_len = KEY_HEADER_BITS + u32::from(net.prefix_len());
+    let (table, data) = match (net, rule.direction) {
+        (IpNet::V4(n), d) => (
+            if d == Direction::Egress {
+                Table::V4Egress
+            } else {
+                Table::V4Ingress
+            },
+            KeyData::V4(key_v4(proto, port, n.network().octets())),
+        ),
+        (IpNet::V6(n), d) => (
+            if d == Direction::Egress {
+                Table::V6Egress
+            } else {
+                Table::V6Ingress
+            },
+            KeyData::V6(key_v6(proto, port, n.network().octets())),
+        ),
+    };
+    let (action, ppm) = match rule.action {
+        Action::Blackhole => (ACTION_BLACKHOLE, PPM_ALL),
+        Action::Loss { ppm } if ppm <= PPM_ALL => (ACTION_LOSS, ppm),
+        Action::Loss { ppm } => {
+            return Err(Error::Invalid(format!(
+                "loss of {ppm} ppm exceeds 1,000,000 (100 %)"
+            )));
+        }
+    };
+    Ok(Compiled {
+        key: TrieKey {
+            table,
+            prefix_len,
+            data,
+        },
+        slot: RuleSlot {
+            action,
+            prefix_len: net.prefix_len(),
+            ppm,
+            expires_at_ns: rule.expires_at_ns.unwrap_or(0),
+            ..Default::default()
+        },
+        prefilter: prefilter_range(&net),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(net: &str) -> Rule {
+        Rule::blackhole(Direction::Egress, net.parse().unwrap())
+    }
+
+    #[test]
+    fn v4_key_masks_host_bits_and_counts_header_bits() {
+        let c = compile(&Rule {
+            protocol: Protocol::Tcp,
+            port: Some(6379),
+            ..rule("10.0.3.77/24")
+        })
+        .unwrap();
+        assert_eq!(c.key.table, Table::V4Egress);
+        assert_eq!(c.key.prefix_len, 24 + 24);
+        assert_eq!(c.key.data, KeyData::V4([6, 0x18, 0xeb, 10, 0, 3, 0]));
+        assert_eq!(c.slot.prefix_len, 24);
+        assert_eq!(c.slot.action, ACTION_BLACKHOLE);
+        assert_eq!(c.slot.ppm, PPM_ALL);
+        assert_eq!(c.prefilter, 0x0a00..=0x0a00);
+    }
+
+    #[test]
+    fn v6_ingress_icmp_uses_icmpv6_number() {
+        let c = compile(&Rule {
+            direction: Direction::Ingress,
+            protocol: Protocol::Icmp,
+            ..rule("fd00:1::/64")
+        })
+        .unwrap();
+        assert_eq!(c.key.table, Table::V6Ingress);
+        let KeyData::V6(k) = c.key.data else {
+            panic!("v6 key expected")
+        };
+        assert_eq!(k[0], IPPROTO_ICMPV6);
+        assert_eq!(c.key.prefix_len, 24 + 64);
+        assert_eq!(c.prefilter, 0xfd00..=0xfd00);
+    }
+
+    #[test]
+    fn short_prefixes_cover_several_slash16s() {
+        assert_eq!(
+            prefilter_range(&"10.0.0.0/8".parse().unwrap()),
+            0x0a00..=0x0aff
+        );
+        assert_eq!(prefilter_range(&"0.0.0.0/0".parse().unwrap()), 0..=0xffff);
+        assert_eq!(
+            prefilter_range(&"10.0.0.0/15".parse().unwrap()),
+            0x0a00..=0x0a01
+        );
+        assert_eq!(prefilter_range(&"::/0".parse().unwrap()), 0..=0xffff);
+    }
+
+    #[test]
+    fn loss_and_expiry_go_into_the_slot() {
+        let c = compile(&Rule {
+            action: Action::Loss { ppm: 300_000 },
+            expires_at_ns: Some(42),
+            ..rule("10.1.2.3/32")
+        })
+        .unwrap();
+        assert_eq!(
+            (c.slot.action, c.slot.ppm, c.slot.expires_at_ns),
+            (ACTION_LOSS, 300_000, 42)
+        );
+    }
+
+    #[test]
+    fn impossible_rules_are_refused() {
+        let port_on_icmp = Rule {
+            protocol: Protocol::Icmp,
+            port: Some(1),
+            ..rule("10.0.0.1/32")
+        };
+        assert!(matches!(compile(&port_on_icmp), Err(Error::Invalid(_))));
+        let port_zero = Rule {
+            port: Some(0),
+            ..rule("10.0.0.1/32")
+        };
+        assert!(matches!(compile(&port_zero), Err(Error::Invalid(_))));
+        let too_much = Rule {
+            action: Action::Loss { ppm: 1_000_001 },
+            ..rule("10.0.0.1/32")
+        };
+        assert!(matches!(compile(&too_much), Err(Error::Invalid(_))));
+    }
+}

@@ -1,0 +1,80 @@
+//! Errors of the loader library. Each message says what went wrong and what to do.
+
+use std::io;
+
+/// Everything the loader can fail at.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The interface does not exist in the caller's network namespace.
+    #[error("interface {0} not found in this network namespace (check `ip link`)")]
+    InterfaceNotFound(String),
+    /// The process lacks the capabilities to load or attach BPF programs.
+    #[error(
+        "permission denied while {0}: needs CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN (run as root)"
+    )]
+    PermissionDenied(&'static str),
+    /// The embedded object could not be loaded (verifier rejection, missing kernel feature…).
+    #[error("loading the eBPF programs failed: {0}")]
+    Load(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Attaching a program to the interface failed.
+    #[error("attaching {program} to {iface} failed: {source}")]
+    Attach {
+        /// Program name.
+        program: &'static str,
+        /// Interface name.
+        iface: String,
+        /// Underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A map update failed.
+    #[error("updating BPF map {map} failed: {source}")]
+    Map {
+        /// Map name.
+        map: &'static str,
+        /// Underlying error.
+        #[source]
+        source: aya::maps::MapError,
+    },
+    /// A rule with the same direction, network, protocol and port is already installed.
+    #[error("a rule with the same match ({0}) is already installed on this interface")]
+    Conflict(String),
+    /// No free rule slot.
+    #[error("rule table full: {0} rules installed on this interface")]
+    Full(u32),
+    /// The rule is invalid for the data plane (port on ICMP, …).
+    #[error("invalid rule: {0}")]
+    Invalid(String),
+    /// Unknown rule id.
+    #[error("no rule with id {0}")]
+    NoSuchRule(u32),
+}
+
+impl Error {
+    /// Classifies a load/attach error: EPERM/EACCES become [`Error::PermissionDenied`].
+    pub(crate) fn from_bpf(
+        what: &'static str,
+        err: impl std::error::Error + Send + Sync + 'static,
+        other: impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> Error,
+    ) -> Error {
+        if is_permission_error(&err) {
+            Error::PermissionDenied(what)
+        } else {
+            other(Box::new(err))
+        }
+    }
+}
+
+/// True if any error in the chain is an EPERM/EACCES I/O error.
+fn is_permission_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<io::Error>()
+            && matches!(io.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
+        {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}

@@ -1,0 +1,287 @@
+//! [`Injector`]: owns the programs and maps for one interface and keeps rules consistent.
+//!
+//! Every change is atomic from the packet's point of view: a rule's slot is written before its
+//! trie key, so a packet either finds no key or a complete slot; removal deletes the key first.
+//! A batch is all-or-nothing: any failure rolls back what the batch had installed.
+
+use std::collections::HashMap;
+
+use aya::Ebpf;
+use chaos_common::{ACTION_NONE, Counters, MAX_SLOTS, RuleSlot};
+
+use crate::{
+    Direction, Error, Rule,
+    attach::{self, EgressLink, IngressLink},
+    compile::{Compiled, TrieKey, compile},
+    maps::RuleMaps,
+};
+
+/// Handle of an installed rule. Stale handles (rule removed, slot reused) are refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RuleId {
+    /// Slot index (also the counters index).
+    pub slot: u32,
+    /// Installation generation, unique per injector.
+    pub generation: u64,
+}
+
+struct Installed {
+    compiled: Compiled,
+    direction: Direction,
+    generation: u64,
+}
+
+/// The fault injector of one interface. Dropping it detaches the programs.
+pub struct Injector {
+    iface: String,
+    // Field order matters on drop: maps before the object (both are just fds, harmless either way).
+    maps: RuleMaps,
+    ebpf: Ebpf,
+    egress_link: Option<EgressLink>,
+    ingress_link: Option<IngressLink>,
+    installed: HashMap<u32, Installed>,
+    by_key: HashMap<TrieKey, u32>,
+    free: Vec<u32>,
+    next_generation: u64,
+    max_rules: u32,
+}
+
+impl Injector {
+    /// Loads the programs for `iface` (which must exist in the caller's network namespace).
+    /// Nothing is attached until the first rule of a direction arrives.
+    pub fn open(iface: &str) -> Result<Self, Error> {
+        nix::net::if_::if_nametoindex(iface)
+            .map_err(|_| Error::InterfaceNotFound(iface.to_string()))?;
+        Self::load(iface.to_string())
+    }
+
+    /// Loads the programs without an interface: for BPF_PROG_TEST_RUN tests and benchmarks.
+    /// Adding a rule does not attach anything.
+    pub fn detached() -> Result<Self, Error> {
+        Self::load(String::new())
+    }
+
+    fn load(iface: String) -> Result<Self, Error> {
+        let mut ebpf = attach::load()?;
+        let maps = RuleMaps::take(&mut ebpf)?;
+        Ok(Injector {
+            iface,
+            maps,
+            ebpf,
+            egress_link: None,
+            ingress_link: None,
+            installed: HashMap::new(),
+            by_key: HashMap::new(),
+            free: (0..MAX_SLOTS).rev().collect(),
+            next_generation: 1,
+            max_rules: MAX_SLOTS,
+        })
+    }
+
+    /// Caps the number of rules on this interface (at most [`MAX_SLOTS`]).
+    pub fn set_max_rules(&mut self, max: u32) {
+        self.max_rules = max.min(MAX_SLOTS);
+    }
+
+    /// Interface name ("" for a detached injector).
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+
+    /// Number of installed rules.
+    pub fn len(&self) -> usize {
+        self.installed.len()
+    }
+
+    /// True when no rule is installed.
+    pub fn is_empty(&self) -> bool {
+        self.installed.is_empty()
+    }
+
+    /// Whether the egress and ingress programs are attached.
+    pub fn attached(&self) -> (bool, bool) {
+        (self.egress_link.is_some(), self.ingress_link.is_some())
+    }
+
+    /// Installs one rule.
+    pub fn add(&mut self, rule: &Rule) -> Result<RuleId, Error> {
+        Ok(self.add_batch(std::slice::from_ref(rule))?[0])
+    }
+
+    /// Installs all rules or none. Validation and conflict checks happen before any map write.
+    pub fn add_batch(&mut self, rules: &[Rule]) -> Result<Vec<RuleId>, Error> {
+        let compiled = rules.iter().map(compile).collect::<Result<Vec<_>, _>>()?;
+        let mut seen = std::collections::HashSet::new();
+        for c in &compiled {
+            if self.by_key.contains_key(&c.key) || !seen.insert(c.key) {
+                return Err(Error::Conflict(describe(&c.key)));
+            }
+        }
+        let total = self.installed.len() + compiled.len();
+        if total > self.max_rules as usize {
+            return Err(Error::Full(self.installed.len() as u32));
+        }
+        for rule in rules {
+            self.ensure_attached(rule.direction)?;
+        }
+        let mut done = Vec::with_capacity(compiled.len());
+        for (c, rule) in compiled.into_iter().zip(rules) {
+            match self.install(c, rule.direction) {
+                Ok(id) => done.push(id),
+                Err(e) => {
+                    for id in done {
+                        let _ = self.remove(id);
+                    }
+                    self.detach_unused();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    fn install(&mut self, mut c: Compiled, direction: Direction) -> Result<RuleId, Error> {
+        let slot = self
+            .free
+            .pop()
+            .ok_or(Error::Full(self.installed.len() as u32))?;
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        c.slot.generation = generation;
+        let result = (|| {
+            self.maps.reset_counters(slot)?;
+            self.maps.write_slot(slot, &c.slot)?;
+            self.maps.insert_key(&c.key, slot)?;
+            if let Err(e) = self
+                .maps
+                .prefilter_add(c.key.table.prefilter(), c.prefilter.clone())
+            {
+                let _ = self
+                    .maps
+                    .prefilter_remove(c.key.table.prefilter(), c.prefilter.clone());
+                let _ = self.maps.remove_key(&c.key);
+                return Err(e);
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = self.maps.write_slot(slot, &RuleSlot::default());
+            self.free.push(slot);
+            return Err(e);
+        }
+        self.by_key.insert(c.key, slot);
+        self.installed.insert(
+            slot,
+            Installed {
+                compiled: c,
+                direction,
+                generation,
+            },
+        );
+        Ok(RuleId { slot, generation })
+    }
+
+    /// Removes a rule: trie key first, then the slot, then its prefilter bits.
+    /// Detaches a direction's program when its last rule goes.
+    pub fn remove(&mut self, id: RuleId) -> Result<(), Error> {
+        match self.installed.get(&id.slot) {
+            Some(i) if i.generation == id.generation => {}
+            _ => return Err(Error::NoSuchRule(id.slot)),
+        }
+        let inst = self.installed.remove(&id.slot).expect("checked above");
+        let c = &inst.compiled;
+        self.by_key.remove(&c.key);
+        // Even if one step fails, do the others: the key removal alone already stops matching.
+        let key = self.maps.remove_key(&c.key);
+        let slot = self.maps.write_slot(
+            id.slot,
+            &RuleSlot {
+                action: ACTION_NONE,
+                ..Default::default()
+            },
+        );
+        let pf = self
+            .maps
+            .prefilter_remove(c.key.table.prefilter(), c.prefilter.clone());
+        self.free.push(id.slot);
+        self.detach_unused();
+        key.and(slot).and(pf)
+    }
+
+    /// Removes every rule; returns how many were removed.
+    pub fn remove_all(&mut self) -> Result<usize, Error> {
+        let ids: Vec<RuleId> = self
+            .installed
+            .iter()
+            .map(|(slot, i)| RuleId {
+                slot: *slot,
+                generation: i.generation,
+            })
+            .collect();
+        let n = ids.len();
+        let mut first_err = None;
+        for id in ids {
+            if let Err(e) = self.remove(id) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(n), Err)
+    }
+
+    /// Counters of a rule, summed over CPUs.
+    pub fn counters(&self, id: RuleId) -> Result<Counters, Error> {
+        match self.installed.get(&id.slot) {
+            Some(i) if i.generation == id.generation => self.maps.counters(id.slot),
+            _ => Err(Error::NoSuchRule(id.slot)),
+        }
+    }
+
+    /// The loaded object, for test runs.
+    pub(crate) fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
+    fn ensure_attached(&mut self, direction: Direction) -> Result<(), Error> {
+        if self.iface.is_empty() {
+            return Ok(());
+        }
+        match direction {
+            Direction::Egress if self.egress_link.is_none() => {
+                self.egress_link = Some(attach::attach_egress(&mut self.ebpf, &self.iface)?);
+                tracing::info!(iface = %self.iface, "attached chaos_egress (TC egress)");
+            }
+            Direction::Ingress if self.ingress_link.is_none() => {
+                self.ingress_link = Some(attach::attach_ingress(&mut self.ebpf, &self.iface)?);
+                tracing::info!(iface = %self.iface, "attached chaos_ingress (XDP)");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Detaches the program of each direction that has no rules left.
+    fn detach_unused(&mut self) {
+        let has = |d| self.installed.values().any(|i| i.direction == d);
+        let (egress, ingress) = (has(Direction::Egress), has(Direction::Ingress));
+        if !egress && let Some(link) = self.egress_link.take() {
+            if let Ok(p) = attach::egress(&mut self.ebpf) {
+                let _ = p.detach(link);
+            }
+            tracing::info!(iface = %self.iface, "detached chaos_egress");
+        }
+        if !ingress && let Some(link) = self.ingress_link.take() {
+            if let Ok(p) = attach::ingress(&mut self.ebpf) {
+                let _ = p.detach(link);
+            }
+            tracing::info!(iface = %self.iface, "detached chaos_ingress");
+        }
+    }
+}
+
+fn describe(key: &TrieKey) -> String {
+    format!(
+        "{:?} /{}",
+        key.data,
+        key.prefix_len - chaos_common::KEY_HEADER_BITS
+    )
+}

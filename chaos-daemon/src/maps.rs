@@ -1,0 +1,180 @@
+//! Typed writers over the programs' maps. The injector decides *what* to write; this module
+//! knows *how* (map types, flags, per-CPU values, prefilter bitmaps).
+
+use aya::{
+    Ebpf,
+    maps::{Array, LpmTrie, MapData, MapError, PerCpuArray, PerCpuValues, lpm_trie::Key},
+};
+use chaos_common::{Counters, PREFILTER_TABLES, PREFILTER_WORDS, RuleKeyV4, RuleKeyV6, RuleSlot};
+use std::ops::RangeInclusive;
+
+use crate::{
+    Error,
+    compile::{KeyData, Table, TrieKey},
+};
+
+/// `BPF_NOEXIST`: insert only if the key is absent.
+const BPF_NOEXIST: u64 = 1;
+const SLASH16S: usize = 65_536;
+
+/// The maps of one loaded object.
+pub struct RuleMaps {
+    v4_egress: LpmTrie<MapData, RuleKeyV4, u32>,
+    v6_egress: LpmTrie<MapData, RuleKeyV6, u32>,
+    v4_ingress: LpmTrie<MapData, RuleKeyV4, u32>,
+    v6_ingress: LpmTrie<MapData, RuleKeyV6, u32>,
+    slots: Array<MapData, RuleSlot>,
+    counters: PerCpuArray<MapData, Counters>,
+    prefilter: Array<MapData, u64>,
+    /// Rules per (prefilter table, /16): a bit is set while its count is non-zero.
+    prefilter_refs: Vec<u32>,
+    nr_cpus: usize,
+}
+
+fn map_err(map: &'static str) -> impl Fn(MapError) -> Error {
+    move |source| Error::Map { map, source }
+}
+
+fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<T, Error> {
+    let map = ebpf
+        .take_map(name)
+        .ok_or_else(|| Error::Load(format!("map {name} missing from the eBPF object").into()))?;
+    T::try_from(map).map_err(map_err(name))
+}
+
+impl RuleMaps {
+    /// Takes ownership of the maps out of a loaded object.
+    pub fn take(ebpf: &mut Ebpf) -> Result<Self, Error> {
+        let nr_cpus =
+            aya::util::nr_cpus().map_err(|(what, e)| Error::Load(format!("{what}: {e}").into()))?;
+        Ok(RuleMaps {
+            v4_egress: take(ebpf, "RULES_V4_EGRESS")?,
+            v6_egress: take(ebpf, "RULES_V6_EGRESS")?,
+            v4_ingress: take(ebpf, "RULES_V4_INGRESS")?,
+            v6_ingress: take(ebpf, "RULES_V6_INGRESS")?,
+            slots: take(ebpf, "SLOTS")?,
+            counters: take(ebpf, "COUNTERS")?,
+            prefilter: take(ebpf, "PREFILTER")?,
+            prefilter_refs: vec![0; PREFILTER_TABLES as usize * SLASH16S],
+            nr_cpus,
+        })
+    }
+
+    /// Inserts `key → slot`; fails if the key is already present.
+    pub fn insert_key(&mut self, key: &TrieKey, slot: u32) -> Result<(), Error> {
+        let err = map_err(key.table.map_name());
+        match (key.table, key.data) {
+            (Table::V4Egress, KeyData::V4(d)) => {
+                self.v4_egress
+                    .insert(&Key::new(key.prefix_len, d), slot, BPF_NOEXIST)
+            }
+            (Table::V4Ingress, KeyData::V4(d)) => {
+                self.v4_ingress
+                    .insert(&Key::new(key.prefix_len, d), slot, BPF_NOEXIST)
+            }
+            (Table::V6Egress, KeyData::V6(d)) => {
+                self.v6_egress
+                    .insert(&Key::new(key.prefix_len, d), slot, BPF_NOEXIST)
+            }
+            (Table::V6Ingress, KeyData::V6(d)) => {
+                self.v6_ingress
+                    .insert(&Key::new(key.prefix_len, d), slot, BPF_NOEXIST)
+            }
+            _ => unreachable!("compile pairs IPv4 keys with IPv4 tables"),
+        }
+        .map_err(err)
+    }
+
+    /// Removes a key (exact prefix and data).
+    pub fn remove_key(&mut self, key: &TrieKey) -> Result<(), Error> {
+        let err = map_err(key.table.map_name());
+        match (key.table, key.data) {
+            (Table::V4Egress, KeyData::V4(d)) => {
+                self.v4_egress.remove(&Key::new(key.prefix_len, d))
+            }
+            (Table::V4Ingress, KeyData::V4(d)) => {
+                self.v4_ingress.remove(&Key::new(key.prefix_len, d))
+            }
+            (Table::V6Egress, KeyData::V6(d)) => {
+                self.v6_egress.remove(&Key::new(key.prefix_len, d))
+            }
+            (Table::V6Ingress, KeyData::V6(d)) => {
+                self.v6_ingress.remove(&Key::new(key.prefix_len, d))
+            }
+            _ => unreachable!("compile pairs IPv4 keys with IPv4 tables"),
+        }
+        .map_err(err)
+    }
+
+    /// Writes a rule slot.
+    pub fn write_slot(&mut self, index: u32, slot: &RuleSlot) -> Result<(), Error> {
+        self.slots.set(index, slot, 0).map_err(map_err("SLOTS"))
+    }
+
+    /// Zeroes a slot's counters on every CPU.
+    pub fn reset_counters(&mut self, index: u32) -> Result<(), Error> {
+        let zeros =
+            PerCpuValues::try_from(vec![Counters::default(); self.nr_cpus]).map_err(|e| {
+                Error::Map {
+                    map: "COUNTERS",
+                    source: MapError::IoError(e),
+                }
+            })?;
+        self.counters
+            .set(index, zeros, 0)
+            .map_err(map_err("COUNTERS"))
+    }
+
+    /// A slot's counters summed over CPUs.
+    pub fn counters(&self, index: u32) -> Result<Counters, Error> {
+        let per_cpu = self.counters.get(&index, 0).map_err(map_err("COUNTERS"))?;
+        Ok(per_cpu.iter().fold(Counters::default(), |acc, c| Counters {
+            matched_packets: acc.matched_packets + c.matched_packets,
+            matched_bytes: acc.matched_bytes + c.matched_bytes,
+            affected_packets: acc.affected_packets + c.affected_packets,
+        }))
+    }
+
+    /// Counts one more rule in the /16s of `range`, setting bits that become non-zero.
+    pub fn prefilter_add(&mut self, table: u32, range: RangeInclusive<u16>) -> Result<(), Error> {
+        self.prefilter_update(table, range, true)
+    }
+
+    /// Counts one rule less in the /16s of `range`, clearing bits that become zero.
+    pub fn prefilter_remove(
+        &mut self,
+        table: u32,
+        range: RangeInclusive<u16>,
+    ) -> Result<(), Error> {
+        self.prefilter_update(table, range, false)
+    }
+
+    fn prefilter_update(
+        &mut self,
+        table: u32,
+        range: RangeInclusive<u16>,
+        add: bool,
+    ) -> Result<(), Error> {
+        let base = table as usize * SLASH16S;
+        let (start, end) = (*range.start() as usize, *range.end() as usize);
+        for r in &mut self.prefilter_refs[base + start..=base + end] {
+            *r = if add { *r + 1 } else { r.saturating_sub(1) };
+        }
+        // Rewrite every 64-bit word the range touches (a word write is one syscall).
+        for word in (start / 64)..=(end / 64) {
+            let refs = &self.prefilter_refs[base + word * 64..base + word * 64 + 64];
+            let bits = refs
+                .iter()
+                .enumerate()
+                .fold(0u64, |acc, (i, r)| if *r > 0 { acc | 1 << i } else { acc });
+            let index = table * PREFILTER_WORDS + word as u32;
+            self.prefilter
+                .set(index, bits, 0)
+                .map_err(map_err("PREFILTER"))?;
+        }
+        Ok(())
+    }
+}

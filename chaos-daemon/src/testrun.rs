@@ -1,0 +1,80 @@
+//! BPF_PROG_TEST_RUN: run the loaded programs on crafted packets without attaching them.
+//! Used by the program tests and `cargo xtask bench`.
+
+use std::time::Duration;
+
+use aya::{TestRun, programs::TestRunOptions};
+
+use crate::{Direction, Error, Injector, attach};
+
+/// `TC_ACT_REDIRECT`: how the egress program drops (redirect to a non-existent ifindex).
+pub const TC_ACT_REDIRECT: u32 = 7;
+/// `TC_ACT_UNSPEC` (-1): TCX "next", i.e. pass.
+pub const TC_NEXT: u32 = u32::MAX;
+/// `XDP_DROP`.
+pub const XDP_DROP: u32 = 1;
+/// `XDP_PASS`.
+pub const XDP_PASS: u32 = 2;
+
+/// What a program decided for a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The packet goes on.
+    Pass,
+    /// The packet is dropped.
+    Drop,
+}
+
+/// Result of a test run.
+#[derive(Clone, Copy, Debug)]
+pub struct Outcome {
+    /// Raw program return value.
+    pub return_value: u32,
+    /// Decoded verdict.
+    pub verdict: Verdict,
+    /// Average time per run as measured by the kernel.
+    pub per_run: Duration,
+}
+
+impl Injector {
+    /// Runs the program of `direction` `repeat` times on `packet` (an Ethernet frame, ≥ 14 bytes).
+    pub fn test_run(
+        &mut self,
+        direction: Direction,
+        packet: &[u8],
+        repeat: u32,
+    ) -> Result<Outcome, Error> {
+        let opts = TestRunOptions {
+            data_in: Some(packet),
+            repeat,
+            ..TestRunOptions::new()
+        };
+        let (result, verdict_of): (_, fn(u32) -> Option<Verdict>) = match direction {
+            Direction::Egress => (
+                attach::egress(self.ebpf_mut())?.test_run(opts),
+                |r| match r {
+                    TC_NEXT => Some(Verdict::Pass),
+                    TC_ACT_REDIRECT => Some(Verdict::Drop),
+                    _ => None,
+                },
+            ),
+            Direction::Ingress => (
+                attach::ingress(self.ebpf_mut())?.test_run(opts),
+                |r| match r {
+                    XDP_PASS => Some(Verdict::Pass),
+                    XDP_DROP => Some(Verdict::Drop),
+                    _ => None,
+                },
+            ),
+        };
+        let result = result.map_err(|e| Error::Load(Box::new(e)))?;
+        let verdict = verdict_of(result.return_value).ok_or_else(|| {
+            Error::Load(format!("unexpected program return value {}", result.return_value).into())
+        })?;
+        Ok(Outcome {
+            return_value: result.return_value,
+            verdict,
+            per_run: result.duration,
+        })
+    }
+}

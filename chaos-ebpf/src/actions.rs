@@ -1,0 +1,58 @@
+//! Actions: count the match, roll the dice, decide the verdict.
+
+use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_redirect};
+use chaos_common::{ACTION_BLACKHOLE, ACTION_LOSS, PPM_ALL};
+
+use crate::rules::{COUNTERS, Hit};
+
+/// What the program does with a matched packet.
+pub enum Verdict {
+    /// Let it through.
+    Pass,
+    /// Drop it, silently.
+    Drop,
+}
+
+/// True for a random `ppm` share of calls; exact at 0 and 1,000,000.
+#[inline(always)]
+fn roll(ppm: u32) -> bool {
+    if ppm >= PPM_ALL {
+        return true;
+    }
+    // SAFETY: plain helper call.
+    let r = unsafe { bpf_get_prandom_u32() } as u64;
+    ((r * PPM_ALL as u64) >> 32) < ppm as u64
+}
+
+/// Counts the match, applies the rule's action and returns the verdict.
+#[inline(always)]
+pub fn apply(hit: &Hit, len: u32) -> Verdict {
+    let affected = match hit.slot.action {
+        ACTION_BLACKHOLE | ACTION_LOSS => roll(hit.slot.ppm),
+        _ => false,
+    };
+    if let Some(c) = COUNTERS.get_ptr_mut(hit.index) {
+        // SAFETY: per-CPU value, only this CPU writes it while we run.
+        unsafe {
+            (*c).matched_packets += 1;
+            (*c).matched_bytes += len as u64;
+            if affected {
+                (*c).affected_packets += 1;
+            }
+        }
+    }
+    if affected {
+        Verdict::Drop
+    } else {
+        Verdict::Pass
+    }
+}
+
+/// Drops an egress packet so that it looks like network loss: redirect to an ifindex that cannot
+/// exist. The sender sees NET_XMIT_SUCCESS and the kernel frees the skb. (TC_ACT_SHOT would
+/// surface as ENOBUFS to the sender — a local error, not loss.)
+#[inline(always)]
+pub fn silent_egress_drop() -> i32 {
+    // SAFETY: plain helper call; returns TC_ACT_REDIRECT.
+    unsafe { bpf_redirect(u32::MAX, 0) as i32 }
+}

@@ -1,0 +1,88 @@
+//! Packet parsing: Ethernet → IPv4/IPv6 → TCP/UDP ports, with bounds checks the verifier accepts.
+//! Anything we cannot classify safely (non-IP, fragments, truncated headers) yields `None` and
+//! passes untouched.
+
+use chaos_common::{IPPROTO_TCP, IPPROTO_UDP};
+
+const ETH_HLEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86DD;
+const IPV6_HLEN: usize = 40;
+const NEXTHDR_FRAGMENT: u8 = 44;
+
+/// The remote endpoint of a packet, as the rules see it.
+pub struct Packet {
+    /// Address family.
+    pub ipv6: bool,
+    /// Remote address (destination on egress, source on ingress); IPv4 in the first 4 bytes.
+    pub addr: [u8; 16],
+    /// IP protocol number.
+    pub proto: u8,
+    /// Remote port (destination on egress, source on ingress); 0 when the protocol has none.
+    pub port: u16,
+}
+
+/// Returns a pointer to a `T` at `offset` if it lies entirely inside `[start, end)`.
+#[inline(always)]
+fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*const T> {
+    if start + offset + core::mem::size_of::<T>() > end {
+        return None;
+    }
+    Some((start + offset) as *const T)
+}
+
+#[inline(always)]
+fn read<T: Copy>(start: usize, end: usize, offset: usize) -> Option<T> {
+    // SAFETY: ptr_at checked that the bytes are inside the packet; read_unaligned copes with
+    // any alignment.
+    ptr_at::<T>(start, end, offset).map(|p| unsafe { p.read_unaligned() })
+}
+
+/// Parses the packet between `data` and `data_end`; `ingress` picks source vs destination.
+#[inline(always)]
+pub fn parse(data: usize, data_end: usize, ingress: bool) -> Option<Packet> {
+    let ethertype = u16::from_be(read::<u16>(data, data_end, 12)?);
+    let mut pkt = Packet {
+        ipv6: false,
+        addr: [0; 16],
+        proto: 0,
+        port: 0,
+    };
+    let l4: usize;
+    if ethertype == ETH_P_IP {
+        let ver_ihl: u8 = read(data, data_end, ETH_HLEN)?;
+        let ihl = ((ver_ihl & 0x0f) as usize) * 4;
+        if ver_ihl >> 4 != 4 || ihl < 20 {
+            return None;
+        }
+        // More-fragments flag or a fragment offset: no reliable L4 header.
+        let frag = u16::from_be(read::<u16>(data, data_end, ETH_HLEN + 6)?);
+        if frag & 0x3fff != 0 {
+            return None;
+        }
+        pkt.proto = read(data, data_end, ETH_HLEN + 9)?;
+        let a: [u8; 4] = read(data, data_end, ETH_HLEN + if ingress { 12 } else { 16 })?;
+        pkt.addr[..4].copy_from_slice(&a);
+        // The header must be complete even if options are present.
+        read::<u8>(data, data_end, ETH_HLEN + ihl - 1)?;
+        l4 = ETH_HLEN + ihl;
+    } else if ethertype == ETH_P_IPV6 {
+        pkt.ipv6 = true;
+        pkt.proto = read(data, data_end, ETH_HLEN + 6)?;
+        if pkt.proto == NEXTHDR_FRAGMENT {
+            return None;
+        }
+        pkt.addr = read(data, data_end, ETH_HLEN + if ingress { 8 } else { 24 })?;
+        l4 = ETH_HLEN + IPV6_HLEN;
+    } else {
+        return None;
+    }
+    if pkt.proto == IPPROTO_TCP || pkt.proto == IPPROTO_UDP {
+        // Source port at +0, destination port at +2.
+        let port = read::<u16>(data, data_end, l4 + if ingress { 0 } else { 2 })?;
+        // Both ports must be there: a header cut inside the ports is "too short to parse".
+        read::<u32>(data, data_end, l4)?;
+        pkt.port = u16::from_be(port);
+    }
+    Some(pkt)
+}

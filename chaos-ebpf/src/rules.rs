@@ -1,0 +1,119 @@
+//! Rule lookup: an O(1) prefilter bitmap over the address's first 16 bits, then at most four
+//! LPM-trie lookups — (proto, port), (proto, any), (any, port), (any, any). Among the unexpired
+//! matches the longest address prefix wins; on a tie the more specific protocol/port wins.
+
+use aya_ebpf::{
+    helpers::bpf_ktime_get_ns,
+    macros::map,
+    maps::{Array, LpmTrie, PerCpuArray, lpm_trie::Key},
+};
+use chaos_common::{
+    ACTION_NONE, Counters, MAX_SLOTS, MAX_TRIE_ENTRIES, PORT_ANY, PREFILTER_TABLES,
+    PREFILTER_WORDS, PROTO_ANY, RuleKeyV4, RuleKeyV6, RuleSlot, key_v4, key_v6, prefilter_bit,
+    prefilter_table,
+};
+
+use crate::parse::Packet;
+
+/// Egress IPv4 rules (match destination).
+#[map]
+static RULES_V4_EGRESS: LpmTrie<RuleKeyV4, u32> = LpmTrie::with_max_entries(MAX_TRIE_ENTRIES, 0);
+/// Egress IPv6 rules.
+#[map]
+static RULES_V6_EGRESS: LpmTrie<RuleKeyV6, u32> = LpmTrie::with_max_entries(MAX_TRIE_ENTRIES, 0);
+/// Ingress IPv4 rules (match source).
+#[map]
+static RULES_V4_INGRESS: LpmTrie<RuleKeyV4, u32> = LpmTrie::with_max_entries(MAX_TRIE_ENTRIES, 0);
+/// Ingress IPv6 rules.
+#[map]
+static RULES_V6_INGRESS: LpmTrie<RuleKeyV6, u32> = LpmTrie::with_max_entries(MAX_TRIE_ENTRIES, 0);
+/// Rule slots, indexed by the tries' values.
+#[map]
+static SLOTS: Array<RuleSlot> = Array::with_max_entries(MAX_SLOTS, 0);
+/// Per-rule per-CPU counters, indexed like SLOTS.
+#[map]
+pub static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);
+/// One bit per /16 and (direction, family): set when some rule may match addresses in it.
+#[map]
+static PREFILTER: Array<u64> = Array::with_max_entries(PREFILTER_TABLES * PREFILTER_WORDS, 0);
+
+/// The rule that applies to a packet.
+pub struct Hit {
+    /// Slot index (also the counters index).
+    pub index: u32,
+    /// The slot's contents.
+    pub slot: &'static RuleSlot,
+}
+
+struct Best {
+    hit: Option<Hit>,
+    now: u64,
+}
+
+impl Best {
+    /// Considers the slot a trie lookup returned; keeps it if it beats the current best.
+    #[inline(always)]
+    fn offer(&mut self, index: Option<&u32>) {
+        let Some(&index) = index else { return };
+        let Some(slot) = SLOTS.get(index) else { return };
+        if slot.action == ACTION_NONE || (slot.expires_at_ns != 0 && slot.expires_at_ns <= self.now)
+        {
+            return;
+        }
+        if let Some(best) = &self.hit
+            && best.slot.prefix_len >= slot.prefix_len
+        {
+            return;
+        }
+        self.hit = Some(Hit { index, slot });
+    }
+}
+
+/// Finds the rule for `pkt` in the egress (`ingress == false`) or ingress tables.
+#[inline(always)]
+pub fn lookup(pkt: &Packet, ingress: bool) -> Option<Hit> {
+    let top16 = u16::from_be_bytes([pkt.addr[0], pkt.addr[1]]);
+    let (word, mask) = prefilter_bit(prefilter_table(ingress, pkt.ipv6), top16);
+    if PREFILTER.get(word).copied().unwrap_or(0) & mask == 0 {
+        return None;
+    }
+    // SAFETY: plain helper call, no arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let mut best = Best { hit: None, now };
+    let with_port = pkt.port != PORT_ANY;
+    if pkt.ipv6 {
+        let trie = if ingress {
+            &RULES_V6_INGRESS
+        } else {
+            &RULES_V6_EGRESS
+        };
+        let bits = 24 + 128;
+        let probe = |proto, port| trie.get(Key::new(bits, key_v6(proto, port, pkt.addr)));
+        if with_port {
+            best.offer(probe(pkt.proto, pkt.port));
+        }
+        best.offer(probe(pkt.proto, PORT_ANY));
+        if with_port {
+            best.offer(probe(PROTO_ANY, pkt.port));
+        }
+        best.offer(probe(PROTO_ANY, PORT_ANY));
+    } else {
+        let trie = if ingress {
+            &RULES_V4_INGRESS
+        } else {
+            &RULES_V4_EGRESS
+        };
+        let bits = 24 + 32;
+        let addr = [pkt.addr[0], pkt.addr[1], pkt.addr[2], pkt.addr[3]];
+        let probe = |proto, port| trie.get(Key::new(bits, key_v4(proto, port, addr)));
+        if with_port {
+            best.offer(probe(pkt.proto, pkt.port));
+        }
+        best.offer(probe(pkt.proto, PORT_ANY));
+        if with_port {
+            best.offer(probe(PROTO_ANY, pkt.port));
+        }
+        best.offer(probe(PROTO_ANY, PORT_ANY));
+    }
+    best.hit
+}

@@ -1,0 +1,5 @@
+//! Helpers for the end-to-end tests: crafted packets ([`packet`]) and network namespaces joined
+//! by veth pairs that clean themselves up ([`netns`]).
+
+pub mod netns;
+pub mod packet;

@@ -1,0 +1,175 @@
+//! Two network namespaces joined by a veth pair, created by the test and deleted on drop (also
+//! when the test panics). Nothing here touches the host's own interfaces.
+//!
+//! Layout (same in every pair; namespaces isolate them, so pairs can run in parallel):
+//! ```text
+//!   ns "<name>-a"  veth "va"  10.200.0.1/24 10.200.0.4/24  fd00:c4a0::1/64 fd00:c4a0::4/64
+//!   ns "<name>-b"  veth "vb"  10.200.0.2/24 10.200.0.3/24  fd00:c4a0::2/64 fd00:c4a0::3/64
+//! ```
+
+use std::{
+    fs::File,
+    process::{Command, Output},
+};
+
+use nix::sched::{CloneFlags, setns};
+
+/// Interface name of side A.
+pub const VETH_A: &str = "va";
+/// Interface name of side B.
+pub const VETH_B: &str = "vb";
+/// Main and secondary IPv4 addresses of A.
+pub const A4: &str = "10.200.0.1";
+/// Secondary IPv4 address of A.
+pub const A4_ALT: &str = "10.200.0.4";
+/// Main IPv4 address of B.
+pub const B4: &str = "10.200.0.2";
+/// Secondary IPv4 address of B (same /24 as B4).
+pub const B4_ALT: &str = "10.200.0.3";
+/// Main IPv6 address of A.
+pub const A6: &str = "fd00:c4a0::1";
+/// Secondary IPv6 address of A.
+pub const A6_ALT: &str = "fd00:c4a0::4";
+/// Main IPv6 address of B.
+pub const B6: &str = "fd00:c4a0::2";
+/// Secondary IPv6 address of B.
+pub const B6_ALT: &str = "fd00:c4a0::3";
+
+/// A pair of namespaces `a` and `b` joined by `va <-> vb`. Deleted on drop.
+pub struct NsPair {
+    /// Namespace of side A.
+    pub a: String,
+    /// Namespace of side B.
+    pub b: String,
+}
+
+/// Runs a command and panics with its output if it fails.
+pub fn run(args: &[&str]) -> Output {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+impl NsPair {
+    /// Creates the pair. `tag` makes the names unique per test; the pid per test process.
+    pub fn new(tag: &str) -> NsPair {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "network-namespace tests need root (CAP_NET_ADMIN, CAP_BPF): run `cargo xtask test` as root"
+        );
+        let base = format!("chaos-{tag}-{}", std::process::id());
+        let pair = NsPair {
+            a: format!("{base}-a"),
+            b: format!("{base}-b"),
+        };
+        for ns in [&pair.a, &pair.b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+            run(&["ip", "netns", "add", ns]);
+        }
+        let (a, b) = (pair.a.as_str(), pair.b.as_str());
+        run(&[
+            "ip", "-n", a, "link", "add", VETH_A, "type", "veth", "peer", "name", VETH_B, "netns",
+            b,
+        ]);
+        for (ns, dev, addrs) in [
+            (a, VETH_A, [A4, A4_ALT, A6, A6_ALT]),
+            (b, VETH_B, [B4, B4_ALT, B6, B6_ALT]),
+        ] {
+            for addr in addrs {
+                let cidr = if addr.contains(':') {
+                    format!("{addr}/64")
+                } else {
+                    format!("{addr}/24")
+                };
+                run(&["ip", "-n", ns, "addr", "add", &cidr, "dev", dev, "nodad"]);
+            }
+            run(&["ip", "-n", ns, "link", "set", dev, "up"]);
+            run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        pair
+    }
+
+    /// Runs `args` inside namespace `ns` and returns its output (whatever the exit code).
+    pub fn exec(&self, ns: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {args:?} in {ns}: {e}"))
+    }
+
+    /// Pings `dst` from namespace `ns` `count` times, `interval` seconds apart, optionally from
+    /// source address `src`; returns (transmitted, received).
+    pub fn ping(
+        &self,
+        ns: &str,
+        dst: &str,
+        src: Option<&str>,
+        count: u32,
+        interval: &str,
+    ) -> (u32, u32) {
+        let count = count.to_string();
+        let mut args = vec!["ping", "-n", "-q", "-c", &count, "-i", interval, "-W", "1"];
+        if let Some(src) = src {
+            args.extend(["-I", src]);
+        }
+        args.push(dst);
+        let out = self.exec(ns, &args);
+        parse_ping(&String::from_utf8_lossy(&out.stdout)).unwrap_or_else(|| {
+            panic!(
+                "cannot read ping summary: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+}
+
+impl Drop for NsPair {
+    fn drop(&mut self) {
+        for ns in [&self.a, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// Extracts (transmitted, received) from ping's summary line.
+pub fn parse_ping(out: &str) -> Option<(u32, u32)> {
+    let line = out.lines().find(|l| l.contains("packets transmitted"))?;
+    let mut nums = line
+        .split(',')
+        .map(|part| part.split_whitespace().next()?.parse::<u32>().ok());
+    Some((nums.next()??, nums.next()??))
+}
+
+/// Runs `f` on a thread that has entered namespace `ns`, so sockets it opens and interfaces it
+/// names live there. The calling thread's namespace is untouched.
+pub fn in_ns<R: Send>(ns: &str, f: impl FnOnce() -> R + Send) -> R {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = File::open(format!("/run/netns/{ns}"))
+                .unwrap_or_else(|e| panic!("namespace {ns}: {e}"));
+            setns(&file, CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("setns {ns}: {e}"));
+            f()
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_ping_summary() {
+        let out = "--- 10.0.0.2 ping statistics ---\n2000 packets transmitted, 1391 received, 30.45% packet loss, time 4123ms\n";
+        assert_eq!(super::parse_ping(out), Some((2000, 1391)));
+        assert_eq!(super::parse_ping("garbage"), None);
+    }
+}

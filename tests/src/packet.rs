@@ -1,0 +1,84 @@
+//! Crafted Ethernet frames for BPF_PROG_TEST_RUN. Checksums are left at zero: the programs do not
+//! verify them.
+
+use std::net::IpAddr;
+
+/// Transport of a crafted packet.
+#[derive(Clone, Copy, Debug)]
+pub enum L4 {
+    /// TCP with (source port, destination port).
+    Tcp(u16, u16),
+    /// UDP with (source port, destination port).
+    Udp(u16, u16),
+    /// ICMP / ICMPv6 echo request.
+    Icmp,
+}
+
+/// Builds an Ethernet frame from `src` to `dst` (same family) carrying `l4` and `payload` bytes.
+pub fn frame(src: IpAddr, dst: IpAddr, l4: L4, payload: usize) -> Vec<u8> {
+    let mut l4_bytes = match l4 {
+        L4::Tcp(s, d) => {
+            let mut h = vec![0u8; 20];
+            h[0..2].copy_from_slice(&s.to_be_bytes());
+            h[2..4].copy_from_slice(&d.to_be_bytes());
+            h[12] = 5 << 4; // data offset
+            h[13] = 0x02; // SYN
+            h
+        }
+        L4::Udp(s, d) => {
+            let mut h = vec![0u8; 8];
+            h[0..2].copy_from_slice(&s.to_be_bytes());
+            h[2..4].copy_from_slice(&d.to_be_bytes());
+            h[4..6].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+            h
+        }
+        L4::Icmp => {
+            let v6 = dst.is_ipv6();
+            vec![if v6 { 128 } else { 8 }, 0, 0, 0, 0, 1, 0, 1]
+        }
+    };
+    l4_bytes.resize(l4_bytes.len() + payload, 0xab);
+    let proto = match (l4, dst) {
+        (L4::Tcp(..), _) => 6,
+        (L4::Udp(..), _) => 17,
+        (L4::Icmp, IpAddr::V4(_)) => 1,
+        (L4::Icmp, IpAddr::V6(_)) => 58,
+    };
+    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            f.extend_from_slice(&0x0800u16.to_be_bytes());
+            let total = (20 + l4_bytes.len()) as u16;
+            let mut ip = vec![0x45, 0];
+            ip.extend_from_slice(&total.to_be_bytes());
+            ip.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0]); // id, DF, ttl, proto, csum
+            ip.extend_from_slice(&s.octets());
+            ip.extend_from_slice(&d.octets());
+            f.extend_from_slice(&ip);
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            f.extend_from_slice(&0x86DDu16.to_be_bytes());
+            f.extend_from_slice(&[0x60, 0, 0, 0]);
+            f.extend_from_slice(&(l4_bytes.len() as u16).to_be_bytes());
+            f.extend_from_slice(&[proto, 64]);
+            f.extend_from_slice(&s.octets());
+            f.extend_from_slice(&d.octets());
+        }
+        _ => panic!("source and destination must be the same family"),
+    }
+    f.extend_from_slice(&l4_bytes);
+    f
+}
+
+/// Marks an IPv4 frame built by [`frame`] as a fragment (offset 8 bytes, more fragments).
+pub fn as_v4_fragment(mut f: Vec<u8>) -> Vec<u8> {
+    f[14 + 6] = 0x20;
+    f[14 + 7] = 0x01;
+    f
+}
+
+/// Rewrites the next-header of an IPv6 frame built by [`frame`] to a Fragment header (44).
+pub fn as_v6_fragment(mut f: Vec<u8>) -> Vec<u8> {
+    f[14 + 6] = 44;
+    f
+}
