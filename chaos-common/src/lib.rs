@@ -13,6 +13,8 @@
 //! * `PREFILTER` — array of `u64` bitmaps, one bit per /16 of the address space (first 16 bits of the
 //!   address), [`PREFILTER_WORDS`] words per table, four tables (see [`prefilter_table`]). A clear bit means
 //!   "no rule can match this packet", so non-matching traffic skips the tries.
+//! * `KEY_SHAPES` — array of `u32`, one per prefilter table: which of the four key shapes
+//!   (`SHAPE_*`) any rule uses, so lookups no rule could answer are skipped.
 #![no_std]
 
 /// Number of rule slots (and counter entries): the hard ceiling on rules per interface.
@@ -70,6 +72,27 @@ pub const fn prefilter_bit(table: u32, top16: u16) -> (u32, u64) {
     )
 }
 
+/// Key shapes present in a table, as bits of the `KEY_SHAPES` map (one `u32` per prefilter table):
+/// lookups for shapes no rule uses are skipped.
+pub const SHAPE_PROTO_PORT: u32 = 1 << 0;
+/// Rules with a protocol and any port.
+pub const SHAPE_PROTO_ANYPORT: u32 = 1 << 1;
+/// Rules with any protocol and a port.
+pub const SHAPE_ANYPROTO_PORT: u32 = 1 << 2;
+/// Rules with any protocol and any port.
+pub const SHAPE_ANY: u32 = 1 << 3;
+
+/// The shape bit of a rule key.
+#[inline(always)]
+pub const fn key_shape(proto: u8, port: u16) -> u32 {
+    match (proto != PROTO_ANY, port != PORT_ANY) {
+        (true, true) => SHAPE_PROTO_PORT,
+        (true, false) => SHAPE_PROTO_ANYPORT,
+        (false, true) => SHAPE_ANYPROTO_PORT,
+        (false, false) => SHAPE_ANY,
+    }
+}
+
 /// LPM trie key data for IPv4 rules: `[proto, port_hi, port_lo, a, b, c, d]`.
 pub type RuleKeyV4 = [u8; 7];
 /// LPM trie key data for IPv6 rules: `[proto, port_hi, port_lo, 16 address bytes]`.
@@ -98,7 +121,7 @@ pub const fn key_v6(proto: u8, port: u16, addr: [u8; 16]) -> RuleKeyV6 {
     k
 }
 
-/// One installed rule, as the programs see it. 64 bytes; the reserved fields give room for
+/// One installed rule, as the programs see it. 56 bytes; the reserved fields give room for
 /// latency/bandwidth parameters and cgroup scoping without changing the map layout.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -140,7 +163,7 @@ pub struct Counters {
 #[cfg(feature = "user")]
 mod user {
     // SAFETY: both are repr(C), Copy, contain only integers and have no padding holes that
-    // matter to the kernel (RuleSlot is 64 bytes with explicit fields, Counters 24 bytes).
+    // matter to the kernel (RuleSlot is 56 bytes of explicit fields, Counters 24 bytes).
     unsafe impl aya::Pod for super::RuleSlot {}
     unsafe impl aya::Pod for super::Counters {}
 }
@@ -151,7 +174,7 @@ mod tests {
 
     #[test]
     fn layout_is_stable() {
-        assert_eq!(core::mem::size_of::<RuleSlot>(), 64);
+        assert_eq!(core::mem::size_of::<RuleSlot>(), 56);
         assert_eq!(core::mem::size_of::<Counters>(), 24);
     }
 

@@ -5,8 +5,8 @@ use std::ops::RangeInclusive;
 
 use chaos_common::{
     ACTION_BLACKHOLE, ACTION_LOSS, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
-    KEY_HEADER_BITS, PORT_ANY, PPM_ALL, PROTO_ANY, RuleKeyV4, RuleKeyV6, RuleSlot, key_v4, key_v6,
-    prefilter_table,
+    KEY_HEADER_BITS, PORT_ANY, PPM_ALL, PROTO_ANY, RuleKeyV4, RuleKeyV6, RuleSlot, key_shape,
+    key_v4, key_v6, prefilter_table,
 };
 use ipnet::IpNet;
 
@@ -84,6 +84,8 @@ pub struct Compiled {
     pub slot: RuleSlot,
     /// Range of /16 prefilter bits (first 16 address bits) the rule may match.
     pub prefilter: RangeInclusive<u16>,
+    /// Key shape bit (`SHAPE_*`): which of the four per-packet lookups can find this rule.
+    pub shape: u32,
 }
 
 fn proto_number(protocol: Protocol, ipv6: bool) -> u8 {
@@ -174,6 +176,7 @@ pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
             ..Default::default()
         },
         prefilter: prefilter_range(&net),
+        shape: key_shape(proto, port),
     })
 }
 

@@ -152,13 +152,10 @@ impl Injector {
             self.maps.reset_counters(slot)?;
             self.maps.write_slot(slot, &c.slot)?;
             self.maps.insert_key(&c.key, slot)?;
-            if let Err(e) = self
-                .maps
-                .prefilter_add(c.key.table.prefilter(), c.prefilter.clone())
+            if let Err(e) =
+                self.maps
+                    .prefilter_add(c.key.table.prefilter(), c.prefilter.clone(), c.shape)
             {
-                let _ = self
-                    .maps
-                    .prefilter_remove(c.key.table.prefilter(), c.prefilter.clone());
                 let _ = self.maps.remove_key(&c.key);
                 return Err(e);
             }
@@ -202,22 +199,26 @@ impl Injector {
         );
         let pf = self
             .maps
-            .prefilter_remove(c.key.table.prefilter(), c.prefilter.clone());
+            .prefilter_remove(c.key.table.prefilter(), c.prefilter.clone(), c.shape);
         self.free.push(id.slot);
         self.detach_unused();
         key.and(slot).and(pf)
     }
 
-    /// Removes every rule; returns how many were removed.
-    pub fn remove_all(&mut self) -> Result<usize, Error> {
-        let ids: Vec<RuleId> = self
-            .installed
+    /// Ids of all installed rules.
+    pub fn rule_ids(&self) -> Vec<RuleId> {
+        self.installed
             .iter()
             .map(|(slot, i)| RuleId {
                 slot: *slot,
                 generation: i.generation,
             })
-            .collect();
+            .collect()
+    }
+
+    /// Removes every rule; returns how many were removed.
+    pub fn remove_all(&mut self) -> Result<usize, Error> {
+        let ids = self.rule_ids();
         let n = ids.len();
         let mut first_err = None;
         for id in ids {

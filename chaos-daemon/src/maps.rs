@@ -26,8 +26,11 @@ pub struct RuleMaps {
     slots: Array<MapData, RuleSlot>,
     counters: PerCpuArray<MapData, Counters>,
     prefilter: Array<MapData, u64>,
+    key_shapes: Array<MapData, u32>,
     /// Rules per (prefilter table, /16): a bit is set while its count is non-zero.
     prefilter_refs: Vec<u32>,
+    /// Rules per (prefilter table, key shape bit index).
+    shape_refs: [[u32; 4]; PREFILTER_TABLES as usize],
     nr_cpus: usize,
 }
 
@@ -58,7 +61,9 @@ impl RuleMaps {
             slots: take(ebpf, "SLOTS")?,
             counters: take(ebpf, "COUNTERS")?,
             prefilter: take(ebpf, "PREFILTER")?,
+            key_shapes: take(ebpf, "KEY_SHAPES")?,
             prefilter_refs: vec![0; PREFILTER_TABLES as usize * SLASH16S],
+            shape_refs: Default::default(),
             nr_cpus,
         })
     }
@@ -138,18 +143,50 @@ impl RuleMaps {
         }))
     }
 
-    /// Counts one more rule in the /16s of `range`, setting bits that become non-zero.
-    pub fn prefilter_add(&mut self, table: u32, range: RangeInclusive<u16>) -> Result<(), Error> {
-        self.prefilter_update(table, range, true)
+    /// Counts one more rule of key shape `shape` in the /16s of `range`, setting the prefilter
+    /// and shape bits that become non-zero. On failure the counts are as before.
+    pub fn prefilter_add(
+        &mut self,
+        table: u32,
+        range: RangeInclusive<u16>,
+        shape: u32,
+    ) -> Result<(), Error> {
+        self.shape_update(table, shape, true)?;
+        if let Err(e) = self.prefilter_update(table, range.clone(), true) {
+            // Counts were raised before the failing write: lower them again, best effort.
+            let _ = self.prefilter_update(table, range, false);
+            let _ = self.shape_update(table, shape, false);
+            return Err(e);
+        }
+        Ok(())
     }
 
-    /// Counts one rule less in the /16s of `range`, clearing bits that become zero.
+    /// Counts one rule less; clears the bits that become zero.
     pub fn prefilter_remove(
         &mut self,
         table: u32,
         range: RangeInclusive<u16>,
+        shape: u32,
     ) -> Result<(), Error> {
-        self.prefilter_update(table, range, false)
+        let r = self.prefilter_update(table, range, false);
+        self.shape_update(table, shape, false).and(r)
+    }
+
+    fn shape_update(&mut self, table: u32, shape: u32, add: bool) -> Result<(), Error> {
+        let refs = &mut self.shape_refs[table as usize];
+        let i = shape.trailing_zeros() as usize;
+        refs[i] = if add {
+            refs[i] + 1
+        } else {
+            refs[i].saturating_sub(1)
+        };
+        let bits = refs
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, r)| if *r > 0 { acc | 1 << i } else { acc });
+        self.key_shapes
+            .set(table, bits, 0)
+            .map_err(map_err("KEY_SHAPES"))
     }
 
     fn prefilter_update(

@@ -9,8 +9,8 @@ use aya_ebpf::{
 };
 use chaos_common::{
     ACTION_NONE, Counters, MAX_SLOTS, MAX_TRIE_ENTRIES, PORT_ANY, PREFILTER_TABLES,
-    PREFILTER_WORDS, PROTO_ANY, RuleKeyV4, RuleKeyV6, RuleSlot, key_v4, key_v6, prefilter_bit,
-    prefilter_table,
+    PREFILTER_WORDS, PROTO_ANY, RuleKeyV4, RuleKeyV6, RuleSlot, SHAPE_ANY, SHAPE_ANYPROTO_PORT,
+    SHAPE_PROTO_ANYPORT, SHAPE_PROTO_PORT, key_v4, key_v6, prefilter_bit, prefilter_table,
 };
 
 use crate::parse::Packet;
@@ -36,6 +36,9 @@ pub static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_S
 /// One bit per /16 and (direction, family): set when some rule may match addresses in it.
 #[map]
 static PREFILTER: Array<u64> = Array::with_max_entries(PREFILTER_TABLES * PREFILTER_WORDS, 0);
+/// Per (direction, family): bitmask of the key shapes (SHAPE_*) some rule uses.
+#[map]
+static KEY_SHAPES: Array<u32> = Array::with_max_entries(PREFILTER_TABLES, 0);
 
 /// The rule that applies to a packet.
 pub struct Hit {
@@ -72,48 +75,49 @@ impl Best {
 /// Finds the rule for `pkt` in the egress (`ingress == false`) or ingress tables.
 #[inline(always)]
 pub fn lookup(pkt: &Packet, ingress: bool) -> Option<Hit> {
+    let table = prefilter_table(ingress, pkt.ipv6);
     let top16 = u16::from_be_bytes([pkt.addr[0], pkt.addr[1]]);
-    let (word, mask) = prefilter_bit(prefilter_table(ingress, pkt.ipv6), top16);
+    let (word, mask) = prefilter_bit(table, top16);
     if PREFILTER.get(word).copied().unwrap_or(0) & mask == 0 {
         return None;
+    }
+    let mut shapes = KEY_SHAPES.get(table).copied().unwrap_or(0);
+    if pkt.port == PORT_ANY {
+        shapes &= !(SHAPE_PROTO_PORT | SHAPE_ANYPROTO_PORT);
     }
     // SAFETY: plain helper call, no arguments.
     let now = unsafe { bpf_ktime_get_ns() };
     let mut best = Best { hit: None, now };
-    let with_port = pkt.port != PORT_ANY;
+    // Most specific shape first: on equal prefix length the earlier one wins.
+    let probes = [
+        (SHAPE_PROTO_PORT, pkt.proto, pkt.port),
+        (SHAPE_PROTO_ANYPORT, pkt.proto, PORT_ANY),
+        (SHAPE_ANYPROTO_PORT, PROTO_ANY, pkt.port),
+        (SHAPE_ANY, PROTO_ANY, PORT_ANY),
+    ];
     if pkt.ipv6 {
         let trie = if ingress {
             &RULES_V6_INGRESS
         } else {
             &RULES_V6_EGRESS
         };
-        let bits = 24 + 128;
-        let probe = |proto, port| trie.get(Key::new(bits, key_v6(proto, port, pkt.addr)));
-        if with_port {
-            best.offer(probe(pkt.proto, pkt.port));
+        for (shape, proto, port) in probes {
+            if shapes & shape != 0 {
+                best.offer(trie.get(Key::new(24 + 128, key_v6(proto, port, pkt.addr))));
+            }
         }
-        best.offer(probe(pkt.proto, PORT_ANY));
-        if with_port {
-            best.offer(probe(PROTO_ANY, pkt.port));
-        }
-        best.offer(probe(PROTO_ANY, PORT_ANY));
     } else {
         let trie = if ingress {
             &RULES_V4_INGRESS
         } else {
             &RULES_V4_EGRESS
         };
-        let bits = 24 + 32;
         let addr = [pkt.addr[0], pkt.addr[1], pkt.addr[2], pkt.addr[3]];
-        let probe = |proto, port| trie.get(Key::new(bits, key_v4(proto, port, addr)));
-        if with_port {
-            best.offer(probe(pkt.proto, pkt.port));
+        for (shape, proto, port) in probes {
+            if shapes & shape != 0 {
+                best.offer(trie.get(Key::new(24 + 32, key_v4(proto, port, addr))));
+            }
         }
-        best.offer(probe(pkt.proto, PORT_ANY));
-        if with_port {
-            best.offer(probe(PROTO_ANY, pkt.port));
-        }
-        best.offer(probe(PROTO_ANY, PORT_ANY));
     }
     best.hit
 }

@@ -1,1 +1,272 @@
-fn main() {}
+//! `cargo xtask`: everything a newcomer needs, no shell scripts to remember.
+//!
+//! * `setup` — installs what is missing (nightly rust-src, bpf-linker, Debian packages); idempotent.
+//! * `test`  — setup, then fmt check, clippy `-D warnings`, unit, program and namespace tests.
+//! * `bench` — setup, then the classifier and daemon benchmarks → BENCHMARKS.md, target/bench/results.json.
+//! * `demo`  — setup, build, then a narrated end-to-end run in two network namespaces.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+/// bpf-linker version known to work with the pinned nightly (LLVM 22).
+const BPF_LINKER_VERSION: &str = "0.10.2";
+/// Debian packages the tests, benchmarks and demo use.
+const APT_PACKAGES: &[&str] = &[
+    "iproute2",
+    "iputils-ping",
+    "iperf3",
+    "bpftool",
+    "python3",
+    "curl",
+    "jq",
+    "nftables",
+];
+
+#[derive(Parser)]
+#[command(about = "Build, test, benchmark and demo the eBPF fault injector")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what is missing: nightly rust-src, bpf-linker, Debian packages. Idempotent.
+    Setup,
+    /// Setup, then fmt check, clippy -D warnings, unit, program and network-namespace tests (root).
+    Test,
+    /// Setup, then benchmarks; writes BENCHMARKS.md and target/bench/results.json (root).
+    Bench,
+    /// Setup, build, then a narrated end-to-end demo in two network namespaces (root).
+    Demo,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match cli.cmd {
+        Cmd::Setup => setup(),
+        Cmd::Test => {
+            setup()?;
+            test()
+        }
+        Cmd::Bench => {
+            setup()?;
+            require_root("benchmarks load eBPF programs")?;
+            cargo(&[
+                "build",
+                "--release",
+                "-p",
+                "chaos-daemon",
+                "-p",
+                "chaos-tests",
+            ])?;
+            cargo(&[
+                "run",
+                "--release",
+                "-p",
+                "chaos-tests",
+                "--bin",
+                "chaos-bench",
+                "--",
+            ])
+        }
+        Cmd::Demo => {
+            setup()?;
+            require_root("the demo creates network namespaces and loads eBPF programs")?;
+            cargo(&[
+                "build",
+                "--release",
+                "-p",
+                "chaos-daemon",
+                "-p",
+                "chaos-tests",
+            ])?;
+            run(&mut Command::new(root.join("target/release/chaos-demo")))
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn require_root(why: &str) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("{why}: run as root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)");
+    }
+    Ok(())
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let desc = format!("{cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {desc}"))?;
+    if !status.success() {
+        bail!("{desc} failed with {status}");
+    }
+    Ok(())
+}
+
+fn stdout_of(cmd: &mut Command) -> String {
+    cmd.output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    run(Command::new(env!("CARGO"))
+        .args(args)
+        .env("CARGO_BUILD_JOBS", "2"))
+}
+
+fn setup() -> Result<()> {
+    let mut did = Vec::new();
+    // Nightly toolchain with rust-src: aya-build compiles chaos-ebpf with -Z build-std=core.
+    if !stdout_of(Command::new("rustup").args(["toolchain", "list"])).contains("nightly") {
+        println!("setup: installing the nightly toolchain (eBPF builds need it)");
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
+        did.push("nightly toolchain");
+    }
+    let components = stdout_of(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]));
+    if !components.lines().any(|l| l.starts_with("rust-src")) {
+        println!("setup: adding rust-src to nightly");
+        run(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
+        did.push("rust-src");
+    }
+    let linker = stdout_of(Command::new("bpf-linker").arg("--version"));
+    if !linker.contains(BPF_LINKER_VERSION) {
+        println!("setup: installing bpf-linker {BPF_LINKER_VERSION} (takes 1-3 minutes)");
+        run(Command::new(env!("CARGO"))
+            .args(["install", &format!("bpf-linker@{BPF_LINKER_VERSION}")])
+            .args([
+                "--no-default-features",
+                "--features",
+                "rust-llvm-22",
+                "--locked",
+                "--force",
+            ])
+            .env("CARGO_BUILD_JOBS", "2"))?;
+        did.push("bpf-linker");
+    }
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            !stdout_of(Command::new("dpkg-query").args(["-W", "-f", "${Status}", p]))
+                .contains("install ok installed")
+        })
+        .collect();
+    if !missing.is_empty() {
+        println!("setup: installing Debian packages: {}", missing.join(" "));
+        run(Command::new("apt-get").arg("update").arg("-q"))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        did.push("Debian packages");
+    }
+    if did.is_empty() {
+        println!(
+            "setup: nothing to install (nightly rust-src, bpf-linker {BPF_LINKER_VERSION}, {} Debian packages present)",
+            APT_PACKAGES.len()
+        );
+    } else {
+        println!("setup: installed {}", did.join(", "));
+    }
+    Ok(())
+}
+
+fn test() -> Result<()> {
+    require_root("program and network-namespace tests load eBPF programs")?;
+    println!("test: cargo fmt --check");
+    cargo(&["fmt", "--all", "--check"])?;
+    println!("test: cargo clippy --workspace --all-targets -D warnings");
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    println!("test: cargo test (unit, program, network-namespace, daemon end-to-end)");
+    let (passed, failed) = cargo_test(&[
+        "test",
+        "--workspace",
+        "--exclude",
+        "chaos-ebpf",
+        "--lib",
+        "--bins",
+        "--tests",
+    ])?;
+    let left = stdout_of(Command::new("ip").args(["netns", "list"]));
+    if left.lines().any(|l| l.starts_with("chaos-")) {
+        bail!("tests left network namespaces behind:\n{left}");
+    }
+    println!("test: no namespaces left behind");
+    println!("tests: {passed} passed, {failed} failed");
+    Ok(())
+}
+
+/// Runs `cargo test`, echoing its output, and sums the "test result" lines.
+fn cargo_test(args: &[&str]) -> Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO"))
+        .args(args)
+        .env("CARGO_BUILD_JOBS", "2")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start cargo test")?;
+    let (mut passed, mut failed) = (0, 0);
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += count_before(rest, " passed");
+            failed += count_before(rest, " failed");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        println!("tests: {passed} passed, {failed} failed");
+        bail!("cargo test failed with {status}");
+    }
+    Ok((passed, failed))
+}
+
+/// In "ok. 5 passed; 0 failed; …", the number just before `label`.
+fn count_before(s: &str, label: &str) -> u64 {
+    s.find(label)
+        .and_then(|i| s[..i].rsplit([' ', '.']).next()?.parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,195 @@
+//! `cargo xtask bench`: classifier cost per packet with BPF_PROG_TEST_RUN at growing rule counts.
+//! Writes `BENCHMARKS.md` and `target/bench/results.json`. All figures come from one run on one
+//! machine; compare ratios, not absolute numbers across machines.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    net::{IpAddr, Ipv4Addr},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use chaos_daemon::{Direction, Injector, Rule};
+use chaos_tests::packet::{L4, frame};
+use serde_json::{Value, json};
+
+/// Rule counts measured.
+const SIZES: [u32; 4] = [1, 1_000, 10_000, 100_000];
+/// BPF_PROG_TEST_RUN repetitions per measurement.
+const REPEAT: u32 = 1_000_000;
+/// Measurements per figure; the median is reported.
+const ROUNDS: usize = 5;
+
+/// Deterministic pseudo-random /32s spread over 10.0.0.0/8 (xorshift, no duplicates).
+fn rule_addresses(n: u32) -> Vec<Ipv4Addr> {
+    let mut seen = std::collections::HashSet::new();
+    let mut x: u32 = 0x9e37_79b9;
+    let mut out = Vec::with_capacity(n as usize);
+    while out.len() < n as usize {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let addr = Ipv4Addr::from(0x0a00_0000 | (x & 0x00ff_ffff));
+        if seen.insert(addr) {
+            out.push(addr);
+        }
+    }
+    out
+}
+
+/// Median ns/packet of `ROUNDS` test runs of `REPEAT` packets each.
+fn ns_per_packet(inj: &mut Injector, pkt: &[u8]) -> Result<f64> {
+    let mut samples = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let out = inj.test_run(Direction::Egress, pkt, REPEAT)?;
+        samples.push(out.per_run.as_nanos() as f64);
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok(samples[ROUNDS / 2])
+}
+
+struct Row {
+    rules: u32,
+    load: Duration,
+    miss_empty16: f64,
+    miss_ruled16: f64,
+    hit: f64,
+}
+
+fn measure(n: u32) -> Result<Row> {
+    let mut inj = Injector::detached().context("loading the programs needs root")?;
+    let addrs = rule_addresses(n);
+    let rules: Vec<Rule> = addrs
+        .iter()
+        .map(|a| Rule::blackhole(Direction::Egress, IpAddr::V4(*a).into()))
+        .collect();
+    let start = Instant::now();
+    for chunk in rules.chunks(10_000) {
+        inj.add_batch(chunk)?;
+    }
+    let load = start.elapsed();
+    let src: IpAddr = "192.0.2.1".parse()?;
+    let pkt = |dst: Ipv4Addr| frame(src, IpAddr::V4(dst), L4::Tcp(40000, 443), 0);
+    // A /16 that holds no rule (the prefilter answers), a non-rule address in a /16 that does
+    // (the tries run), and a rule's own address.
+    let first = addrs[0];
+    let mut near = u32::from(first) ^ 1;
+    while addrs.contains(&Ipv4Addr::from(near)) {
+        near ^= 2;
+    }
+    let miss_empty16 = ns_per_packet(&mut inj, &pkt(Ipv4Addr::new(172, 16, 1, 1)))?;
+    let miss_ruled16 = ns_per_packet(&mut inj, &pkt(Ipv4Addr::from(near)))?;
+    let hit = ns_per_packet(&mut inj, &pkt(first))?;
+    Ok(Row {
+        rules: n,
+        load,
+        miss_empty16,
+        miss_ruled16,
+        hit,
+    })
+}
+
+fn cmd_output(cmd: &str, args: &[&str]) -> String {
+    std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn main() -> Result<()> {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let kernel = cmd_output("uname", &["-r"]);
+    let date = cmd_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+
+    let mut rows = Vec::new();
+    for n in SIZES {
+        let row = measure(n)?;
+        println!(
+            "{:>7} rules: miss (empty /16) {:6.1} ns  miss (ruled /16) {:6.1} ns  hit {:6.1} ns  load {:.2} s",
+            row.rules,
+            row.miss_empty16,
+            row.miss_ruled16,
+            row.hit,
+            row.load.as_secs_f64()
+        );
+        rows.push(row);
+    }
+    let map = |f: fn(&Row) -> f64| -> BTreeMap<String, f64> {
+        rows.iter()
+            .map(|r| (r.rules.to_string(), (f(r) * 10.0).round() / 10.0))
+            .collect()
+    };
+    let base = rows[0].miss_empty16;
+    let last = rows.last().expect("sizes").miss_empty16;
+    let results = json!({
+        "machine": {"cpu": cpu, "cores": cores, "kernel": kernel, "date": date},
+        "repeat": REPEAT,
+        "rounds": ROUNDS,
+        "classifier_ns": map(|r| r.miss_empty16),
+        "classifier_ns_miss_same_slash16": map(|r| r.miss_ruled16),
+        "classifier_ns_match": map(|r| r.hit),
+        "ratio_100k_vs_1": ((last / base) * 1000.0).round() / 1000.0,
+        "rule_load_seconds": map(|r| r.load.as_secs_f64()),
+    });
+    fs::create_dir_all("target/bench")?;
+    merge_json("target/bench/results.json", &results)?;
+
+    let mut md = String::new();
+    md.push_str("# Benchmarks\n\nWritten by `cargo xtask bench`. ");
+    md.push_str("Figures from one run on one machine: compare ratios, not absolute numbers across machines.\n\n");
+    md.push_str(&format!(
+        "Machine: {cpu}, {cores} cores, kernel {kernel}, {date}.\n\n"
+    ));
+    md.push_str(&format!(
+        "## Classifier cost per packet (BPF_PROG_TEST_RUN, TC egress, Ethernet+IPv4+TCP, repeat {REPEAT}, median of {ROUNDS})\n\n"
+    ));
+    md.push_str("Rules are blackhole /32s spread over 10.0.0.0/8. *Miss, empty /16*: destination 172.16.1.1, whose /16 holds\nno rule, so the prefilter bitmap answers. *Miss, ruled /16*: an address next to a rule (all four trie lookups run).\n*Match*: a rule's own address (lookups + counters + drop).\n\n");
+    md.push_str("| rules | miss, empty /16 (ns) | miss, ruled /16 (ns) | match (ns) | rule load (s) |\n|---:|---:|---:|---:|---:|\n");
+    for r in &rows {
+        md.push_str(&format!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.2} |\n",
+            r.rules,
+            r.miss_empty16,
+            r.miss_ruled16,
+            r.hit,
+            r.load.as_secs_f64()
+        ));
+    }
+    md.push_str(&format!(
+        "\nNon-matching cost at 100k rules vs 1 rule: **{:.3}×** (target ≤ 1.25×, ≤ 100 ns).\n",
+        last / base
+    ));
+    fs::write("BENCHMARKS.md", md)?;
+    println!(
+        "wrote BENCHMARKS.md and target/bench/results.json (100k/1 ratio {:.3})",
+        last / base
+    );
+    Ok(())
+}
+
+/// Writes `value`'s keys into the JSON object at `path`, keeping keys other benches wrote.
+fn merge_json(path: &str, value: &Value) -> Result<()> {
+    let mut current: Value = fs::read_to_string(path)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_else(|| json!({}));
+    if let (Some(obj), Some(new)) = (current.as_object_mut(), value.as_object()) {
+        for (k, v) in new {
+            obj.insert(k.clone(), v.clone());
+        }
+    }
+    fs::write(path, serde_json::to_string_pretty(&current)?)?;
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! Network-namespace tests: real packets (ping, TCP, UDP) between two namespaces joined by a
+//! veth, with the programs attached by the real loader. Needs root; fails with the reason otherwise.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use aya::programs::{SchedClassifier, TcAttachType};
+use chaos_daemon::{Action, Direction, Injector, Protocol, Rule};
+use chaos_tests::netns::{
+    A4, A4_ALT, A6, A6_ALT, B4, B4_ALT, B6, B6_ALT, NsPair, VETH_A, VETH_B, in_ns,
+};
+
+fn rule(dir: Direction, net: &str) -> Rule {
+    Rule::blackhole(dir, net.parse().unwrap())
+}
+
+/// Opens an injector on `iface` inside `ns` and installs `rules` there (attach happens in `ns`).
+fn inject(ns: &str, iface: &str, rules: &[Rule]) -> Injector {
+    in_ns(ns, || {
+        let mut inj = Injector::open(iface).expect("open injector (needs root)");
+        inj.add_batch(rules).expect("install rules");
+        inj
+    })
+}
+
+#[test]
+fn egress_blackhole_v4_drops_one_address_only() {
+    let p = NsPair::new("bh4");
+    assert_eq!(p.ping(&p.a, B4, None, 3, "0.05"), (3, 3), "baseline");
+    let inj = inject(
+        &p.a,
+        VETH_A,
+        &[rule(Direction::Egress, &format!("{B4}/32"))],
+    );
+    assert_eq!(
+        p.ping(&p.a, B4, None, 10, "0.05"),
+        (10, 0),
+        "blackholed address"
+    );
+    assert_eq!(
+        p.ping(&p.a, B4_ALT, None, 10, "0.05"),
+        (10, 10),
+        "neighbour in the same /24"
+    );
+    drop(inj);
+    assert_eq!(p.ping(&p.a, B4, None, 3, "0.05"), (3, 3), "after detach");
+}
+
+#[test]
+fn egress_blackhole_v6_drops_one_address_only() {
+    let p = NsPair::new("bh6");
+    assert_eq!(p.ping(&p.a, B6, None, 3, "0.05"), (3, 3), "baseline");
+    let _inj = inject(
+        &p.a,
+        VETH_A,
+        &[rule(Direction::Egress, &format!("{B6}/128"))],
+    );
+    assert_eq!(
+        p.ping(&p.a, B6, None, 10, "0.05"),
+        (10, 0),
+        "blackholed address"
+    );
+    assert_eq!(
+        p.ping(&p.a, B6_ALT, None, 10, "0.05"),
+        (10, 10),
+        "neighbour in the same /64"
+    );
+}
+
+#[test]
+fn udp_port_rule_spares_tcp_on_the_same_port() {
+    let p = NsPair::new("udp");
+    let port = 5353;
+    let _inj = inject(
+        &p.a,
+        VETH_A,
+        &[Rule {
+            protocol: Protocol::Udp,
+            port: Some(port),
+            ..rule(Direction::Egress, "10.200.0.0/24")
+        }],
+    );
+    // Servers in B: a UDP socket and a TCP listener on the same port.
+    let (udp_server, tcp_server) = in_ns(&p.b, || {
+        let u = UdpSocket::bind((B4, port)).unwrap();
+        u.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let t = TcpListener::bind((B4, port)).unwrap();
+        let other = UdpSocket::bind((B4, port + 1)).unwrap();
+        other
+            .set_read_timeout(Some(Duration::from_millis(2000)))
+            .unwrap();
+        ((u, other), t)
+    });
+    in_ns(&p.a, || {
+        let client = UdpSocket::bind((A4, 0)).unwrap();
+        for _ in 0..5 {
+            client.send_to(b"x", (B4, port)).unwrap();
+            client.send_to(b"y", (B4, port + 1)).unwrap();
+        }
+        let dst: SocketAddr = format!("{B4}:{port}").parse().unwrap();
+        let tcp = TcpStream::connect_timeout(&dst, Duration::from_secs(2));
+        assert!(
+            tcp.is_ok(),
+            "TCP to the UDP rule's port must connect: {tcp:?}"
+        );
+    });
+    let mut buf = [0u8; 8];
+    assert!(
+        udp_server.0.recv_from(&mut buf).is_err(),
+        "UDP to the faulted port must be dropped"
+    );
+    let got = udp_server.1.recv_from(&mut buf);
+    assert!(got.is_ok(), "UDP to another port must pass: {got:?}");
+    drop(tcp_server);
+}
+
+#[test]
+fn loss_30_percent_over_2000_pings_within_5_sigma() {
+    let p = NsPair::new("loss");
+    let inj = inject(
+        &p.a,
+        VETH_A,
+        &[Rule {
+            action: Action::Loss { ppm: 300_000 },
+            ..rule(Direction::Egress, &format!("{B4}/32"))
+        }],
+    );
+    let (sent, received) = p.ping(&p.a, B4, None, 2000, "0.002");
+    assert_eq!(sent, 2000);
+    let lost = f64::from(sent - received);
+    let (mean, sigma) = (600.0, (2000.0f64 * 0.3 * 0.7).sqrt());
+    assert!(
+        (lost - mean).abs() <= 5.0 * sigma,
+        "lost {lost} of 2000, expected 600 ± {:.0}",
+        5.0 * sigma
+    );
+    // The kernel's counters saw every request and dropped exactly the lost ones (no replies are
+    // matched: they come back on ingress).
+    let c = counters_of_only_rule(&inj);
+    assert_eq!(c.matched_packets, 2000);
+    assert_eq!(c.affected_packets as f64, lost);
+}
+
+fn counters_of_only_rule(inj: &Injector) -> chaos_common::Counters {
+    inj.rule_ids()
+        .into_iter()
+        .map(|id| inj.counters(id).unwrap())
+        .next()
+        .expect("one rule")
+}
+
+#[test]
+fn xdp_ingress_blackhole_by_source_v4_and_v6() {
+    let p = NsPair::new("xdp");
+    let _inj = inject(
+        &p.b,
+        VETH_B,
+        &[
+            rule(Direction::Ingress, &format!("{A4}/32")),
+            rule(Direction::Ingress, &format!("{A6}/128")),
+        ],
+    );
+    assert_eq!(
+        p.ping(&p.a, B4, Some(A4), 10, "0.05"),
+        (10, 0),
+        "from the blackholed source"
+    );
+    assert_eq!(
+        p.ping(&p.a, B4, Some(A4_ALT), 10, "0.05"),
+        (10, 10),
+        "from another source"
+    );
+    assert_eq!(
+        p.ping(&p.a, B6, Some(A6), 10, "0.05"),
+        (10, 0),
+        "v6 from the blackholed source"
+    );
+    assert_eq!(
+        p.ping(&p.a, B6, Some(A6_ALT), 10, "0.05"),
+        (10, 10),
+        "v6 from another source"
+    );
+}
+
+#[test]
+fn sigkill_of_the_loader_detaches_everything_within_a_second() {
+    let p = NsPair::new("crash");
+    let helper = env!("CARGO_BIN_EXE_chaos-inject-helper");
+    let mut child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &p.a,
+            helper,
+            VETH_A,
+            "egress",
+            &format!("{B4}/32"),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready", "helper did not start");
+    let tcx = || {
+        in_ns(&p.a, || {
+            SchedClassifier::query_tcx(VETH_A, TcAttachType::Egress)
+                .unwrap()
+                .1
+        })
+    };
+    assert_eq!(tcx().len(), 1, "helper's program attached");
+    assert_eq!(
+        p.ping(&p.a, B4, None, 3, "0.05"),
+        (3, 0),
+        "blackhole active"
+    );
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    let mut recovered = None;
+    while killed.elapsed() < Duration::from_secs(1) {
+        if p.ping(&p.a, B4, None, 1, "0.05") == (1, 1) {
+            recovered = Some(killed.elapsed());
+            break;
+        }
+    }
+    assert!(
+        recovered.is_some(),
+        "traffic did not recover within 1 s of SIGKILL"
+    );
+    assert!(
+        tcx().is_empty(),
+        "a TCX program is still attached to {VETH_A}"
+    );
+    let link = String::from_utf8(p.exec(&p.a, &["ip", "link", "show", VETH_A]).stdout).unwrap();
+    assert!(
+        !link.contains("xdp"),
+        "an XDP program is still attached: {link}"
+    );
+}
