@@ -9,7 +9,7 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
 }
 
-/// CLOCK_MONOTONIC deadline `ttl` from now, in nanoseconds (saturating).
-pub fn deadline_ns(ttl: Duration) -> u64 {
-    monotonic_ns().saturating_add(u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX))
+/// CLOCK_MONOTONIC deadline `ttl` after `from_ns`, in nanoseconds (saturating).
+pub fn deadline_ns(from_ns: u64, ttl: Duration) -> u64 {
+    from_ns.saturating_add(u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX))
 }

@@ -78,6 +78,22 @@ impl Injector {
         })
     }
 
+    /// Points an injector without rules at another interface (keeps the loaded programs, so the
+    /// verifier does not run again). Fails if rules are installed or `iface` does not exist.
+    pub fn rebind(&mut self, iface: &str) -> Result<(), Error> {
+        if !self.installed.is_empty() {
+            return Err(Error::Invalid(format!(
+                "cannot move an injector with {} rules to {iface}",
+                self.installed.len()
+            )));
+        }
+        nix::net::if_::if_nametoindex(iface)
+            .map_err(|_| Error::InterfaceNotFound(iface.to_string()))?;
+        self.detach_unused();
+        self.iface = iface.to_string();
+        Ok(())
+    }
+
     /// Caps the number of rules on this interface (at most [`MAX_SLOTS`]).
     pub fn set_max_rules(&mut self, max: u32) {
         self.max_rules = max.min(MAX_SLOTS);

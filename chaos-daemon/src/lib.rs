@@ -7,15 +7,28 @@
 //! * [`injector`] — [`Injector`]: one interface, atomic add/remove, counters, detach on drop.
 //! * [`testrun`] — BPF_PROG_TEST_RUN helpers for program tests and benchmarks.
 //! * [`clock`] — CLOCK_MONOTONIC, the clock `bpf_ktime_get_ns` reads.
+//!
+//! The daemon on top: [`spec`] (API JSON) → [`validate`] (→ rule or error naming the field) →
+//! [`faults`] (fault table, per-interface injectors, deadlines) ← [`api`] (axum over a Unix socket,
+//! expiry task); [`config`], [`host`] (/proc facts), [`metrics`] (Prometheus).
 
+pub mod api;
 pub mod attach;
+pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod compile;
+pub mod config;
 pub mod error;
+pub mod faults;
+pub mod host;
 pub mod injector;
 pub mod maps;
+pub mod metrics;
 pub mod rule;
+pub mod spec;
 pub mod testrun;
+pub mod validate;
 
 pub use error::Error;
 pub use injector::{Injector, RuleId};

@@ -1,5 +1,6 @@
 //! Helpers for the end-to-end tests: crafted packets ([`packet`]) and network namespaces joined
 //! by veth pairs that clean themselves up ([`netns`]).
 
+pub mod daemon;
 pub mod netns;
 pub mod packet;

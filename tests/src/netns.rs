@@ -6,6 +6,7 @@
 //!   ns "<name>-a"  veth "va"  10.200.0.1/24 10.200.0.4/24  fd00:c4a0::1/64 fd00:c4a0::4/64
 //!   ns "<name>-b"  veth "vb"  10.200.0.2/24 10.200.0.3/24  fd00:c4a0::2/64 fd00:c4a0::3/64
 //! ```
+//! A has a default route via 10.200.0.2, so the daemon's default interface there is `va`.
 
 use std::{
     fs::File,
@@ -94,6 +95,8 @@ impl NsPair {
             run(&["ip", "-n", ns, "link", "set", dev, "up"]);
             run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         }
+        // A's default route points at B, so "interface" defaults to va in A.
+        run(&["ip", "-n", a, "route", "add", "default", "via", B4]);
         pair
     }
 

@@ -219,6 +219,8 @@ fn test() -> Result<()> {
         "-D",
         "warnings",
     ])?;
+    println!("test: cargo build --bins (the end-to-end tests drive the real binaries)");
+    cargo(&["build", "-p", "chaos-daemon", "-p", "chaos-tests", "--bins"])?;
     println!("test: cargo test (unit, program, network-namespace, daemon end-to-end)");
     let (passed, failed) = cargo_test(&[
         "test",

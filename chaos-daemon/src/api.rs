@@ -1,0 +1,387 @@
+//! HTTP/1.1 + JSON API over a Unix socket (axum). Every change is audited with the caller's
+//! uid/pid (SO_PEERCRED). Bad input gets a 4xx naming the field and changes nothing.
+
+use std::sync::{Arc, Mutex};
+
+use axum::{
+    Json, Router,
+    body::{Body, Bytes},
+    extract::{ConnectInfo, Path, Request, State, connect_info::Connected},
+    http::{StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+    serve::IncomingStream,
+};
+use http_body_util::BodyExt;
+use tokio::{net::UnixListener, sync::Notify};
+
+use crate::{
+    config::Config,
+    faults::Faults,
+    host,
+    metrics::Metrics,
+    spec::{ErrorBody, FaultSpec, Features, Health, Removed},
+    validate::{ApiError, Env, Protected, Validated, parse_net, validate},
+};
+
+/// Largest body for a single fault.
+pub const MAX_SINGLE_BODY: usize = 64 * 1024;
+/// Largest body for a JSON array of faults (10k faults fit comfortably).
+pub const MAX_BATCH_BODY: usize = 8 * 1024 * 1024;
+
+/// State shared by the handlers and the expiry task.
+pub struct AppState {
+    /// Installed faults.
+    pub faults: Mutex<Faults>,
+    /// Configuration.
+    pub config: Config,
+    /// Woken when a fault is added, so the expiry task re-reads the next deadline.
+    pub expiry_wake: Notify,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// New state for `config`; `spare` is a loaded injector for the first interface.
+    pub fn new(config: Config, spare: Option<crate::Injector>) -> Arc<Self> {
+        Arc::new(AppState {
+            faults: Mutex::new(Faults::new(config.max_rules, spare)),
+            config,
+            expiry_wake: Notify::new(),
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// Locks the fault table (a poisoned lock is still usable: the table stays consistent).
+    pub fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Protected paths right now: configured CIDRs and ports, plus live SSH peers.
+    fn protected(&self) -> Vec<Protected> {
+        let mut p: Vec<Protected> = self
+            .config
+            .protected_cidrs
+            .iter()
+            .filter_map(|c| parse_net(c).ok())
+            .map(|net| Protected::Net {
+                net,
+                why: "protected CIDR from config".into(),
+            })
+            .collect();
+        p.extend(
+            self.config
+                .protected_tcp_ports
+                .iter()
+                .map(|&port| Protected::TcpPort {
+                    port,
+                    why: "protected port".into(),
+                }),
+        );
+        if self.config.protect_ssh_peers {
+            p.extend(
+                host::tcp_peers_of_local_port(22)
+                    .into_iter()
+                    .map(|ip| Protected::Net {
+                        net: ip.into(),
+                        why: "peer of an established SSH session".into(),
+                    }),
+            );
+        }
+        p
+    }
+}
+
+/// The caller, from SO_PEERCRED on the Unix socket.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    /// User id.
+    pub uid: Option<u32>,
+    /// Process id.
+    pub pid: Option<i32>,
+}
+
+impl Connected<IncomingStream<'_, UnixListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, UnixListener>) -> Self {
+        match stream.io().peer_cred() {
+            Ok(c) => Peer {
+                uid: Some(c.uid()),
+                pid: c.pid(),
+            },
+            Err(_) => Peer {
+                uid: None,
+                pid: None,
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (
+            status,
+            Json(ErrorBody {
+                error: self.error,
+                field: self.field,
+            }),
+        )
+            .into_response()
+    }
+}
+
+/// The API routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/faults", get(list).post(create).delete(delete_all))
+        .route("/v1/faults/{id}", get(get_one).delete(delete_one))
+        .route("/metrics", get(metrics))
+        .fallback(|| async {
+            ApiError::new(
+                404,
+                "no such endpoint; see GET /v1/health, /v1/faults, /metrics",
+            )
+        })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .with_state(state)
+}
+
+async fn count_requests(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let resp = next.run(req).await;
+    state.metrics.count_request(&method, resp.status().as_u16());
+    resp
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
+    let faults = state.faults();
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        kernel: host::kernel_release(),
+        interfaces: faults.interfaces(),
+        features: Features {
+            fq: host::has_fq(),
+            tcx: host::has_tcx(),
+        },
+        faults: faults.len(),
+    })
+}
+
+fn who(peer: &Peer) -> String {
+    format!(
+        "uid={} pid={}",
+        peer.uid.map_or("?".into(), |u| u.to_string()),
+        peer.pid.map_or("?".into(), |p| p.to_string())
+    )
+}
+
+/// One-line summary of a fault for the audit log.
+pub fn summary(spec: &FaultSpec) -> String {
+    let m = &spec.matches;
+    format!(
+        "{} {} {} {}{}{} ttl={}",
+        spec.action.kind(),
+        serde_json::to_string(&spec.direction)
+            .unwrap_or_default()
+            .trim_matches('"'),
+        spec.interface.as_deref().unwrap_or("?"),
+        m.cidr.as_deref().unwrap_or("-"),
+        m.protocol
+            .map(|p| format!(
+                " {}",
+                serde_json::to_string(&p)
+                    .unwrap_or_default()
+                    .trim_matches('"')
+            ))
+            .unwrap_or_default(),
+        m.port.map(|p| format!(":{p}")).unwrap_or_default(),
+        humantime::format_duration(spec.ttl),
+    )
+}
+
+/// Reads the body with the size limits, as JSON.
+async fn read_json(body: Body) -> Result<serde_json::Value, ApiError> {
+    let limited = http_body_util::Limited::new(body, MAX_BATCH_BODY);
+    let bytes: Bytes = match limited.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(ApiError::new(
+                413,
+                format!("body larger than {MAX_BATCH_BODY} bytes"),
+            ));
+        }
+        Err(e) => return Err(ApiError::new(400, format!("cannot read body: {e}"))),
+    };
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    if first != Some(b'[') && bytes.len() > MAX_SINGLE_BODY {
+        return Err(ApiError::new(
+            413,
+            format!(
+                "body larger than {MAX_SINGLE_BODY} bytes (only a JSON array of faults may be larger)"
+            ),
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::new(400, format!("malformed JSON: {e}")))
+}
+
+/// Deserializes one spec, naming the field on error (`match.port`, `action.kind`, `ttl`…).
+pub fn parse_spec(value: &serde_json::Value) -> Result<FaultSpec, ApiError> {
+    serde_path_to_error::deserialize::<_, FaultSpec>(value).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.inner().to_string();
+        // serde names unknown/missing fields in backticks; add them to the path.
+        let named = ["unknown field `", "missing field `"]
+            .iter()
+            .find_map(|p| msg.strip_prefix(p).and_then(|r| r.split('`').next()));
+        let field = match (path.as_str(), named) {
+            (".", Some(n)) => n.to_string(),
+            // Unknown fields are already the last path segment; missing ones are not.
+            (p, Some(n)) if !p.ends_with(&format!(".{n}")) && p != n => format!("{p}.{n}"),
+            (p, _) => p.to_string(),
+        };
+        ApiError {
+            status: 400,
+            error: format!("{field}: {msg}"),
+            field: Some(field),
+        }
+    })
+}
+
+async fn create(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let value = read_json(body).await?;
+    let (specs, batch) = match &value {
+        serde_json::Value::Array(items) if items.is_empty() => {
+            return Err(ApiError::new(422, "empty array: nothing to create"));
+        }
+        serde_json::Value::Array(items) => {
+            let specs = items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| parse_spec(v).map_err(|e| e.at(&format!("[{i}]"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            (specs, true)
+        }
+        serde_json::Value::Object(_) => (vec![parse_spec(&value)?], false),
+        _ => {
+            return Err(ApiError::new(
+                400,
+                "body must be a fault object or an array of them",
+            ));
+        }
+    };
+    let protected = state.protected();
+    let default_iface = host::default_iface();
+    let env = Env {
+        max_ttl: state.config.max_ttl,
+        default_iface,
+        iface_exists: &host::iface_exists,
+        protected: &protected,
+    };
+    let validated = specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            validate(s, &env).map_err(|e| if batch { e.at(&format!("[{i}]")) } else { e })
+        })
+        .collect::<Result<Vec<Validated>, _>>()?;
+    let created = {
+        let mut faults = state.faults();
+        faults.create(validated)?
+    };
+    state.expiry_wake.notify_one();
+    for f in &created {
+        tracing::info!(target: "audit", action = "create", id = %f.id, fault = %summary(&f.spec), caller = %who(&peer), "fault created");
+    }
+    let body = if batch {
+        serde_json::to_value(&created)
+    } else {
+        serde_json::to_value(&created[0])
+    };
+    let body = body.map_err(|e| ApiError::new(500, e.to_string()))?;
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn list(State(state): State<Arc<AppState>>) -> Response {
+    Json(state.faults().list()).into_response()
+}
+
+async fn get_one(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let fault = state.faults().get(&id);
+    fault
+        .map(|f| Json(f).into_response())
+        .ok_or_else(|| ApiError::new(404, format!("no fault with id {id}")))
+}
+
+async fn delete_one(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let removed = state.faults().remove(&id)?;
+    tracing::info!(target: "audit", action = "delete", id = %removed.id, fault = %summary(&removed.spec), caller = %who(&peer), "fault removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_all(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+) -> Json<Removed> {
+    let removed = state.faults().remove_all();
+    for f in &removed {
+        tracing::info!(target: "audit", action = "delete_all", id = %f.id, fault = %summary(&f.spec), caller = %who(&peer), "fault removed by panic button");
+    }
+    Json(Removed {
+        removed: removed.len(),
+    })
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let faults = state.faults().list();
+    let text = state.metrics.render(&faults);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// Removes faults at their deadline. Runs until the process ends.
+pub async fn expiry_task(state: Arc<AppState>) {
+    loop {
+        let next = state.faults().next_deadline();
+        let sleep = match next {
+            Some(at) => {
+                std::time::Duration::from_nanos(at.saturating_sub(crate::clock::monotonic_ns()))
+            }
+            None => std::time::Duration::from_secs(3600),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {
+                let expired = state.faults().expire();
+                for f in &expired {
+                    tracing::info!(target: "audit", action = "expire", id = %f.id, fault = %summary(&f.spec), caller = "daemon", "fault expired");
+                }
+            }
+            _ = state.expiry_wake.notified() => {}
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Daemon configuration (`/etc/chaos-daemon/config.toml`, `--config`). Every key is optional.
+//!
+//! ```toml
+//! max_ttl = "1h"                 # longest TTL a fault may ask for
+//! max_rules = 100000             # faults across all interfaces
+//! socket_group = "chaos"         # group owning the 0660 socket (default: root's)
+//! log_format = "text"            # or "json"
+//! protect_ssh_peers = true       # refuse faults hitting established SSH peers without force
+//! protected_cidrs = ["10.9.0.0/16"]
+//! protected_tcp_ports = [22]     # refuse faults that name these TCP ports without force
+//! ```
+
+use std::{path::Path, time::Duration};
+
+use serde::Deserialize;
+
+/// Parsed configuration with defaults applied.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Longest TTL accepted.
+    #[serde(with = "humantime_serde")]
+    pub max_ttl: Duration,
+    /// Most faults installed at once, over all interfaces.
+    pub max_rules: u32,
+    /// Group that may use the socket (mode 0660).
+    pub socket_group: Option<String>,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// Protect the peers of established SSH sessions (local port 22).
+    pub protect_ssh_peers: bool,
+    /// CIDRs no fault may hit without `force`.
+    pub protected_cidrs: Vec<String>,
+    /// TCP ports no fault may name without `force`.
+    pub protected_tcp_ports: Vec<u16>,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_ttl: Duration::from_secs(3600),
+            max_rules: 100_000,
+            socket_group: None,
+            log_format: LogFormat::Text,
+            protect_ssh_peers: true,
+            protected_cidrs: Vec::new(),
+            protected_tcp_ports: vec![22],
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`. A missing file is an error only if `required` (given explicitly).
+    pub fn load(path: &Path, required: bool) -> anyhow::Result<Config> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Config::default());
+            }
+            Err(e) => anyhow::bail!("cannot read config {}: {e}", path.display()),
+        };
+        let config: Config =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        for cidr in &config.protected_cidrs {
+            crate::validate::parse_net(cidr)
+                .map_err(|e| anyhow::anyhow!("config {}: protected_cidrs: {e}", path.display()))?;
+        }
+        if config.max_ttl.is_zero() {
+            anyhow::bail!("config {}: max_ttl must be positive", path.display());
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c: Config =
+            toml::from_str("max_ttl = \"10m\"\nprotected_cidrs = [\"10.0.0.0/8\"]").unwrap();
+        assert_eq!(c.max_ttl, Duration::from_secs(600));
+        assert_eq!(c.max_rules, 100_000);
+        assert_eq!(c.protected_tcp_ports, vec![22]);
+        assert!(
+            toml::from_str::<Config>("max_tll = \"1h\"").is_err(),
+            "typos are refused"
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! Runs the real `chaos-daemon` binary inside a namespace with a private socket, and the real
+//! `chaosctl` against it. The daemon is killed and its files removed on drop.
+
+use std::{
+    io::Write,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use chaos_daemon::client::Client;
+use hyper::Method;
+use serde_json::Value;
+
+/// Directory holding the workspace's debug binaries (`CHAOS_BIN_DIR` overrides).
+pub fn bin_dir() -> PathBuf {
+    std::env::var_os("CHAOS_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"))
+}
+
+/// Path of a workspace binary; panics with how to build it if missing.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} missing: run `cargo build -p chaos-daemon --bins` first (`cargo xtask test` does)",
+        path.display()
+    );
+    path
+}
+
+/// A running daemon.
+pub struct Daemon {
+    /// The daemon process (`ip netns exec … chaos-daemon`; exec replaces ip, so this is the daemon).
+    pub child: Child,
+    /// Private directory with the socket and config.
+    pub dir: PathBuf,
+    /// Socket path.
+    pub socket: PathBuf,
+    /// Namespace the daemon runs in.
+    pub ns: String,
+    /// Where its log goes.
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts the daemon in `ns` with `config` (TOML) and waits until its socket answers.
+    pub fn start(ns: &str, config: &str) -> Daemon {
+        let dir = std::env::temp_dir().join(format!("chaos-test-{ns}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let socket = dir.join("chaos.sock");
+        let conf = dir.join("config.toml");
+        std::fs::File::create(&conf)
+            .unwrap()
+            .write_all(config.as_bytes())
+            .unwrap();
+        let log = dir.join("daemon.log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(bin("chaos-daemon"))
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--config")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start chaos-daemon");
+        let d = Daemon {
+            child,
+            dir,
+            socket,
+            ns: ns.to_string(),
+            log,
+        };
+        let start = Instant::now();
+        while std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "daemon did not start:\n{}",
+                d.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d
+    }
+
+    /// The daemon's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends one request; returns (status, JSON body or Null).
+    pub fn call(&self, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
+        let (status, bytes) = self.raw(method, path, body.map(|b| b.as_bytes().to_vec()));
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Sends one request with a raw body; returns (status, body bytes).
+    pub fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> (u16, Vec<u8>) {
+        let client = Client::new(&self.socket);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (status, bytes) = rt
+            .block_on(client.request(method, path, body))
+            .unwrap_or_else(|e| panic!("request failed: {e}\n{}", self.log_text()));
+        (status, bytes.to_vec())
+    }
+
+    /// Runs `chaosctl --socket S args…`.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(bin("chaosctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Sends `sig` to the daemon.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    /// Waits for the daemon to exit (≤ 10 s) and returns its exit status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "daemon did not exit:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

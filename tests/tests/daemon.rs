@@ -1,0 +1,433 @@
+//! End-to-end tests of the real `chaos-daemon` and `chaosctl` binaries in network namespaces.
+//! Needs root and the binaries built (`cargo xtask test` does both).
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use aya::programs::{SchedClassifier, TcAttachType};
+use chaos_tests::{
+    daemon::{Daemon, bin},
+    netns::{B4, B4_ALT, NsPair, VETH_A, in_ns},
+};
+use hyper::Method;
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+
+fn blackhole(cidr: &str, ttl: &str) -> String {
+    json!({"match": {"cidr": cidr}, "action": {"kind": "blackhole"}, "ttl": ttl}).to_string()
+}
+
+/// Programs of ours attached to `iface` in `ns`: TCX egress count and whether XDP is on.
+fn attached(p: &NsPair, ns: &str, iface: &str) -> (usize, bool) {
+    let tcx = in_ns(ns, || {
+        SchedClassifier::query_tcx(iface, TcAttachType::Egress)
+            .unwrap()
+            .1
+            .len()
+    });
+    let link = String::from_utf8(p.exec(ns, &["ip", "link", "show", iface]).stdout).unwrap();
+    (tcx, link.contains("xdp"))
+}
+
+fn ids(d: &Daemon) -> Vec<String> {
+    let (status, list) = d.call(Method::GET, "/v1/faults", None);
+    assert_eq!(status, 200);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn every_endpoint_works() {
+    let p = NsPair::new("api");
+    let d = Daemon::start(&p.a, "");
+    let (s, health) = d.call(Method::GET, "/v1/health", None);
+    assert_eq!((s, health["status"].as_str()), (200, Some("ok")));
+    assert_eq!(health["features"]["tcx"], true);
+
+    let (s, f) = d.call(
+        Method::POST,
+        "/v1/faults",
+        Some(&blackhole(&format!("{B4}/32"), "1m")),
+    );
+    assert_eq!(s, 201, "{f}");
+    let id = f["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        f["spec"]["interface"], VETH_A,
+        "default interface = default route's"
+    );
+    assert!(f["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(p.ping(&p.a, B4, None, 5, "0.02"), (5, 0));
+    assert_eq!(p.ping(&p.a, B4_ALT, None, 5, "0.02"), (5, 5));
+
+    let (s, one) = d.call(Method::GET, &format!("/v1/faults/{id}"), None);
+    assert_eq!(s, 200);
+    assert_eq!(one["counters"]["matched"], 5);
+    assert_eq!(one["counters"]["affected"], 5);
+    assert_eq!(ids(&d), vec![id.clone()]);
+    let (s, h) = d.call(Method::GET, "/v1/health", None);
+    assert_eq!((s, h["interfaces"].clone()), (200, json!([VETH_A])));
+
+    let (s, metrics) = d.raw(Method::GET, "/metrics", None);
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert_eq!(s, 200);
+    assert!(metrics.contains("chaos_faults_active 1"), "{metrics}");
+    assert!(
+        metrics.contains(&format!("chaos_fault_affected_packets_total{{id=\"{id}\"")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("chaos_api_requests_total{method=\"POST\",status=\"201\"} 1"),
+        "{metrics}"
+    );
+
+    let (s, _) = d.call(Method::DELETE, &format!("/v1/faults/{id}"), None);
+    assert_eq!(s, 204);
+    let (s, e) = d.call(Method::GET, &format!("/v1/faults/{id}"), None);
+    assert_eq!(s, 404, "{e}");
+    assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 3));
+    assert_eq!(
+        attached(&p, &p.a, VETH_A),
+        (0, false),
+        "programs detached with the last fault"
+    );
+
+    // A batch, then the panic button.
+    let batch = format!("[{},{}]", blackhole(B4, "1m"), blackhole(B4_ALT, "1m"));
+    let (s, created) = d.call(Method::POST, "/v1/faults", Some(&batch));
+    assert_eq!(
+        (s, created.as_array().map(Vec::len)),
+        (201, Some(2)),
+        "{created}"
+    );
+    assert_eq!(p.ping(&p.a, B4_ALT, None, 3, "0.02"), (3, 0));
+    let (s, removed) = d.call(Method::DELETE, "/v1/faults", None);
+    assert_eq!((s, removed), (200, json!({"removed": 2})));
+    assert_eq!(p.ping(&p.a, B4_ALT, None, 3, "0.02"), (3, 3));
+    let (s, e) = d.call(Method::GET, "/v1/nothing", None);
+    assert_eq!((s, e["error"].is_string()), (404, true));
+    assert!(
+        d.log_text().contains("caller=uid=0 pid="),
+        "audit lines name the caller:\n{}",
+        d.log_text()
+    );
+}
+
+#[test]
+fn chaosctl_verbs_tables_and_exit_codes() {
+    let p = NsPair::new("ctl");
+    let d = Daemon::start(&p.a, "");
+    let out = d.ctl(&[
+        "add",
+        "loss",
+        "--to",
+        B4,
+        "--percent",
+        "100",
+        "--ttl",
+        "1m",
+        "--name",
+        "redis",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("created "));
+    assert_eq!(p.ping(&p.a, B4, None, 4, "0.02"), (4, 0));
+    let ls = String::from_utf8(d.ctl(&["ls"]).stdout).unwrap();
+    let header = ls.lines().next().unwrap();
+    for col in [
+        "ID", "NAME", "IFACE", "KIND", "MATCH", "ACTION", "TTL LEFT", "MATCHED", "AFFECTED",
+    ] {
+        assert!(header.contains(col), "{ls}");
+    }
+    let row = ls.lines().nth(1).unwrap();
+    assert!(
+        row.contains("redis") && row.contains("loss") && row.contains(&format!("to {B4}")),
+        "{ls}"
+    );
+    let json: Value = serde_json::from_slice(&d.ctl(&["--json", "ls"]).stdout).unwrap();
+    assert_eq!(json[0]["counters"]["affected"], 4);
+    let id = json[0]["id"].as_str().unwrap();
+
+    // Refused → 1 with the field; usage → 2; unreachable → 3.
+    let bad = d.ctl(&["add", "blackhole", "--to", "10.0.0.0/33", "--ttl", "1m"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("match.cidr"));
+    assert_eq!(
+        d.ctl(&["add", "blackhole", "--to", B4]).status.code(),
+        Some(2),
+        "missing --ttl"
+    );
+    let gone = Command::new(bin("chaosctl"))
+        .args(["--socket", "/nonexistent/chaos.sock", "ls"])
+        .output()
+        .unwrap();
+    assert_eq!(gone.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("Start the daemon"));
+
+    let status = String::from_utf8(d.ctl(&["status"]).stdout).unwrap();
+    assert!(status.contains("ok") && status.contains(VETH_A), "{status}");
+    assert!(d.ctl(&["rm", id]).status.success());
+    assert_eq!(d.ctl(&["rm", id]).status.code(), Some(1), "already removed");
+    assert!(
+        d.ctl(&["add", "blackhole", "--to", B4, "--ttl", "1m"])
+            .status
+            .success()
+    );
+    let all = String::from_utf8(d.ctl(&["rm", "--all"]).stdout).unwrap();
+    assert_eq!(all.trim(), "removed 1 fault(s)");
+    let completions = d.ctl(&["completions", "bash"]);
+    assert!(String::from_utf8_lossy(&completions.stdout).contains("chaosctl"));
+}
+
+#[test]
+fn ttl_lifts_the_fault_without_a_delete() {
+    let p = NsPair::new("ttl");
+    let d = Daemon::start(&p.a, "");
+    let (s, _) = d.call(Method::POST, "/v1/faults", Some(&blackhole(B4, "1500ms")));
+    assert_eq!(s, 201);
+    let added = Instant::now();
+    assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 0));
+    std::thread::sleep(
+        Duration::from_millis(1500).saturating_sub(added.elapsed()) + Duration::from_millis(300),
+    );
+    assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 3));
+    assert!(ids(&d).is_empty(), "the daemon removed the expired fault");
+    assert_eq!(attached(&p, &p.a, VETH_A), (0, false));
+    assert!(d.log_text().contains("action=\"expire\""));
+}
+
+#[test]
+fn a_stopped_daemon_cannot_keep_a_fault_past_its_ttl() {
+    let p = NsPair::new("stop");
+    let d = Daemon::start(&p.a, "");
+    assert_eq!(
+        d.call(Method::POST, "/v1/faults", Some(&blackhole(B4, "1500ms")))
+            .0,
+        201
+    );
+    let added = Instant::now();
+    d.signal(Signal::SIGSTOP);
+    assert_eq!(
+        p.ping(&p.a, B4, None, 3, "0.02"),
+        (3, 0),
+        "fault active while the daemon is stopped"
+    );
+    std::thread::sleep(
+        Duration::from_millis(1500).saturating_sub(added.elapsed()) + Duration::from_millis(200),
+    );
+    // The daemon is frozen: only the in-kernel expires_at can lift the fault.
+    assert_eq!(
+        attached(&p, &p.a, VETH_A).0,
+        1,
+        "program still attached (daemon frozen)"
+    );
+    assert_eq!(
+        p.ping(&p.a, B4, None, 3, "0.02"),
+        (3, 3),
+        "kernel ignored the expired rule"
+    );
+    d.signal(Signal::SIGCONT);
+    let start = Instant::now();
+    while !ids(&d).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "daemon did not clean up after SIGCONT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_removes_everything_and_exits_0() {
+    let p = NsPair::new("term");
+    let mut d = Daemon::start(&p.a, "");
+    let batch = json!([
+        {"match": {"cidr": B4}, "action": {"kind": "blackhole"}, "ttl": "1m"},
+        {"direction": "ingress", "match": {"cidr": B4_ALT}, "action": {"kind": "blackhole"}, "ttl": "1m"}
+    ]);
+    assert_eq!(
+        d.call(Method::POST, "/v1/faults", Some(&batch.to_string()))
+            .0,
+        201
+    );
+    assert_eq!(attached(&p, &p.a, VETH_A), (1, true));
+    d.signal(Signal::SIGTERM);
+    let status = d.wait_exit();
+    assert_eq!(status.code(), Some(0), "{}", d.log_text());
+    assert_eq!(attached(&p, &p.a, VETH_A), (0, false));
+    assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 3));
+    assert!(!d.socket.exists(), "socket removed");
+    assert!(d.log_text().contains("action=\"shutdown\""));
+}
+
+#[test]
+fn sigkill_leaves_nothing_attached() {
+    let p = NsPair::new("kill");
+    let mut d = Daemon::start(&p.a, "");
+    let batch = json!([
+        {"match": {"cidr": B4}, "action": {"kind": "blackhole"}, "ttl": "1m"},
+        {"direction": "ingress", "match": {"cidr": B4_ALT}, "action": {"kind": "blackhole"}, "ttl": "1m"}
+    ]);
+    assert_eq!(
+        d.call(Method::POST, "/v1/faults", Some(&batch.to_string()))
+            .0,
+        201
+    );
+    assert_eq!(attached(&p, &p.a, VETH_A), (1, true));
+    assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 0));
+    d.signal(Signal::SIGKILL);
+    d.wait_exit();
+    assert_eq!(attached(&p, &p.a, VETH_A), (0, false));
+    assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 3));
+}
+
+#[test]
+fn protected_paths_need_force() {
+    let p = NsPair::new("prot");
+    let d = Daemon::start(&p.a, "protected_cidrs = [\"10.200.0.0/30\"]\n");
+    let (s, e) = d.call(Method::POST, "/v1/faults", Some(&blackhole(B4, "1m")));
+    assert_eq!(s, 409, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("protected CIDR"),
+        "{e}"
+    );
+    assert!(ids(&d).is_empty());
+    let port22 = json!({"match": {"cidr": "10.9.9.0/24", "port": 22}, "action": {"kind": "blackhole"}, "ttl": "1m"});
+    assert_eq!(
+        d.call(Method::POST, "/v1/faults", Some(&port22.to_string()))
+            .0,
+        409
+    );
+    let forced =
+        json!({"match": {"cidr": B4}, "action": {"kind": "blackhole"}, "ttl": "1m", "force": true});
+    let (s, f) = d.call(Method::POST, "/v1/faults", Some(&forced.to_string()));
+    assert_eq!(s, 201, "{f}");
+    assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 0));
+}
+
+#[test]
+fn rule_cap_is_a_409_and_batches_are_all_or_nothing() {
+    let p = NsPair::new("cap");
+    let d = Daemon::start(&p.a, "max_rules = 3\n");
+    let batch = |cidrs: &[&str]| {
+        Value::Array(
+            cidrs
+                .iter()
+                .map(|c| serde_json::from_str(&blackhole(c, "1m")).unwrap())
+                .collect(),
+        )
+        .to_string()
+    };
+    assert_eq!(
+        d.call(
+            Method::POST,
+            "/v1/faults",
+            Some(&batch(&["10.1.0.1", "10.1.0.2"]))
+        )
+        .0,
+        201
+    );
+    let (s, e) = d.call(
+        Method::POST,
+        "/v1/faults",
+        Some(&batch(&["10.1.0.3", "10.1.0.4"])),
+    );
+    assert_eq!(s, 409, "{e}");
+    assert_eq!(ids(&d).len(), 2);
+    // Same match twice in one batch: conflict, nothing applied.
+    let (s, e) = d.call(
+        Method::POST,
+        "/v1/faults",
+        Some(&batch(&["10.1.0.5"]).replace(']', &format!(",{}]", blackhole("10.1.0.1", "1m")))),
+    );
+    assert_eq!(s, 409, "{e}");
+    assert_eq!(ids(&d).len(), 2);
+}
+
+#[test]
+fn socket_refuses_users_outside_its_group() {
+    let p = NsPair::new("perm");
+    // Socket group "nogroup" (gid 65534): uid 65534 with that group may connect, without it may not.
+    let d = Daemon::start(&p.a, "socket_group = \"nogroup\"\n");
+    let mode = std::fs::metadata(&d.socket)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
+    assert_eq!(mode.unwrap(), 0o660);
+    let as_user = |gid: &str| {
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                &format!("--regid={gid}"),
+                "--clear-groups",
+                "--",
+            ])
+            .arg(bin("chaosctl"))
+            .arg("--socket")
+            .arg(&d.socket)
+            .arg("status")
+            .output()
+            .expect("setpriv (util-linux)")
+    };
+    let outsider = as_user("65533");
+    assert_eq!(
+        outsider.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&outsider.stderr)
+    );
+    assert!(String::from_utf8_lossy(&outsider.stderr).contains("ermission denied"));
+    let member = as_user("65534");
+    assert!(
+        member.status.success(),
+        "{}",
+        String::from_utf8_lossy(&member.stderr)
+    );
+}
+
+#[test]
+fn bad_input_names_the_field_and_changes_nothing() {
+    let p = NsPair::new("bad");
+    let d = Daemon::start(&p.a, "max_ttl = \"10m\"\n");
+    assert_eq!(
+        d.call(
+            Method::POST,
+            "/v1/faults",
+            Some(&blackhole("10.7.0.0/16", "5m"))
+        )
+        .0,
+        201
+    );
+    let before = ids(&d);
+    let cases: Vec<(String, u16, Option<&str>)> = vec![
+        ("{not json".into(), 400, None),
+        (r#"{"match":{"cidr":"10.0.0.1"},"action":{"kind":"blackhole"},"ttl":"1m","colour":"red"}"#.into(), 400, Some("colour")),
+        (blackhole("10.0.0.300", "1m"), 422, Some("match.cidr")),
+        (r#"{"match":{"cidr":"10.0.0.1","port":0},"action":{"kind":"blackhole"},"ttl":"1m"}"#.into(), 422, Some("match.port")),
+        (r#"{"match":{"cidr":"10.0.0.1","port":70000},"action":{"kind":"blackhole"},"ttl":"1m"}"#.into(), 422, Some("match.port")),
+        (r#"{"match":{"cidr":"10.0.0.1"},"action":{"kind":"loss","percent":101},"ttl":"1m"}"#.into(), 422, Some("action.percent")),
+        (blackhole("10.0.0.1", "0s"), 422, Some("ttl")),
+        (blackhole("10.0.0.1", "11m"), 422, Some("ttl")),
+        (r#"{"interface":"nope0","match":{"cidr":"10.0.0.1"},"action":{"kind":"blackhole"},"ttl":"1m"}"#.into(), 422, Some("interface")),
+        (format!("[{},{}]", blackhole("10.0.0.1", "1m"), blackhole("10.0.0.2", "1h")), 422, Some("[1].ttl")),
+        (format!("{{\"name\":\"{}\"}}", "x".repeat(70 * 1024)), 413, None),
+        ("[]".into(), 422, None),
+        ("42".into(), 400, None),
+    ];
+    for (body, status, field) in cases {
+        let (s, e) = d.call(Method::POST, "/v1/faults", Some(&body));
+        let shown = &body[..body.len().min(80)];
+        assert_eq!(s, status, "{shown}: {e}");
+        assert!(e["error"].is_string(), "{shown}: {e}");
+        if let Some(f) = field {
+            assert_eq!(e["field"], f, "{shown}: {e}");
+        }
+        assert_eq!(ids(&d), before, "{shown} changed the rule set");
+    }
+}
