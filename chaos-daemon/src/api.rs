@@ -205,8 +205,8 @@ pub fn summary(spec: &FaultSpec) -> String {
     )
 }
 
-/// Reads the body with the size limits, as JSON.
-async fn read_json(body: Body) -> Result<serde_json::Value, ApiError> {
+/// Reads the body within the size limits.
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     let limited = http_body_util::Limited::new(body, MAX_BATCH_BODY);
     let bytes: Bytes = match limited.collect().await {
         Ok(c) => c.to_bytes(),
@@ -221,8 +221,7 @@ async fn read_json(body: Body) -> Result<serde_json::Value, ApiError> {
         }
         Err(e) => return Err(ApiError::new(400, format!("cannot read body: {e}"))),
     };
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    if first != Some(b'[') && bytes.len() > MAX_SINGLE_BODY {
+    if first_byte(&bytes) != Some(b'[') && bytes.len() > MAX_SINGLE_BODY {
         return Err(ApiError::new(
             413,
             format!(
@@ -230,30 +229,64 @@ async fn read_json(body: Body) -> Result<serde_json::Value, ApiError> {
             ),
         ));
     }
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::new(400, format!("malformed JSON: {e}")))
+    Ok(bytes)
 }
 
-/// Deserializes one spec, naming the field on error (`match.port`, `action.kind`, `ttl`…).
-pub fn parse_spec(value: &serde_json::Value) -> Result<FaultSpec, ApiError> {
-    serde_path_to_error::deserialize::<_, FaultSpec>(value).map_err(|e| {
+fn first_byte(bytes: &[u8]) -> Option<u8> {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()).copied()
+}
+
+/// Parses a body: one fault object, or an array of them (`batch == true`). Errors name the field
+/// (`match.port`, `action.kind`, `[3].ttl`…).
+pub fn parse_body(bytes: &[u8]) -> Result<(Vec<FaultSpec>, bool), ApiError> {
+    match first_byte(bytes) {
+        Some(b'[') => {
+            let specs: Vec<FaultSpec> = deserialize(bytes)?;
+            if specs.is_empty() {
+                return Err(ApiError::new(422, "empty array: nothing to create"));
+            }
+            Ok((specs, true))
+        }
+        Some(b'{') => Ok((vec![deserialize(bytes)?], false)),
+        _ => Err(ApiError::new(
+            400,
+            "body must be a JSON fault object or an array of them",
+        )),
+    }
+}
+
+fn deserialize<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        let msg = e.inner().to_string();
+        let inner = e.inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::new(400, format!("malformed JSON: {inner}"));
+        }
+        let msg = inner.to_string();
         // serde names unknown/missing fields in backticks; add them to the path.
         let named = ["unknown field `", "missing field `"]
             .iter()
             .find_map(|p| msg.strip_prefix(p).and_then(|r| r.split('`').next()));
         let field = match (path.as_str(), named) {
             (".", Some(n)) => n.to_string(),
+            (".", None) => String::new(),
             // Unknown fields are already the last path segment; missing ones are not.
             (p, Some(n)) if !p.ends_with(&format!(".{n}")) && p != n => format!("{p}.{n}"),
             (p, _) => p.to_string(),
         };
+        if field.is_empty() {
+            return ApiError::new(400, msg);
+        }
         ApiError {
             status: 400,
             error: format!("{field}: {msg}"),
             field: Some(field),
         }
-    })
+    })?;
+    de.end()
+        .map_err(|e| ApiError::new(400, format!("malformed JSON: {e}")))?;
+    Ok(value)
 }
 
 async fn create(
@@ -261,32 +294,13 @@ async fn create(
     ConnectInfo(peer): ConnectInfo<Peer>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let value = read_json(body).await?;
-    let (specs, batch) = match &value {
-        serde_json::Value::Array(items) if items.is_empty() => {
-            return Err(ApiError::new(422, "empty array: nothing to create"));
-        }
-        serde_json::Value::Array(items) => {
-            let specs = items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| parse_spec(v).map_err(|e| e.at(&format!("[{i}]"))))
-                .collect::<Result<Vec<_>, _>>()?;
-            (specs, true)
-        }
-        serde_json::Value::Object(_) => (vec![parse_spec(&value)?], false),
-        _ => {
-            return Err(ApiError::new(
-                400,
-                "body must be a fault object or an array of them",
-            ));
-        }
-    };
+    let bytes = read_body(body).await?;
+    let (specs, batch) = parse_body(&bytes)?;
+    drop(bytes);
     let protected = state.protected();
-    let default_iface = host::default_iface();
     let env = Env {
         max_ttl: state.config.max_ttl,
-        default_iface,
+        default_iface: host::default_iface(),
         iface_exists: &host::iface_exists,
         protected: &protected,
     };
@@ -297,6 +311,7 @@ async fn create(
             validate(s, &env).map_err(|e| if batch { e.at(&format!("[{i}]")) } else { e })
         })
         .collect::<Result<Vec<Validated>, _>>()?;
+    drop(specs);
     let created = {
         let mut faults = state.faults();
         faults.create(validated)?
@@ -306,12 +321,21 @@ async fn create(
         tracing::info!(target: "audit", action = "create", id = %f.id, fault = %summary(&f.spec), caller = %who(&peer), "fault created");
     }
     let body = if batch {
-        serde_json::to_value(&created)
+        serde_json::to_vec(&created)
     } else {
-        serde_json::to_value(&created[0])
+        serde_json::to_vec(&created[0])
     };
     let body = body.map_err(|e| ApiError::new(500, e.to_string()))?;
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    if created.len() > 100 {
+        drop(created);
+        release_freed_memory();
+    }
+    Ok((
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 async fn list(State(state): State<Arc<AppState>>) -> Response {
@@ -362,6 +386,15 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         text,
     )
         .into_response()
+}
+
+/// Hands memory freed by a large request back to the kernel, so RSS tracks the fault table
+/// rather than the biggest request ever parsed (glibc keeps freed heap otherwise).
+pub fn release_freed_memory() {
+    // SAFETY: malloc_trim only releases free heap pages; always safe to call.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Removes faults at their deadline. Runs until the process ends.

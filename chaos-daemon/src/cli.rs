@@ -52,7 +52,7 @@ pub enum Cmd {
     /// Add a fault.
     Add {
         #[command(subcommand)]
-        kind: AddKind,
+        kind: Box<AddKind>,
     },
     /// List faults with remaining TTL and live counters.
     Ls,
@@ -190,7 +190,7 @@ pub fn spec_json(kind: &AddKind) -> Value {
         ("interface", common.iface.as_ref().map(|v| json!(v))),
         ("name", common.name.as_ref().map(|v| json!(v))),
         ("percent", common.share.map(|v| json!(v))),
-        ("force", common.force.then(|| json!(true))),
+        ("force", common.force.then_some(json!(true))),
     ] {
         if let Some(v) = value {
             spec[key] = v;

@@ -1,10 +1,17 @@
 //! Facts about the host read from /proc and /sys: default-route interface, SSH session peers,
 //! kernel release and features. All in the daemon's own network namespace.
 
-use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    path::Path,
+use std::{net::IpAddr, path::Path};
+
+use netlink_packet_core::{
+    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
+use netlink_packet_sock_diag::{
+    SockDiagMessage,
+    constants::{AF_INET, AF_INET6, IPPROTO_TCP},
+    inet::{ExtensionFlags, InetRequest, SocketId, StateFlags},
+};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
 
 /// Whether `iface` exists in this network namespace.
 pub fn iface_exists(iface: &str) -> bool {
@@ -28,50 +35,75 @@ pub fn default_iface() -> Option<String> {
     })
 }
 
-/// Remote addresses of established TCP connections whose local port is `port` (SSH: 22).
+/// Remote addresses of established TCP connections whose local port is `port` (SSH: 22), from
+/// a NETLINK_SOCK_DIAG dump (reading /proc/net/tcp costs milliseconds per read on large hosts).
+/// Errors yield what was collected so far.
 pub fn tcp_peers_of_local_port(port: u16) -> Vec<IpAddr> {
     let mut peers = Vec::new();
-    for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        peers.extend(
-            text.lines()
-                .skip(1)
-                .filter_map(|l| parse_tcp_line(l, v6, port)),
-        );
+    for family in [AF_INET, AF_INET6] {
+        if let Err(e) = dump_established(family, port, &mut peers) {
+            tracing::warn!(error = %e, "cannot list TCP sessions via sock_diag");
+        }
     }
     peers.sort();
     peers.dedup();
     peers
 }
 
-/// One line of /proc/net/tcp{,6}: the peer if established (st 01) and the local port matches.
-fn parse_tcp_line(line: &str, v6: bool, port: u16) -> Option<IpAddr> {
-    let f: Vec<&str> = line.split_whitespace().collect();
-    let (local, remote, state) = (f.get(1)?, f.get(2)?, f.get(3)?);
-    if *state != "01" {
-        return None;
+fn dump_established(family: u8, port: u16, out: &mut Vec<IpAddr>) -> std::io::Result<()> {
+    let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    let mut packet = NetlinkMessage::new(
+        header,
+        SockDiagMessage::InetRequest(InetRequest {
+            family,
+            protocol: IPPROTO_TCP,
+            extensions: ExtensionFlags::empty(),
+            states: StateFlags::ESTABLISHED,
+            socket_id: if family == AF_INET {
+                SocketId::new_v4()
+            } else {
+                SocketId::new_v6()
+            },
+        })
+        .into(),
+    );
+    packet.finalize();
+    let mut buf = vec![0; packet.buffer_len()];
+    packet.serialize(&mut buf);
+    socket.send(&buf, 0)?;
+    let mut rx = vec![0u8; 64 * 1024];
+    loop {
+        let size = socket.recv(&mut &mut rx[..], 0)?;
+        let mut offset = 0;
+        while offset < size {
+            let msg = <NetlinkMessage<SockDiagMessage>>::deserialize(&rx[offset..size])
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            match msg.payload {
+                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
+                    let id = &r.header.socket_id;
+                    if id.source_port == port {
+                        out.push(match id.destination_address {
+                            IpAddr::V6(v6) => {
+                                v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+                            }
+                            v4 => v4,
+                        });
+                    }
+                }
+                NetlinkPayload::Done(_) => return Ok(()),
+                NetlinkPayload::Error(e) => return Err(std::io::Error::other(format!("{e:?}"))),
+                _ => {}
+            }
+            if msg.header.length == 0 {
+                break;
+            }
+            offset += msg.header.length as usize;
+        }
     }
-    let local_port = u16::from_str_radix(local.split(':').nth(1)?, 16).ok()?;
-    if local_port != port {
-        return None;
-    }
-    let addr = remote.split(':').next()?;
-    let words: Vec<u32> = (0..addr.len() / 8)
-        .map(|i| u32::from_str_radix(&addr[i * 8..i * 8 + 8], 16))
-        .collect::<Result<_, _>>()
-        .ok()?;
-    // The kernel prints each 32-bit word of the address as a host-order (little-endian) integer.
-    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    let ip = if v6 {
-        let mut b = [0u8; 16];
-        b.copy_from_slice(bytes.get(..16)?);
-        let v6 = Ipv6Addr::from(b);
-        v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
-    } else {
-        let b: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
-        IpAddr::V4(Ipv4Addr::from(b))
-    };
-    Some(ip)
 }
 
 /// Kernel release (`uname -r`).
@@ -103,31 +135,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_established_ssh_peers() {
-        let v4 = "   0: 0200000A:0016 0300000A:D431 01 00000000:00000000 00:00000000 00000000     0        0 1 1 0 10 0 0 10 -1";
-        assert_eq!(
-            parse_tcp_line(v4, false, 22),
-            Some("10.0.0.3".parse().unwrap())
-        );
-        let listen = v4.replace(" 01 ", " 0A ");
-        assert_eq!(parse_tcp_line(&listen, false, 22), None);
-        assert_eq!(parse_tcp_line(v4, false, 23), None);
-        // The kernel's formatting: each 4-byte group of the address as a little-endian u32, %08X.
-        let hex = |ip: Ipv6Addr| -> String {
-            ip.octets()
-                .chunks(4)
-                .map(|c| format!("{:08X}", u32::from_le_bytes(c.try_into().unwrap())))
-                .collect()
-        };
-        let (local, peer): (Ipv6Addr, Ipv6Addr) =
-            ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
-        let v6 = format!("   0: {}:0016 {}:C350 01 0", hex(local), hex(peer));
-        assert_eq!(parse_tcp_line(&v6, true, 22), Some(IpAddr::V6(peer)));
-        let mapped: Ipv6Addr = "::ffff:10.0.0.3".parse().unwrap();
-        let v6 = format!("   0: {}:0016 {}:C350 01 0", hex(local), hex(mapped));
-        assert_eq!(
-            parse_tcp_line(&v6, true, 22),
-            Some("10.0.0.3".parse().unwrap())
-        );
+    fn lists_peers_of_established_sessions_on_a_local_port() {
+        // Loopback only: a listener on an ephemeral port and one client.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (_server_side, _) = listener.accept().unwrap();
+        assert!(tcp_peers_of_local_port(port).contains(&"127.0.0.1".parse().unwrap()));
+        drop(client);
+        let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(tcp_peers_of_local_port(unused.local_addr().unwrap().port()).is_empty());
+    }
+
+    #[test]
+    fn kernel_facts() {
+        assert!(!kernel_release().is_empty());
+        assert!(iface_exists("lo"));
+        assert!(!iface_exists("no-such-if0"));
     }
 }

@@ -142,6 +142,8 @@ fn main() -> Result<()> {
     // Fail at start, not at the first request, if programs cannot be loaded here; keep the
     // loaded programs for the first interface.
     let spare = Injector::detached().context("chaos-daemon cannot load its eBPF programs")?;
+    // Loading parsed the kernel BTF (megabytes, freed by now): hand that memory back.
+    api::release_freed_memory();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
