@@ -25,6 +25,8 @@ const APT_PACKAGES: &[&str] = &[
     "curl",
     "jq",
     "nftables",
+    "systemd",
+    "util-linux",
 ];
 
 #[derive(Parser)]
