@@ -13,8 +13,12 @@
 //! * `PREFILTER` — array of `u64` bitmaps, one bit per /16 of the address space (first 16 bits of the
 //!   address), [`PREFILTER_WORDS`] words per table, four tables (see [`prefilter_table`]). A clear bit means
 //!   "no rule can match this packet", so non-matching traffic skips the tries.
+//! * `EXACT_V4`/`EXACT_V6` — hash maps for full-length rules (/32, /128), the common case of
+//!   "this host": key `[direction, protocol, port_hi, port_lo, addr…]` ([`exact_key_v4`]), value a
+//!   slot index. One hash lookup instead of a trie walk; an exact hit is the longest prefix there is.
 //! * `KEY_SHAPES` — array of `u32`, one per prefilter table: which of the four key shapes
-//!   (`SHAPE_*`) any rule uses, so lookups no rule could answer are skipped.
+//!   (`SHAPE_*`) any trie rule uses, and (shifted by [`EXACT_SHAPE_SHIFT`]) any exact rule uses,
+//!   so lookups no rule could answer are skipped.
 #![no_std]
 
 /// Number of rule slots (and counter entries): the hard ceiling on rules per interface.
@@ -81,6 +85,47 @@ pub const SHAPE_PROTO_ANYPORT: u32 = 1 << 1;
 pub const SHAPE_ANYPROTO_PORT: u32 = 1 << 2;
 /// Rules with any protocol and any port.
 pub const SHAPE_ANY: u32 = 1 << 3;
+
+/// Exact-rule shapes are the trie shapes shifted left by this much in `KEY_SHAPES`.
+pub const EXACT_SHAPE_SHIFT: u32 = 4;
+
+/// Exact-match key for IPv4: `[direction (0 egress, 1 ingress), proto, port_hi, port_lo, a, b, c, d]`.
+pub type ExactKeyV4 = [u8; 8];
+/// Exact-match key for IPv6: `[direction, proto, port_hi, port_lo, 16 address bytes]`.
+pub type ExactKeyV6 = [u8; 20];
+
+/// Builds an IPv4 exact-match key.
+#[inline(always)]
+pub const fn exact_key_v4(ingress: bool, proto: u8, port: u16, addr: [u8; 4]) -> ExactKeyV4 {
+    let p = port.to_be_bytes();
+    [
+        ingress as u8,
+        proto,
+        p[0],
+        p[1],
+        addr[0],
+        addr[1],
+        addr[2],
+        addr[3],
+    ]
+}
+
+/// Builds an IPv6 exact-match key.
+#[inline(always)]
+pub const fn exact_key_v6(ingress: bool, proto: u8, port: u16, addr: [u8; 16]) -> ExactKeyV6 {
+    let p = port.to_be_bytes();
+    let mut k = [0u8; 20];
+    k[0] = ingress as u8;
+    k[1] = proto;
+    k[2] = p[0];
+    k[3] = p[1];
+    let mut i = 0;
+    while i < 16 {
+        k[4 + i] = addr[i];
+        i += 1;
+    }
+    k
+}
 
 /// The shape bit of a rule key.
 #[inline(always)]
@@ -184,6 +229,17 @@ mod tests {
         let k = key_v6(17, 53, [0xfd; 16]);
         assert_eq!(&k[..3], &[17, 0, 53]);
         assert!(k[3..].iter().all(|b| *b == 0xfd));
+    }
+
+    #[test]
+    fn exact_keys_lead_with_direction() {
+        assert_eq!(
+            exact_key_v4(true, 17, 53, [10, 0, 0, 1]),
+            [1, 17, 0, 53, 10, 0, 0, 1]
+        );
+        let k = exact_key_v6(false, 6, 443, [0xfd; 16]);
+        assert_eq!(&k[..4], &[0, 6, 1, 187]);
+        assert!(k[4..].iter().all(|b| *b == 0xfd));
     }
 
     #[test]

@@ -4,9 +4,10 @@
 use std::ops::RangeInclusive;
 
 use chaos_common::{
-    ACTION_BLACKHOLE, ACTION_LOSS, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
-    KEY_HEADER_BITS, PORT_ANY, PPM_ALL, PROTO_ANY, RuleKeyV4, RuleKeyV6, RuleSlot, key_shape,
-    key_v4, key_v6, prefilter_table,
+    ACTION_BLACKHOLE, ACTION_LOSS, EXACT_SHAPE_SHIFT, ExactKeyV4, ExactKeyV6, IPPROTO_ICMP,
+    IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, KEY_HEADER_BITS, PORT_ANY, PPM_ALL, PROTO_ANY,
+    RuleKeyV4, RuleKeyV6, RuleSlot, exact_key_v4, exact_key_v6, key_shape, key_v4, key_v6,
+    prefilter_table,
 };
 use ipnet::IpNet;
 
@@ -55,19 +56,24 @@ impl Table {
     ];
 }
 
-/// Trie key data of either family.
+/// Key bytes: an LPM trie key of either family, or an exact-match key for full-length rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KeyData {
-    /// IPv4 key.
+    /// IPv4 trie key.
     V4(RuleKeyV4),
-    /// IPv6 key.
+    /// IPv6 trie key.
     V6(RuleKeyV6),
+    /// IPv4 /32 key for `EXACT_V4`.
+    ExactV4(ExactKeyV4),
+    /// IPv6 /128 key for `EXACT_V6`.
+    ExactV6(ExactKeyV6),
 }
 
-/// A full trie key: prefix length (bits, including the 24-bit protocol/port header) and data.
+/// Where a rule's slot index is stored: an LPM trie (prefix length counts the 24-bit
+/// protocol/port header) or, for /32 and /128 rules, an exact-match hash map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct TrieKey {
-    /// Target trie.
+pub struct MapKey {
+    /// Direction and family (selects the trie and the prefilter table).
     pub table: Table,
     /// `24 + cidr bits`.
     pub prefix_len: u32,
@@ -75,16 +81,28 @@ pub struct TrieKey {
     pub data: KeyData,
 }
 
+impl MapKey {
+    /// Name of the map the key lives in.
+    pub fn map_name(&self) -> &'static str {
+        match self.data {
+            KeyData::ExactV4(_) => "EXACT_V4",
+            KeyData::ExactV6(_) => "EXACT_V6",
+            _ => self.table.map_name(),
+        }
+    }
+}
+
 /// A rule ready for the maps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Compiled {
     /// Where and under which key the slot index goes.
-    pub key: TrieKey,
+    pub key: MapKey,
     /// Slot value (generation left 0; the injector fills it).
     pub slot: RuleSlot,
     /// Range of /16 prefilter bits (first 16 address bits) the rule may match.
     pub prefilter: RangeInclusive<u16>,
-    /// Key shape bit (`SHAPE_*`): which of the four per-packet lookups can find this rule.
+    /// Key shape bit (`SHAPE_*`, shifted by `EXACT_SHAPE_SHIFT` for exact rules): which of the
+    /// per-packet lookups can find this rule.
     pub shape: u32,
 }
 
@@ -135,23 +153,39 @@ pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
     };
     let net = rule.net.trunc();
     let prefix_len = KEY_HEADER_BITS + u32::from(net.prefix_len());
-    let (table, data) = match (net, rule.direction) {
-        (IpNet::V4(n), d) => (
-            if d == Direction::Egress {
-                Table::V4Egress
-            } else {
-                Table::V4Ingress
-            },
-            KeyData::V4(key_v4(proto, port, n.network().octets())),
-        ),
-        (IpNet::V6(n), d) => (
-            if d == Direction::Egress {
-                Table::V6Egress
-            } else {
-                Table::V6Ingress
-            },
-            KeyData::V6(key_v6(proto, port, n.network().octets())),
-        ),
+    let ingress = rule.direction == Direction::Ingress;
+    let exact = net.prefix_len() == net.max_prefix_len();
+    let (table, data) = match net {
+        IpNet::V4(n) => {
+            let a = n.network().octets();
+            (
+                if ingress {
+                    Table::V4Ingress
+                } else {
+                    Table::V4Egress
+                },
+                if exact {
+                    KeyData::ExactV4(exact_key_v4(ingress, proto, port, a))
+                } else {
+                    KeyData::V4(key_v4(proto, port, a))
+                },
+            )
+        }
+        IpNet::V6(n) => {
+            let a = n.network().octets();
+            (
+                if ingress {
+                    Table::V6Ingress
+                } else {
+                    Table::V6Egress
+                },
+                if exact {
+                    KeyData::ExactV6(exact_key_v6(ingress, proto, port, a))
+                } else {
+                    KeyData::V6(key_v6(proto, port, a))
+                },
+            )
+        }
     };
     let (action, ppm) = match rule.action {
         Action::Blackhole => (ACTION_BLACKHOLE, PPM_ALL),
@@ -163,7 +197,7 @@ pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
         }
     };
     Ok(Compiled {
-        key: TrieKey {
+        key: MapKey {
             table,
             prefix_len,
             data,
@@ -176,7 +210,7 @@ pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
             ..Default::default()
         },
         prefilter: prefilter_range(&net),
-        shape: key_shape(proto, port),
+        shape: key_shape(proto, port) << if exact { EXACT_SHAPE_SHIFT } else { 0 },
     })
 }
 
@@ -234,6 +268,37 @@ mod tests {
             0x0a00..=0x0a01
         );
         assert_eq!(prefilter_range(&"::/0".parse().unwrap()), 0..=0xffff);
+    }
+
+    #[test]
+    fn full_length_rules_use_the_exact_maps() {
+        let c = compile(&Rule {
+            protocol: Protocol::Udp,
+            port: Some(53),
+            ..rule("10.1.2.3/32")
+        })
+        .unwrap();
+        assert_eq!(
+            c.key.data,
+            KeyData::ExactV4([0, IPPROTO_UDP, 0, 53, 10, 1, 2, 3])
+        );
+        assert_eq!(c.key.map_name(), "EXACT_V4");
+        assert_eq!(c.shape, chaos_common::SHAPE_PROTO_PORT << EXACT_SHAPE_SHIFT);
+        let c = compile(&Rule {
+            direction: Direction::Ingress,
+            ..rule("fd00::7/128")
+        })
+        .unwrap();
+        let KeyData::ExactV6(k) = c.key.data else {
+            panic!("exact v6 key expected")
+        };
+        assert_eq!((k[0], k[1]), (1, 0));
+        assert_eq!(c.key.table, Table::V6Ingress);
+        assert_eq!(c.shape, chaos_common::SHAPE_ANY << EXACT_SHAPE_SHIFT);
+        assert_eq!(
+            compile(&rule("10.1.2.0/31")).unwrap().key.map_name(),
+            "RULES_V4_EGRESS"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use chaos_common::{ACTION_NONE, Counters, MAX_SLOTS, RuleSlot};
 use crate::{
     Direction, Error, Rule,
     attach::{self, EgressLink, IngressLink},
-    compile::{Compiled, TrieKey, compile},
+    compile::{Compiled, MapKey, compile},
     maps::RuleMaps,
 };
 
@@ -40,7 +40,7 @@ pub struct Injector {
     egress_link: Option<EgressLink>,
     ingress_link: Option<IngressLink>,
     installed: HashMap<u32, Installed>,
-    by_key: HashMap<TrieKey, u32>,
+    by_key: HashMap<MapKey, u32>,
     free: Vec<u32>,
     next_generation: u64,
     max_rules: u32,
@@ -295,7 +295,7 @@ impl Injector {
     }
 }
 
-fn describe(key: &TrieKey) -> String {
+fn describe(key: &MapKey) -> String {
     format!(
         "{:?} /{}",
         key.data,

@@ -3,14 +3,17 @@
 
 use aya::{
     Ebpf,
-    maps::{Array, LpmTrie, MapData, MapError, PerCpuArray, PerCpuValues, lpm_trie::Key},
+    maps::{Array, HashMap, LpmTrie, MapData, MapError, PerCpuArray, PerCpuValues, lpm_trie::Key},
 };
-use chaos_common::{Counters, PREFILTER_TABLES, PREFILTER_WORDS, RuleKeyV4, RuleKeyV6, RuleSlot};
+use chaos_common::{
+    Counters, ExactKeyV4, ExactKeyV6, PREFILTER_TABLES, PREFILTER_WORDS, RuleKeyV4, RuleKeyV6,
+    RuleSlot,
+};
 use std::ops::RangeInclusive;
 
 use crate::{
     Error,
-    compile::{KeyData, Table, TrieKey},
+    compile::{KeyData, MapKey, Table},
 };
 
 /// `BPF_NOEXIST`: insert only if the key is absent.
@@ -23,14 +26,16 @@ pub struct RuleMaps {
     v6_egress: LpmTrie<MapData, RuleKeyV6, u32>,
     v4_ingress: LpmTrie<MapData, RuleKeyV4, u32>,
     v6_ingress: LpmTrie<MapData, RuleKeyV6, u32>,
+    exact_v4: HashMap<MapData, ExactKeyV4, u32>,
+    exact_v6: HashMap<MapData, ExactKeyV6, u32>,
     slots: Array<MapData, RuleSlot>,
     counters: PerCpuArray<MapData, Counters>,
     prefilter: Array<MapData, u64>,
     key_shapes: Array<MapData, u32>,
     /// Rules per (prefilter table, /16): a bit is set while its count is non-zero.
     prefilter_refs: Vec<u32>,
-    /// Rules per (prefilter table, key shape bit index).
-    shape_refs: [[u32; 4]; PREFILTER_TABLES as usize],
+    /// Rules per (prefilter table, key shape bit index: 4 trie shapes, then 4 exact shapes).
+    shape_refs: [[u32; 8]; PREFILTER_TABLES as usize],
     nr_cpus: usize,
 }
 
@@ -58,6 +63,8 @@ impl RuleMaps {
             v6_egress: take(ebpf, "RULES_V6_EGRESS")?,
             v4_ingress: take(ebpf, "RULES_V4_INGRESS")?,
             v6_ingress: take(ebpf, "RULES_V6_INGRESS")?,
+            exact_v4: take(ebpf, "EXACT_V4")?,
+            exact_v6: take(ebpf, "EXACT_V6")?,
             slots: take(ebpf, "SLOTS")?,
             counters: take(ebpf, "COUNTERS")?,
             prefilter: take(ebpf, "PREFILTER")?,
@@ -69,49 +76,41 @@ impl RuleMaps {
     }
 
     /// Inserts `key → slot`; fails if the key is already present.
-    pub fn insert_key(&mut self, key: &TrieKey, slot: u32) -> Result<(), Error> {
-        let err = map_err(key.table.map_name());
+    pub fn insert_key(&mut self, key: &MapKey, slot: u32) -> Result<(), Error> {
+        let p = key.prefix_len;
         match (key.table, key.data) {
+            (_, KeyData::ExactV4(k)) => self.exact_v4.insert(k, slot, BPF_NOEXIST),
+            (_, KeyData::ExactV6(k)) => self.exact_v6.insert(k, slot, BPF_NOEXIST),
             (Table::V4Egress, KeyData::V4(d)) => {
-                self.v4_egress
-                    .insert(&Key::new(key.prefix_len, d), slot, BPF_NOEXIST)
+                self.v4_egress.insert(&Key::new(p, d), slot, BPF_NOEXIST)
             }
             (Table::V4Ingress, KeyData::V4(d)) => {
-                self.v4_ingress
-                    .insert(&Key::new(key.prefix_len, d), slot, BPF_NOEXIST)
+                self.v4_ingress.insert(&Key::new(p, d), slot, BPF_NOEXIST)
             }
             (Table::V6Egress, KeyData::V6(d)) => {
-                self.v6_egress
-                    .insert(&Key::new(key.prefix_len, d), slot, BPF_NOEXIST)
+                self.v6_egress.insert(&Key::new(p, d), slot, BPF_NOEXIST)
             }
             (Table::V6Ingress, KeyData::V6(d)) => {
-                self.v6_ingress
-                    .insert(&Key::new(key.prefix_len, d), slot, BPF_NOEXIST)
+                self.v6_ingress.insert(&Key::new(p, d), slot, BPF_NOEXIST)
             }
             _ => unreachable!("compile pairs IPv4 keys with IPv4 tables"),
         }
-        .map_err(err)
+        .map_err(map_err(key.map_name()))
     }
 
     /// Removes a key (exact prefix and data).
-    pub fn remove_key(&mut self, key: &TrieKey) -> Result<(), Error> {
-        let err = map_err(key.table.map_name());
+    pub fn remove_key(&mut self, key: &MapKey) -> Result<(), Error> {
+        let p = key.prefix_len;
         match (key.table, key.data) {
-            (Table::V4Egress, KeyData::V4(d)) => {
-                self.v4_egress.remove(&Key::new(key.prefix_len, d))
-            }
-            (Table::V4Ingress, KeyData::V4(d)) => {
-                self.v4_ingress.remove(&Key::new(key.prefix_len, d))
-            }
-            (Table::V6Egress, KeyData::V6(d)) => {
-                self.v6_egress.remove(&Key::new(key.prefix_len, d))
-            }
-            (Table::V6Ingress, KeyData::V6(d)) => {
-                self.v6_ingress.remove(&Key::new(key.prefix_len, d))
-            }
+            (_, KeyData::ExactV4(k)) => self.exact_v4.remove(&k),
+            (_, KeyData::ExactV6(k)) => self.exact_v6.remove(&k),
+            (Table::V4Egress, KeyData::V4(d)) => self.v4_egress.remove(&Key::new(p, d)),
+            (Table::V4Ingress, KeyData::V4(d)) => self.v4_ingress.remove(&Key::new(p, d)),
+            (Table::V6Egress, KeyData::V6(d)) => self.v6_egress.remove(&Key::new(p, d)),
+            (Table::V6Ingress, KeyData::V6(d)) => self.v6_ingress.remove(&Key::new(p, d)),
             _ => unreachable!("compile pairs IPv4 keys with IPv4 tables"),
         }
-        .map_err(err)
+        .map_err(map_err(key.map_name()))
     }
 
     /// Writes a rule slot.

@@ -5,12 +5,13 @@
 use aya_ebpf::{
     helpers::bpf_ktime_get_ns,
     macros::map,
-    maps::{Array, LpmTrie, PerCpuArray, lpm_trie::Key},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, lpm_trie::Key},
 };
 use chaos_common::{
-    ACTION_NONE, Counters, MAX_SLOTS, MAX_TRIE_ENTRIES, PORT_ANY, PREFILTER_TABLES,
-    PREFILTER_WORDS, PROTO_ANY, RuleKeyV4, RuleKeyV6, RuleSlot, SHAPE_ANY, SHAPE_ANYPROTO_PORT,
-    SHAPE_PROTO_ANYPORT, SHAPE_PROTO_PORT, key_v4, key_v6, prefilter_bit, prefilter_table,
+    ACTION_NONE, Counters, EXACT_SHAPE_SHIFT, ExactKeyV4, ExactKeyV6, MAX_SLOTS, MAX_TRIE_ENTRIES,
+    PORT_ANY, PREFILTER_TABLES, PREFILTER_WORDS, PROTO_ANY, RuleKeyV4, RuleKeyV6, RuleSlot,
+    SHAPE_ANY, SHAPE_ANYPROTO_PORT, SHAPE_PROTO_ANYPORT, SHAPE_PROTO_PORT, exact_key_v4,
+    exact_key_v6, key_v4, key_v6, prefilter_bit, prefilter_table,
 };
 
 use crate::parse::Packet;
@@ -27,6 +28,12 @@ static RULES_V4_INGRESS: LpmTrie<RuleKeyV4, u32> = LpmTrie::with_max_entries(MAX
 /// Ingress IPv6 rules.
 #[map]
 static RULES_V6_INGRESS: LpmTrie<RuleKeyV6, u32> = LpmTrie::with_max_entries(MAX_TRIE_ENTRIES, 0);
+/// Full-length IPv4 rules (/32), both directions (direction is the first key byte).
+#[map]
+static EXACT_V4: HashMap<ExactKeyV4, u32> = HashMap::with_max_entries(MAX_SLOTS, 0);
+/// Full-length IPv6 rules (/128), both directions.
+#[map]
+static EXACT_V6: HashMap<ExactKeyV6, u32> = HashMap::with_max_entries(MAX_SLOTS, 0);
 /// Rule slots, indexed by the tries' values.
 #[map]
 static SLOTS: Array<RuleSlot> = Array::with_max_entries(MAX_SLOTS, 0);
@@ -50,25 +57,37 @@ pub struct Hit {
 
 struct Best {
     hit: Option<Hit>,
-    now: u64,
+}
+
+/// The slot at `index` if it is in use and not expired. The clock is read only here, so
+/// packets that match no rule never pay for it.
+#[inline(always)]
+fn live(index: Option<&u32>) -> Option<Hit> {
+    let index = *index?;
+    let slot = SLOTS.get(index)?;
+    if slot.action == ACTION_NONE {
+        return None;
+    }
+    // SAFETY: plain helper call, no arguments.
+    if slot.expires_at_ns != 0 && slot.expires_at_ns <= unsafe { bpf_ktime_get_ns() } {
+        return None;
+    }
+    Some(Hit { index, slot })
 }
 
 impl Best {
     /// Considers the slot a trie lookup returned; keeps it if it beats the current best.
     #[inline(always)]
     fn offer(&mut self, index: Option<&u32>) {
-        let Some(&index) = index else { return };
-        let Some(slot) = SLOTS.get(index) else { return };
-        if slot.action == ACTION_NONE || (slot.expires_at_ns != 0 && slot.expires_at_ns <= self.now)
-        {
+        let Some(hit) = live(index) else {
             return;
-        }
+        };
         if let Some(best) = &self.hit
-            && best.slot.prefix_len >= slot.prefix_len
+            && best.slot.prefix_len >= hit.slot.prefix_len
         {
             return;
         }
-        self.hit = Some(Hit { index, slot });
+        self.hit = Some(hit);
     }
 }
 
@@ -83,11 +102,9 @@ pub fn lookup(pkt: &Packet, ingress: bool) -> Option<Hit> {
     }
     let mut shapes = KEY_SHAPES.get(table).copied().unwrap_or(0);
     if pkt.port == PORT_ANY {
-        shapes &= !(SHAPE_PROTO_PORT | SHAPE_ANYPROTO_PORT);
+        let with_port = SHAPE_PROTO_PORT | SHAPE_ANYPROTO_PORT;
+        shapes &= !(with_port | with_port << EXACT_SHAPE_SHIFT);
     }
-    // SAFETY: plain helper call, no arguments.
-    let now = unsafe { bpf_ktime_get_ns() };
-    let mut best = Best { hit: None, now };
     // Most specific shape first: on equal prefix length the earlier one wins.
     let probes = [
         (SHAPE_PROTO_PORT, pkt.proto, pkt.port),
@@ -95,6 +112,28 @@ pub fn lookup(pkt: &Packet, ingress: bool) -> Option<Hit> {
         (SHAPE_ANYPROTO_PORT, PROTO_ANY, pkt.port),
         (SHAPE_ANY, PROTO_ANY, PORT_ANY),
     ];
+    // Full-length rules first: nothing is longer, so the first live one wins outright.
+    if shapes >> EXACT_SHAPE_SHIFT != 0 {
+        for (shape, proto, port) in probes {
+            if shapes & (shape << EXACT_SHAPE_SHIFT) == 0 {
+                continue;
+            }
+            // SAFETY: the value is a plain u32 copied out right away by `live`; a concurrent
+            // delete can at worst make us read a just-removed slot index, which `live` checks.
+            let index = unsafe {
+                if pkt.ipv6 {
+                    EXACT_V6.get(exact_key_v6(ingress, proto, port, pkt.addr))
+                } else {
+                    let addr = [pkt.addr[0], pkt.addr[1], pkt.addr[2], pkt.addr[3]];
+                    EXACT_V4.get(exact_key_v4(ingress, proto, port, addr))
+                }
+            };
+            if let Some(hit) = live(index) {
+                return Some(hit);
+            }
+        }
+    }
+    let mut best = Best { hit: None };
     if pkt.ipv6 {
         let trie = if ingress {
             &RULES_V6_INGRESS

@@ -345,3 +345,60 @@ fn removed_rules_stop_matching_and_batches_are_atomic() {
     assert_eq!(egress(&mut inj, "10.31.1.1", L4::Udp(1, 2)), Pass);
     assert_eq!(egress(&mut inj, "10.32.1.1", L4::Udp(1, 2)), Pass);
 }
+
+#[test]
+fn exact_rules_beat_shorter_prefixes_and_keep_shape_order() {
+    let mut inj = injector();
+    // A /32 with 0 % loss against a /24 TCP:443 blackhole: the /32 is longer, so it decides.
+    inj.add(&Rule {
+        action: Action::Loss { ppm: 0 },
+        ..rule("10.40.0.5/32")
+    })
+    .unwrap();
+    inj.add(&Rule {
+        protocol: Protocol::Tcp,
+        port: Some(443),
+        ..rule("10.40.0.0/24")
+    })
+    .unwrap();
+    assert_eq!(egress(&mut inj, "10.40.0.5", L4::Tcp(1, 443)), Pass);
+    assert_eq!(egress(&mut inj, "10.40.0.6", L4::Tcp(1, 443)), Drop);
+    // Two /32s on one address: TCP:80 is more specific than any-protocol, for TCP:80 only.
+    inj.add(&Rule {
+        protocol: Protocol::Tcp,
+        port: Some(80),
+        ..rule("10.40.0.5/32")
+    })
+    .unwrap();
+    assert_eq!(egress(&mut inj, "10.40.0.5", L4::Tcp(1, 80)), Drop);
+    assert_eq!(egress(&mut inj, "10.40.0.5", L4::Tcp(1, 81)), Pass);
+    // An expired /32 falls through to the /16 around it.
+    inj.add(&Rule {
+        expires_at_ns: Some(monotonic_ns() - 1),
+        action: Action::Loss { ppm: 0 },
+        ..rule("10.41.0.1/32")
+    })
+    .unwrap();
+    inj.add(&rule("10.41.0.0/16")).unwrap();
+    assert_eq!(egress(&mut inj, "10.41.0.1", L4::Udp(1, 2)), Drop);
+    // /128 on ingress matches the source only, in its own direction.
+    inj.add(&Rule {
+        direction: Direction::Ingress,
+        ..rule("fd00:41::9/128")
+    })
+    .unwrap();
+    let from = frame(ip("fd00:41::9"), ip("fd00::1"), L4::Udp(1, 2), 0);
+    assert_eq!(
+        inj.test_run(Direction::Ingress, &from, 1).unwrap().verdict,
+        Drop
+    );
+    assert_eq!(
+        inj.test_run(Direction::Egress, &from, 1).unwrap().verdict,
+        Pass
+    );
+    let to = frame(ip("fd00::1"), ip("fd00:41::9"), L4::Udp(1, 2), 0);
+    assert_eq!(
+        inj.test_run(Direction::Ingress, &to, 1).unwrap().verdict,
+        Pass
+    );
+}

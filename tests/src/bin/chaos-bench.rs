@@ -27,8 +27,10 @@ const REPEAT: u32 = 1_000_000;
 /// Measurements per figure; the median is reported.
 const ROUNDS: usize = 5;
 
-/// Deterministic pseudo-random /32s spread over 10.0.0.0/8 (xorshift, no duplicates).
-fn rule_addresses(n: u32) -> Vec<Ipv4Addr> {
+/// Deterministic pseudo-random networks of length `prefix` spread over 10.0.0.0/8 (xorshift,
+/// no duplicates), as network addresses.
+fn rule_networks(n: u32, prefix: u8) -> Vec<u32> {
+    let mask = u32::MAX << (32 - prefix);
     let mut seen = std::collections::HashSet::new();
     let mut x: u32 = 0x9e37_79b9;
     let mut out = Vec::with_capacity(n as usize);
@@ -36,9 +38,9 @@ fn rule_addresses(n: u32) -> Vec<Ipv4Addr> {
         x ^= x << 13;
         x ^= x >> 17;
         x ^= x << 5;
-        let addr = Ipv4Addr::from(0x0a00_0000 | (x & 0x00ff_ffff));
-        if seen.insert(addr) {
-            out.push(addr);
+        let net = (0x0a00_0000 | (x & 0x00ff_ffff)) & mask;
+        if seen.insert(net) {
+            out.push(net);
         }
     }
     out
@@ -63,12 +65,17 @@ struct Row {
     hit: f64,
 }
 
-fn measure(n: u32) -> Result<Row> {
+/// Installs `n` blackholes of length `prefix` (/32: exact-match maps; shorter: LPM tries) and
+/// measures a packet to a /16 without rules, to a non-rule address in a ruled /16, and to a rule.
+fn measure(n: u32, prefix: u8) -> Result<Row> {
     let mut inj = Injector::detached().context("loading the programs needs root")?;
-    let addrs = rule_addresses(n);
-    let rules: Vec<Rule> = addrs
+    let nets = rule_networks(n, prefix);
+    let rules: Vec<Rule> = nets
         .iter()
-        .map(|a| Rule::blackhole(Direction::Egress, IpAddr::V4(*a).into()))
+        .map(|a| {
+            let net = ipnet::Ipv4Net::new(Ipv4Addr::from(*a), prefix).expect("valid prefix");
+            Rule::blackhole(Direction::Egress, net.into())
+        })
         .collect();
     let start = Instant::now();
     for chunk in rules.chunks(10_000) {
@@ -76,16 +83,24 @@ fn measure(n: u32) -> Result<Row> {
     }
     let load = start.elapsed();
     let src: IpAddr = "192.0.2.1".parse()?;
-    let pkt = |dst: Ipv4Addr| frame(src, IpAddr::V4(dst), L4::Tcp(40000, 443), 0);
-    // A /16 that holds no rule (the prefilter answers), a non-rule address in a /16 that does
-    // (the tries run), and a rule's own address.
-    let first = addrs[0];
-    let mut near = u32::from(first) ^ 1;
-    while addrs.contains(&Ipv4Addr::from(near)) {
-        near ^= 2;
+    let pkt = |dst: u32| frame(src, IpAddr::V4(Ipv4Addr::from(dst)), L4::Tcp(40000, 443), 0);
+    let mask = u32::MAX << (32 - prefix);
+    let covered: std::collections::HashSet<u32> = nets.iter().copied().collect();
+    let first = nets[0];
+    // Flip host-side bits above the prefix (staying inside the /16) until no rule covers it.
+    let mut near = first;
+    for bit in (32 - u32::from(prefix))..16 {
+        near = first ^ (1 << bit);
+        if !covered.contains(&(near & mask)) {
+            break;
+        }
     }
-    let miss_empty16 = ns_per_packet(&mut inj, &pkt(Ipv4Addr::new(172, 16, 1, 1)))?;
-    let miss_ruled16 = ns_per_packet(&mut inj, &pkt(Ipv4Addr::from(near)))?;
+    ensure!(
+        !covered.contains(&(near & mask)),
+        "no free address next to {first:#x}"
+    );
+    let miss_empty16 = ns_per_packet(&mut inj, &pkt(u32::from(Ipv4Addr::new(172, 16, 1, 1))))?;
+    let miss_ruled16 = ns_per_packet(&mut inj, &pkt(near))?;
     let hit = ns_per_packet(&mut inj, &pkt(first))?;
     Ok(Row {
         rules: n,
@@ -207,24 +222,28 @@ fn main() -> Result<()> {
         .unwrap_or(0);
 
     let mut rows = Vec::new();
-    for n in SIZES {
-        let row = measure(n)?;
-        println!(
-            "{:>7} rules: miss (empty /16) {:6.1} ns  miss (ruled /16) {:6.1} ns  hit {:6.1} ns  load {:.2} s",
-            row.rules,
-            row.miss_empty16,
-            row.miss_ruled16,
-            row.hit,
-            row.load.as_secs_f64()
-        );
-        rows.push(row);
+    // /32 rules live in the exact-match hash maps, /28 rules in the LPM tries.
+    let mut lpm_rows = Vec::new();
+    for (prefix, rows) in [(32u8, &mut rows), (28, &mut lpm_rows)] {
+        for n in SIZES {
+            let row = measure(n, prefix)?;
+            println!(
+                "{:>7} /{prefix} rules: miss (empty /16) {:6.1} ns  miss (ruled /16) {:6.1} ns  hit {:6.1} ns  load {:.2} s",
+                row.rules,
+                row.miss_empty16,
+                row.miss_ruled16,
+                row.hit,
+                row.load.as_secs_f64()
+            );
+            rows.push(row);
+        }
     }
     let dm = bench_daemon()?;
     println!(
         "daemon: start→ready median {:.0} ms; add p50 {:.2} ms p99 {:.2} ms; 10k batch {:.2} s; RSS idle {:.1} MB, 11k rules {:.1} MB",
         dm.start_ms[2], dm.add_p50_ms, dm.add_p99_ms, dm.batch_10k_s, dm.rss_idle_mb, dm.rss_10k_mb
     );
-    let map = |f: fn(&Row) -> f64| -> BTreeMap<String, f64> {
+    let map = |rows: &[Row], f: fn(&Row) -> f64| -> BTreeMap<String, f64> {
         rows.iter()
             .map(|r| (r.rules.to_string(), (f(r) * 10.0).round() / 10.0))
             .collect()
@@ -235,11 +254,17 @@ fn main() -> Result<()> {
         "machine": {"cpu": cpu, "cores": cores, "kernel": kernel, "date": date},
         "repeat": REPEAT,
         "rounds": ROUNDS,
-        "classifier_ns": map(|r| r.miss_empty16),
-        "classifier_ns_miss_same_slash16": map(|r| r.miss_ruled16),
-        "classifier_ns_match": map(|r| r.hit),
+        "classifier_ns": map(&rows, |r| r.miss_empty16),
+        "classifier_ns_miss_same_slash16": map(&rows, |r| r.miss_ruled16),
+        "classifier_ns_match": map(&rows, |r| r.hit),
         "ratio_100k_vs_1": ((last / base) * 1000.0).round() / 1000.0,
-        "rule_load_seconds": map(|r| r.load.as_secs_f64()),
+        "rule_load_seconds": map(&rows, |r| r.load.as_secs_f64()),
+        "lpm_slash28": {
+            "classifier_ns": map(&lpm_rows, |r| r.miss_empty16),
+            "classifier_ns_miss_same_slash16": map(&lpm_rows, |r| r.miss_ruled16),
+            "classifier_ns_match": map(&lpm_rows, |r| r.hit),
+            "rule_load_seconds": map(&lpm_rows, |r| r.load.as_secs_f64()),
+        },
         "daemon": {
             "start_to_ready_ms_median": (dm.start_ms[2] * 10.0).round() / 10.0,
             "start_to_ready_ms_all": dm.start_ms,
@@ -260,17 +285,22 @@ fn main() -> Result<()> {
     md.push_str(&format!(
         "## Classifier cost per packet (BPF_PROG_TEST_RUN, TC egress, Ethernet+IPv4+TCP, repeat {REPEAT}, median of {ROUNDS})\n\n"
     ));
-    md.push_str("Rules are blackhole /32s spread over 10.0.0.0/8. *Miss, empty /16*: destination 172.16.1.1, whose /16 holds\nno rule, so the prefilter bitmap answers. *Miss, ruled /16*: an address next to a rule (all four trie lookups run).\n*Match*: a rule's own address (lookups + counters + drop).\n\n");
-    md.push_str("| rules | miss, empty /16 (ns) | miss, ruled /16 (ns) | match (ns) | rule load (s) |\n|---:|---:|---:|---:|---:|\n");
-    for r in &rows {
-        md.push_str(&format!(
-            "| {} | {:.1} | {:.1} | {:.1} | {:.2} |\n",
-            r.rules,
-            r.miss_empty16,
-            r.miss_ruled16,
-            r.hit,
-            r.load.as_secs_f64()
-        ));
+    md.push_str("Rules are blackholes spread over 10.0.0.0/8: /32s (exact-match hash maps) or /28s (LPM tries).\n\
+        *Miss, empty /16*: destination 172.16.1.1, whose /16 holds no rule: the prefilter bitmap answers.\n\
+        *Miss, ruled /16*: an address next to a rule, so the lookups run (one per key shape in use).\n\
+        *Match*: a rule's own address (lookup + counters + drop).\n\n");
+    md.push_str("| rules | rule length | miss, empty /16 (ns) | miss, ruled /16 (ns) | match (ns) | rule load (s) |\n|---:|---:|---:|---:|---:|---:|\n");
+    for (len, rows) in [("/32", &rows), ("/28", &lpm_rows)] {
+        for r in rows {
+            md.push_str(&format!(
+                "| {} | {len} | {:.1} | {:.1} | {:.1} | {:.2} |\n",
+                r.rules,
+                r.miss_empty16,
+                r.miss_ruled16,
+                r.hit,
+                r.load.as_secs_f64()
+            ));
+        }
     }
     md.push_str(&format!(
         "\nNon-matching cost at 100k rules vs 1 rule: **{:.3}×** (target ≤ 1.25×, ≤ 100 ns).\n",
