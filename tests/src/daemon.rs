@@ -116,6 +116,17 @@ impl Daemon {
         (status, bytes.to_vec())
     }
 
+    /// Ids of the installed faults (`GET /v1/faults`).
+    pub fn fault_ids(&self) -> Vec<String> {
+        let (status, list) = self.call(Method::GET, "/v1/faults", None);
+        assert_eq!(status, 200, "{list}");
+        list.as_array()
+            .expect("a JSON array")
+            .iter()
+            .map(|f| f["id"].as_str().expect("an id").to_string())
+            .collect()
+    }
+
     /// Runs `chaosctl --socket S args…`.
     pub fn ctl(&self, args: &[&str]) -> Output {
         Command::new(bin("chaosctl"))

@@ -148,16 +148,6 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-fn ids(d: &Daemon) -> Vec<String> {
-    let (s, list) = d.call(Method::GET, "/v1/faults", None);
-    assert_eq!(s, 200);
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn ten_thousand_generated_bodies_never_break_the_daemon() {
     // Deeply nested strategies need more than the test thread's 2 MiB stack in debug builds.
@@ -180,7 +170,7 @@ fn fuzz() {
             .0,
         201
     );
-    let before = ids(&d);
+    let before = d.fault_ids();
     let mut runner = TestRunner::new(Config {
         cases: 10_000,
         failure_persistence: None,
@@ -222,7 +212,12 @@ fn fuzz() {
                 "{status} without an error message for {shown}"
             );
         }
-        prop_assert_eq!(ids(&d), before.clone(), "rule set changed by {}", shown);
+        prop_assert_eq!(
+            d.fault_ids(),
+            before.clone(),
+            "rule set changed by {}",
+            shown
+        );
         Ok(())
     });
     let statuses = statuses.into_inner();

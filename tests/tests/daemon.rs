@@ -31,16 +31,6 @@ fn attached(p: &NsPair, ns: &str, iface: &str) -> (usize, bool) {
     (tcx, link.contains("xdp"))
 }
 
-fn ids(d: &Daemon) -> Vec<String> {
-    let (status, list) = d.call(Method::GET, "/v1/faults", None);
-    assert_eq!(status, 200);
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn every_endpoint_works() {
     let p = NsPair::new("api");
@@ -68,7 +58,7 @@ fn every_endpoint_works() {
     assert_eq!(s, 200);
     assert_eq!(one["counters"]["matched"], 5);
     assert_eq!(one["counters"]["affected"], 5);
-    assert_eq!(ids(&d), vec![id.clone()]);
+    assert_eq!(d.fault_ids(), vec![id.clone()]);
     let (s, h) = d.call(Method::GET, "/v1/health", None);
     assert_eq!((s, h["interfaces"].clone()), (200, json!([VETH_A])));
 
@@ -199,7 +189,10 @@ fn ttl_lifts_the_fault_without_a_delete() {
         Duration::from_millis(1500).saturating_sub(added.elapsed()) + Duration::from_millis(300),
     );
     assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 3));
-    assert!(ids(&d).is_empty(), "the daemon removed the expired fault");
+    assert!(
+        d.fault_ids().is_empty(),
+        "the daemon removed the expired fault"
+    );
     assert_eq!(attached(&p, &p.a, VETH_A), (0, false));
     assert!(d.log_text().contains("action=\"expire\""));
 }
@@ -236,7 +229,7 @@ fn a_stopped_daemon_cannot_keep_a_fault_past_its_ttl() {
     );
     d.signal(Signal::SIGCONT);
     let start = Instant::now();
-    while !ids(&d).is_empty() {
+    while !d.fault_ids().is_empty() {
         assert!(
             start.elapsed() < Duration::from_secs(2),
             "daemon did not clean up after SIGCONT"
@@ -245,20 +238,24 @@ fn a_stopped_daemon_cannot_keep_a_fault_past_its_ttl() {
     }
 }
 
-#[test]
-fn sigterm_removes_everything_and_exits_0() {
-    let p = NsPair::new("term");
-    let mut d = Daemon::start(&p.a, "");
+/// A daemon in a fresh pair with an egress and an ingress fault installed (TCX and XDP attached).
+fn daemon_with_faults_both_ways(tag: &str) -> (NsPair, Daemon) {
+    let p = NsPair::new(tag);
+    let d = Daemon::start(&p.a, "");
     let batch = json!([
         {"match": {"cidr": B4}, "action": {"kind": "blackhole"}, "ttl": "1m"},
         {"direction": "ingress", "match": {"cidr": B4_ALT}, "action": {"kind": "blackhole"}, "ttl": "1m"}
     ]);
-    assert_eq!(
-        d.call(Method::POST, "/v1/faults", Some(&batch.to_string()))
-            .0,
-        201
-    );
+    let (status, body) = d.call(Method::POST, "/v1/faults", Some(&batch.to_string()));
+    assert_eq!(status, 201, "{body}");
     assert_eq!(attached(&p, &p.a, VETH_A), (1, true));
+    assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 0));
+    (p, d)
+}
+
+#[test]
+fn sigterm_removes_everything_and_exits_0() {
+    let (p, mut d) = daemon_with_faults_both_ways("term");
     d.signal(Signal::SIGTERM);
     let status = d.wait_exit();
     assert_eq!(status.code(), Some(0), "{}", d.log_text());
@@ -270,19 +267,7 @@ fn sigterm_removes_everything_and_exits_0() {
 
 #[test]
 fn sigkill_leaves_nothing_attached() {
-    let p = NsPair::new("kill");
-    let mut d = Daemon::start(&p.a, "");
-    let batch = json!([
-        {"match": {"cidr": B4}, "action": {"kind": "blackhole"}, "ttl": "1m"},
-        {"direction": "ingress", "match": {"cidr": B4_ALT}, "action": {"kind": "blackhole"}, "ttl": "1m"}
-    ]);
-    assert_eq!(
-        d.call(Method::POST, "/v1/faults", Some(&batch.to_string()))
-            .0,
-        201
-    );
-    assert_eq!(attached(&p, &p.a, VETH_A), (1, true));
-    assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 0));
+    let (p, mut d) = daemon_with_faults_both_ways("kill");
     d.signal(Signal::SIGKILL);
     d.wait_exit();
     assert_eq!(attached(&p, &p.a, VETH_A), (0, false));
@@ -299,7 +284,7 @@ fn protected_paths_need_force() {
         e["error"].as_str().unwrap().contains("protected CIDR"),
         "{e}"
     );
-    assert!(ids(&d).is_empty());
+    assert!(d.fault_ids().is_empty());
     let port22 = json!({"match": {"cidr": "10.9.9.0/24", "port": 22}, "action": {"kind": "blackhole"}, "ttl": "1m"});
     assert_eq!(
         d.call(Method::POST, "/v1/faults", Some(&port22.to_string()))
@@ -341,7 +326,7 @@ fn rule_cap_is_a_409_and_batches_are_all_or_nothing() {
         Some(&batch(&["10.1.0.3", "10.1.0.4"])),
     );
     assert_eq!(s, 409, "{e}");
-    assert_eq!(ids(&d).len(), 2);
+    assert_eq!(d.fault_ids().len(), 2);
     // Same match twice in one batch: conflict, nothing applied.
     let (s, e) = d.call(
         Method::POST,
@@ -349,7 +334,7 @@ fn rule_cap_is_a_409_and_batches_are_all_or_nothing() {
         Some(&batch(&["10.1.0.5"]).replace(']', &format!(",{}]", blackhole("10.1.0.1", "1m")))),
     );
     assert_eq!(s, 409, "{e}");
-    assert_eq!(ids(&d).len(), 2);
+    assert_eq!(d.fault_ids().len(), 2);
 }
 
 #[test]
@@ -404,7 +389,7 @@ fn bad_input_names_the_field_and_changes_nothing() {
         .0,
         201
     );
-    let before = ids(&d);
+    let before = d.fault_ids();
     let cases: Vec<(String, u16, Option<&str>)> = vec![
         ("{not json".into(), 400, None),
         (r#"{"match":{"cidr":"10.0.0.1"},"action":{"kind":"blackhole"},"ttl":"1m","colour":"red"}"#.into(), 400, Some("colour")),
@@ -428,6 +413,6 @@ fn bad_input_names_the_field_and_changes_nothing() {
         if let Some(f) = field {
             assert_eq!(e["field"], f, "{shown}: {e}");
         }
-        assert_eq!(ids(&d), before, "{shown} changed the rule set");
+        assert_eq!(d.fault_ids(), before, "{shown} changed the rule set");
     }
 }

@@ -3,7 +3,7 @@
 
 use std::{
     io::{BufRead, BufReader},
-    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
+    net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -14,8 +14,9 @@ use chaos_tests::netns::{
     A4, A4_ALT, A6, A6_ALT, B4, B4_ALT, B6, B6_ALT, NsPair, VETH_A, VETH_B, in_ns,
 };
 
+/// A blackhole for a CIDR or bare address.
 fn rule(dir: Direction, net: &str) -> Rule {
-    Rule::blackhole(dir, net.parse().unwrap())
+    Rule::blackhole(dir, chaos_daemon::validate::parse_net(net).unwrap())
 }
 
 /// Opens an injector on `iface` inside `ns` and installs `rules` there (attach happens in `ns`).
@@ -27,83 +28,71 @@ fn inject(ns: &str, iface: &str, rules: &[Rule]) -> Injector {
     })
 }
 
-#[test]
-fn egress_blackhole_v4_drops_one_address_only() {
-    let p = NsPair::new("bh4");
-    assert_eq!(p.ping(&p.a, B4, None, 3, "0.05"), (3, 3), "baseline");
-    let inj = inject(
-        &p.a,
-        VETH_A,
-        &[rule(Direction::Egress, &format!("{B4}/32"))],
-    );
+/// Blackholes `dst` (a full-length prefix) and checks that `neighbour`, in the same subnet, is
+/// untouched, and that dropping the injector lifts the fault.
+fn blackhole_one_address(tag: &str, dst: &str, neighbour: &str) {
+    let p = NsPair::new(tag);
+    assert_eq!(p.ping(&p.a, dst, None, 3, "0.05"), (3, 3), "baseline");
+    let inj = inject(&p.a, VETH_A, &[rule(Direction::Egress, dst)]);
     assert_eq!(
-        p.ping(&p.a, B4, None, 10, "0.05"),
+        p.ping(&p.a, dst, None, 10, "0.05"),
         (10, 0),
         "blackholed address"
     );
     assert_eq!(
-        p.ping(&p.a, B4_ALT, None, 10, "0.05"),
+        p.ping(&p.a, neighbour, None, 10, "0.05"),
         (10, 10),
-        "neighbour in the same /24"
+        "neighbour in the same subnet"
     );
     drop(inj);
-    assert_eq!(p.ping(&p.a, B4, None, 3, "0.05"), (3, 3), "after detach");
+    assert_eq!(p.ping(&p.a, dst, None, 3, "0.05"), (3, 3), "after detach");
+}
+
+#[test]
+fn egress_blackhole_v4_drops_one_address_only() {
+    blackhole_one_address("bh4", B4, B4_ALT);
 }
 
 #[test]
 fn egress_blackhole_v6_drops_one_address_only() {
-    let p = NsPair::new("bh6");
-    assert_eq!(p.ping(&p.a, B6, None, 3, "0.05"), (3, 3), "baseline");
-    let _inj = inject(
-        &p.a,
-        VETH_A,
-        &[rule(Direction::Egress, &format!("{B6}/128"))],
-    );
-    assert_eq!(
-        p.ping(&p.a, B6, None, 10, "0.05"),
-        (10, 0),
-        "blackholed address"
-    );
-    assert_eq!(
-        p.ping(&p.a, B6_ALT, None, 10, "0.05"),
-        (10, 10),
-        "neighbour in the same /64"
-    );
+    blackhole_one_address("bh6", B6, B6_ALT);
 }
 
-#[test]
-fn udp_port_rule_spares_tcp_on_the_same_port() {
-    let p = NsPair::new("udp");
+/// A UDP rule on `port` for `subnet` drops UDP to that port from `src` to `dst`, and spares TCP
+/// on the same port and UDP on the next port.
+fn udp_port_rule_spares_tcp(tag: &str, subnet: &str, src: &str, dst: &str) {
+    let p = NsPair::new(tag);
     let port = 5353;
+    let dst_ip: IpAddr = dst.parse().unwrap();
     let _inj = inject(
         &p.a,
         VETH_A,
         &[Rule {
             protocol: Protocol::Udp,
             port: Some(port),
-            ..rule(Direction::Egress, "10.200.0.0/24")
+            ..rule(Direction::Egress, subnet)
         }],
     );
-    // Servers in B: a UDP socket and a TCP listener on the same port.
+    // Servers in B: a UDP socket and a TCP listener on the same port, and UDP on the next one.
     let (udp_server, tcp_server) = in_ns(&p.b, || {
-        let u = UdpSocket::bind((B4, port)).unwrap();
+        let u = UdpSocket::bind((dst_ip, port)).unwrap();
         u.set_read_timeout(Some(Duration::from_millis(300)))
             .unwrap();
-        let t = TcpListener::bind((B4, port)).unwrap();
-        let other = UdpSocket::bind((B4, port + 1)).unwrap();
+        let t = TcpListener::bind((dst_ip, port)).unwrap();
+        let other = UdpSocket::bind((dst_ip, port + 1)).unwrap();
         other
             .set_read_timeout(Some(Duration::from_millis(2000)))
             .unwrap();
         ((u, other), t)
     });
     in_ns(&p.a, || {
-        let client = UdpSocket::bind((A4, 0)).unwrap();
+        let client = UdpSocket::bind((src.parse::<IpAddr>().unwrap(), 0)).unwrap();
         for _ in 0..5 {
-            client.send_to(b"x", (B4, port)).unwrap();
-            client.send_to(b"y", (B4, port + 1)).unwrap();
+            client.send_to(b"x", (dst_ip, port)).unwrap();
+            client.send_to(b"y", (dst_ip, port + 1)).unwrap();
         }
-        let dst: SocketAddr = format!("{B4}:{port}").parse().unwrap();
-        let tcp = TcpStream::connect_timeout(&dst, Duration::from_secs(2));
+        let tcp =
+            TcpStream::connect_timeout(&SocketAddr::new(dst_ip, port), Duration::from_secs(2));
         assert!(
             tcp.is_ok(),
             "TCP to the UDP rule's port must connect: {tcp:?}"
@@ -120,17 +109,27 @@ fn udp_port_rule_spares_tcp_on_the_same_port() {
 }
 
 #[test]
-fn loss_30_percent_over_2000_pings_within_5_sigma() {
-    let p = NsPair::new("loss");
+fn udp_port_rule_spares_tcp_on_the_same_port_v4() {
+    udp_port_rule_spares_tcp("udp4", "10.200.0.0/24", A4, B4);
+}
+
+#[test]
+fn udp_port_rule_spares_tcp_on_the_same_port_v6() {
+    udp_port_rule_spares_tcp("udp6", "fd00:c4a0::/64", A6, B6);
+}
+
+/// 30 % loss to `dst` over 2000 pings lands within 5 sigma, and the kernel counters agree.
+fn loss_30_percent(tag: &str, dst: &str) {
+    let p = NsPair::new(tag);
     let inj = inject(
         &p.a,
         VETH_A,
         &[Rule {
             action: Action::Loss { ppm: 300_000 },
-            ..rule(Direction::Egress, &format!("{B4}/32"))
+            ..rule(Direction::Egress, dst)
         }],
     );
-    let (sent, received) = p.ping(&p.a, B4, None, 2000, "0.002");
+    let (sent, received) = p.ping(&p.a, dst, None, 2000, "0.002");
     assert_eq!(sent, 2000);
     let lost = f64::from(sent - received);
     let (mean, sigma) = (600.0, (2000.0f64 * 0.3 * 0.7).sqrt());
@@ -139,11 +138,21 @@ fn loss_30_percent_over_2000_pings_within_5_sigma() {
         "lost {lost} of 2000, expected 600 ± {:.0}",
         5.0 * sigma
     );
-    // The kernel's counters saw every request and dropped exactly the lost ones (no replies are
-    // matched: they come back on ingress).
+    // The counters saw every request and dropped exactly the lost ones (replies come back on
+    // ingress, which has no rule).
     let c = counters_of_only_rule(&inj);
     assert_eq!(c.matched_packets, 2000);
     assert_eq!(c.affected_packets as f64, lost);
+}
+
+#[test]
+fn loss_30_percent_over_2000_pings_within_5_sigma_v4() {
+    loss_30_percent("loss4", B4);
+}
+
+#[test]
+fn loss_30_percent_over_2000_pings_within_5_sigma_v6() {
+    loss_30_percent("loss6", B6);
 }
 
 fn counters_of_only_rule(inj: &Injector) -> chaos_common::Counters {

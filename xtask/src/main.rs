@@ -61,38 +61,29 @@ fn main() -> Result<()> {
         Cmd::Bench => {
             setup()?;
             require_root("benchmarks load eBPF programs")?;
-            cargo(&[
-                "build",
-                "--release",
-                "-p",
-                "chaos-daemon",
-                "-p",
-                "chaos-tests",
-            ])?;
-            cargo(&[
-                "run",
-                "--release",
-                "-p",
-                "chaos-tests",
-                "--bin",
-                "chaos-bench",
-                "--",
-            ])
+            build_release()?;
+            run(&mut Command::new(root.join("target/release/chaos-bench")))
         }
         Cmd::Demo => {
             setup()?;
             require_root("the demo creates network namespaces and loads eBPF programs")?;
-            cargo(&[
-                "build",
-                "--release",
-                "-p",
-                "chaos-daemon",
-                "-p",
-                "chaos-tests",
-            ])?;
+            build_release()?;
             run(&mut Command::new(root.join("target/release/chaos-demo")))
         }
     }
+}
+
+/// Release build of the daemon, the CLI and the demo/bench drivers.
+fn build_release() -> Result<()> {
+    cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "chaos-daemon",
+        "-p",
+        "chaos-tests",
+        "--bins",
+    ])
 }
 
 fn workspace_root() -> PathBuf {
