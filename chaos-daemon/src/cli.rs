@@ -199,6 +199,16 @@ pub fn spec_json(kind: &AddKind) -> Value {
     spec
 }
 
+/// True if `kind` matches addresses but neither --to nor --from was given.
+fn needs_target(kind: &AddKind) -> bool {
+    match kind {
+        AddKind::Blackhole { common }
+        | AddKind::Loss { common, .. }
+        | AddKind::Latency { common, .. } => common.to.is_none() && common.from.is_none(),
+        AddKind::Dns { .. } => false,
+    }
+}
+
 /// One-line description of a fault's match.
 pub fn describe_match(f: &Fault) -> String {
     let m = &f.spec.matches;
@@ -297,6 +307,12 @@ pub async fn run(cli: Cli) -> i32 {
                 &mut std::io::stdout(),
             );
             return 0;
+        }
+        Cmd::Add { kind } if needs_target(kind) => {
+            eprintln!(
+                "chaosctl add: give --to CIDR (egress) or --from CIDR (ingress)\n\nFor more information, try '--help'."
+            );
+            return 2;
         }
         Cmd::Add { kind } => (
             Method::POST,

@@ -9,7 +9,7 @@ use std::{
 use aya::programs::{SchedClassifier, TcAttachType};
 use chaos_tests::{
     daemon::{Daemon, bin},
-    netns::{B4, B4_ALT, NsPair, VETH_A, in_ns},
+    netns::{B4, B4_ALT, B6, B6_ALT, NsPair, VETH_A, in_ns},
 };
 use hyper::Method;
 use nix::sys::signal::Signal;
@@ -86,6 +86,18 @@ fn every_endpoint_works() {
         "programs detached with the last fault"
     );
 
+    // IPv6 through the API: one /128 faulted, its neighbour untouched.
+    let (s, f) = d.call(Method::POST, "/v1/faults", Some(&blackhole(B6, "1m")));
+    assert_eq!(s, 201, "{f}");
+    assert_eq!(p.ping(&p.a, B6, None, 3, "0.02"), (3, 0));
+    assert_eq!(p.ping(&p.a, B6_ALT, None, 3, "0.02"), (3, 3));
+    let (s, _) = d.call(
+        Method::DELETE,
+        &format!("/v1/faults/{}", f["id"].as_str().unwrap()),
+        None,
+    );
+    assert_eq!(s, 204);
+
     // A batch, then the panic button.
     let batch = format!("[{},{}]", blackhole(B4, "1m"), blackhole(B4_ALT, "1m"));
     let (s, created) = d.call(Method::POST, "/v1/faults", Some(&batch));
@@ -155,6 +167,11 @@ fn chaosctl_verbs_tables_and_exit_codes() {
         Some(2),
         "missing --ttl"
     );
+    assert_eq!(
+        d.ctl(&["add", "blackhole", "--ttl", "1m"]).status.code(),
+        Some(2),
+        "missing --to/--from"
+    );
     let gone = Command::new(bin("chaosctl"))
         .args(["--socket", "/nonexistent/chaos.sock", "ls"])
         .output()
@@ -171,8 +188,21 @@ fn chaosctl_verbs_tables_and_exit_codes() {
             .status
             .success()
     );
+    // Ingress by source (XDP): replies from B4_ALT are dropped, replies from B4 are not.
+    assert!(
+        d.ctl(&["add", "blackhole", "--from", B4_ALT, "--ttl", "1m"])
+            .status
+            .success()
+    );
+    assert_eq!(p.ping(&p.a, B4_ALT, None, 3, "0.02"), (3, 0));
+    assert_eq!(
+        p.ping(&p.a, B4, None, 3, "0.02"),
+        (3, 0),
+        "the egress blackhole to B4 is still on"
+    );
     let all = String::from_utf8(d.ctl(&["rm", "--all"]).stdout).unwrap();
-    assert_eq!(all.trim(), "removed 1 fault(s)");
+    assert_eq!(all.trim(), "removed 2 fault(s)");
+    assert_eq!(p.ping(&p.a, B4_ALT, None, 3, "0.02"), (3, 3));
     let completions = d.ctl(&["completions", "bash"]);
     assert!(String::from_utf8_lossy(&completions.stdout).contains("chaosctl"));
 }
