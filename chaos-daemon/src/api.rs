@@ -46,7 +46,7 @@ impl AppState {
     /// New state for `config`; `spare` is a loaded injector for the first interface.
     pub fn new(config: Config, spare: Option<crate::Injector>) -> Arc<Self> {
         Arc::new(AppState {
-            faults: Mutex::new(Faults::new(config.max_rules, spare)),
+            faults: Mutex::new(Faults::new(config.max_rules, spare, config.tc_attach)),
             config,
             expiry_wake: Notify::new(),
             metrics: Metrics::default(),

@@ -67,27 +67,62 @@ fn attach_error(
     }
 }
 
+/// How the egress classifier is attached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TcAttach {
+    /// A TCX link (kernel ≥ 6.6), falling back to a clsact netlink filter.
+    #[default]
+    Auto,
+    /// Always a clsact netlink filter, as on kernels before 6.6. Such filters are not links: a
+    /// crashed daemon leaves them behind (their rules still expire in the kernel at their TTL)
+    /// until the next start or `chaos-daemon cleanup` removes them.
+    Netlink,
+}
+
 /// Attaches the egress classifier to `iface` (in the caller's network namespace): a TCX link,
-/// first in the chain, on kernels that have TCX; a clsact + netlink filter otherwise.
-pub fn attach_egress(ebpf: &mut Ebpf, iface: &str) -> Result<EgressLink, Error> {
+/// first in the chain, where the kernel has TCX; a clsact + netlink filter otherwise.
+pub fn attach_egress(ebpf: &mut Ebpf, iface: &str, mode: TcAttach) -> Result<EgressLink, Error> {
     let prog = egress(ebpf)?;
-    let tcx = prog.attach_with_options(
+    if mode == TcAttach::Auto {
+        match prog.attach_with_options(
+            iface,
+            TcAttachType::Egress,
+            TcAttachOptions::TcxOrder(LinkOrder::first()),
+        ) {
+            Ok(link) => return Ok(link),
+            Err(e) => tracing::info!(iface, error = %e, "TCX attach failed; using a clsact filter"),
+        }
+    }
+    if tc::qdisc_add_clsact(iface).is_err() {
+        tracing::debug!(iface, "clsact qdisc already present");
+    }
+    prog.attach_with_options(
         iface,
         TcAttachType::Egress,
-        TcAttachOptions::TcxOrder(LinkOrder::first()),
-    );
-    match tcx {
-        Ok(link) => Ok(link),
-        Err(tcx_err) => {
-            // Kernels before 6.6: legacy clsact qdisc + direct-action filter.
-            if tc::qdisc_add_clsact(iface).is_err() {
-                tracing::debug!(iface, "clsact qdisc already present or not addable");
-            }
-            prog.attach(iface, TcAttachType::Egress).map_err(|e| {
-                tracing::debug!(iface, error = %tcx_err, "TCX attach failed before netlink fallback");
-                Error::from_bpf("attaching chaos_egress", e, attach_error(EGRESS_PROGRAM, iface))
-            })
-        }
+        TcAttachOptions::Netlink(tc::NlOptions::default()),
+    )
+    .map_err(|e| {
+        Error::from_bpf(
+            "attaching chaos_egress",
+            e,
+            attach_error(EGRESS_PROGRAM, iface),
+        )
+    })
+}
+
+/// Removes clsact egress filters running our classifier from `iface`: what a crashed daemon
+/// leaves behind on the netlink path (TCX and XDP links never outlive their owner). Returns
+/// whether any were found.
+pub fn remove_stale_filters(iface: &str) -> Result<bool, Error> {
+    match tc::qdisc_detach_program(iface, TcAttachType::Egress, EGRESS_PROGRAM) {
+        Ok(()) => Ok(true),
+        Err(tc::TcError::IoError(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::from_bpf(
+            "removing stale filters",
+            e,
+            attach_error(EGRESS_PROGRAM, iface),
+        )),
     }
 }
 

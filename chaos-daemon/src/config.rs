@@ -8,11 +8,14 @@
 //! protect_ssh_peers = true       # refuse faults hitting established SSH peers without force
 //! protected_cidrs = ["10.9.0.0/16"]
 //! protected_tcp_ports = [22]     # refuse faults that name these TCP ports without force
+//! tc_attach = "auto"             # or "netlink": force the pre-6.6 clsact filter path
 //! ```
 
 use std::{path::Path, time::Duration};
 
 use serde::Deserialize;
+
+use crate::attach::TcAttach;
 
 /// Parsed configuration with defaults applied.
 #[derive(Clone, Debug, Deserialize)]
@@ -33,6 +36,8 @@ pub struct Config {
     pub protected_cidrs: Vec<String>,
     /// TCP ports no fault may name without `force`.
     pub protected_tcp_ports: Vec<u16>,
+    /// How the egress program is attached.
+    pub tc_attach: TcAttach,
 }
 
 /// Log output format.
@@ -56,6 +61,7 @@ impl Default for Config {
             protect_ssh_peers: true,
             protected_cidrs: Vec::new(),
             protected_tcp_ports: vec![22],
+            tc_attach: TcAttach::Auto,
         }
     }
 }

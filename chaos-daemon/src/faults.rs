@@ -10,6 +10,7 @@ use std::{
 
 use crate::{
     Error, Injector, RuleId,
+    attach::TcAttach,
     clock::{deadline_ns, monotonic_ns},
     spec::{CountersView, Fault, FaultSpec},
     validate::{ApiError, Validated},
@@ -31,6 +32,7 @@ pub struct Faults {
     entries: BTreeMap<String, Entry>,
     deadlines: BTreeSet<(u64, String)>,
     max_rules: u32,
+    tc_attach: TcAttach,
     id_salt: u64,
     next_id: u64,
 }
@@ -54,8 +56,13 @@ impl From<Error> for ApiError {
 impl Faults {
     /// An empty table allowing `max_rules` faults in all. `spare`, if given, is a loaded
     /// [`Injector`] used for the first interface.
-    pub fn new(max_rules: u32, spare: Option<Injector>) -> Self {
+    pub fn new(max_rules: u32, spare: Option<Injector>, tc_attach: TcAttach) -> Self {
+        let spare = spare.map(|mut s| {
+            s.set_tc_attach(tc_attach);
+            s
+        });
         Faults {
+            tc_attach,
             injectors: BTreeMap::new(),
             spare,
             entries: BTreeMap::new(),
@@ -177,7 +184,11 @@ impl Faults {
                         return Err(e);
                     }
                 },
-                None => Injector::open(iface)?,
+                None => {
+                    let mut inj = Injector::open(iface)?;
+                    inj.set_tc_attach(self.tc_attach);
+                    inj
+                }
             };
             self.injectors.insert(iface.to_string(), inj);
         }

@@ -18,6 +18,17 @@ pub fn iface_exists(iface: &str) -> bool {
     nix::net::if_::if_nametoindex(iface).is_ok()
 }
 
+/// Names of all interfaces in this network namespace.
+pub fn interfaces() -> Vec<String> {
+    nix::net::if_::if_nameindex()
+        .map(|list| {
+            list.iter()
+                .map(|i| i.name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The interface of the IPv4 (else IPv6) default route.
 pub fn default_iface() -> Option<String> {
     let v4 = std::fs::read_to_string("/proc/net/route").unwrap_or_default();

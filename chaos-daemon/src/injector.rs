@@ -11,7 +11,7 @@ use chaos_common::{ACTION_NONE, Counters, MAX_SLOTS, RuleSlot};
 
 use crate::{
     Direction, Error, Rule,
-    attach::{self, EgressLink, IngressLink},
+    attach::{self, EgressLink, IngressLink, TcAttach},
     compile::{Compiled, MapKey, compile},
     maps::RuleMaps,
 };
@@ -44,6 +44,7 @@ pub struct Injector {
     free: Vec<u32>,
     next_generation: u64,
     max_rules: u32,
+    tc_attach: TcAttach,
 }
 
 impl Injector {
@@ -75,6 +76,7 @@ impl Injector {
             free: (0..MAX_SLOTS).rev().collect(),
             next_generation: 1,
             max_rules: MAX_SLOTS,
+            tc_attach: TcAttach::Auto,
         })
     }
 
@@ -92,6 +94,11 @@ impl Injector {
         self.detach_unused();
         self.iface = iface.to_string();
         Ok(())
+    }
+
+    /// Chooses how the egress program is attached (takes effect at the next attach).
+    pub fn set_tc_attach(&mut self, mode: TcAttach) {
+        self.tc_attach = mode;
     }
 
     /// Caps the number of rules on this interface (at most [`MAX_SLOTS`]).
@@ -264,7 +271,11 @@ impl Injector {
         }
         match direction {
             Direction::Egress if self.egress_link.is_none() => {
-                self.egress_link = Some(attach::attach_egress(&mut self.ebpf, &self.iface)?);
+                self.egress_link = Some(attach::attach_egress(
+                    &mut self.ebpf,
+                    &self.iface,
+                    self.tc_attach,
+                )?);
                 tracing::info!(iface = %self.iface, "attached chaos_egress (TC egress)");
             }
             Direction::Ingress if self.ingress_link.is_none() => {

@@ -9,8 +9,9 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use chaos_daemon::{
-    Injector, api,
+    Injector, api, attach,
     config::{Config, LogFormat},
+    host,
 };
 use clap::{Parser, Subcommand};
 use tokio::{
@@ -76,6 +77,26 @@ fn someone_listens(socket: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(socket).is_ok()
 }
 
+/// Removes clsact filters a crashed daemon left on any interface of this namespace (netlink
+/// attach path only); returns the interfaces cleaned.
+fn remove_stale_filters() -> Vec<String> {
+    let mut cleaned = Vec::new();
+    for iface in host::interfaces() {
+        match attach::remove_stale_filters(&iface) {
+            Ok(true) => {
+                tracing::warn!(
+                    iface,
+                    "removed a chaos_egress filter left by an earlier daemon"
+                );
+                cleaned.push(iface);
+            }
+            Ok(false) => {}
+            Err(e) => tracing::debug!(iface, error = %e, "cannot check for stale filters"),
+        }
+    }
+    cleaned
+}
+
 fn bind(socket: &Path, group: Option<&str>) -> Result<UnixListener> {
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -128,12 +149,23 @@ fn main() -> Result<()> {
     init_logging(config.log_format);
 
     if let Some(Cmd::Cleanup) = args.cmd {
-        if args.socket.exists() && !someone_listens(&args.socket) {
+        if someone_listens(&args.socket) {
+            bail!(
+                "a chaos-daemon is running on {}: stop it instead (its faults go with it)",
+                args.socket.display()
+            );
+        }
+        if args.socket.exists() {
             std::fs::remove_file(&args.socket)?;
             println!("removed stale socket {}", args.socket.display());
+        }
+        let cleaned = remove_stale_filters();
+        if cleaned.is_empty() {
+            println!("no stale filters (TCX/XDP links never outlive the daemon)");
         } else {
             println!(
-                "nothing to clean up (no stale socket; TCX/XDP links never outlive the daemon)"
+                "removed stale chaos_egress filters from: {}",
+                cleaned.join(", ")
             );
         }
         return Ok(());
@@ -151,6 +183,8 @@ fn main() -> Result<()> {
         .build()?;
     runtime.block_on(async move {
         let listener = bind(&args.socket, config.socket_group.as_deref())?;
+        // We own the socket now, so any filter of ours still attached is stale.
+        remove_stale_filters();
         let state = api::AppState::new(config, Some(spare));
         tokio::spawn(api::expiry_task(state.clone()));
         let app = api::router(state.clone())

@@ -446,3 +446,79 @@ fn bad_input_names_the_field_and_changes_nothing() {
         assert_eq!(d.fault_ids(), before, "{shown} changed the rule set");
     }
 }
+
+#[test]
+fn legacy_filters_left_by_a_crash_are_removed_by_cleanup_and_at_start() {
+    let p = NsPair::new("legacy");
+    // Force the pre-6.6 attach path: a clsact filter, which is not a link.
+    let config = "tc_attach = \"netlink\"\n";
+    let filters = || {
+        String::from_utf8(
+            p.exec(&p.a, &["tc", "filter", "show", "dev", VETH_A, "egress"])
+                .stdout,
+        )
+        .unwrap()
+    };
+    let crash_with_a_fault = || {
+        let mut d = Daemon::start(&p.a, config);
+        assert_eq!(
+            d.call(Method::POST, "/v1/faults", Some(&blackhole(B4, "10m")))
+                .0,
+            201
+        );
+        assert!(
+            filters().contains("chaos_egress"),
+            "netlink filter expected: {}",
+            filters()
+        );
+        assert_eq!(attached(&p, &p.a, VETH_A).0, 0, "no TCX link on this path");
+        d.signal(Signal::SIGKILL);
+        d.wait_exit();
+        d
+    };
+    let d = crash_with_a_fault();
+    // The filter outlives the daemon (its rule would still expire in the kernel at its TTL)…
+    assert!(filters().contains("chaos_egress"));
+    assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 0));
+    // …until `chaos-daemon cleanup` removes it.
+    let out = p.exec(
+        &p.a,
+        &[
+            bin("chaos-daemon").to_str().unwrap(),
+            "--socket",
+            d.socket.to_str().unwrap(),
+            "cleanup",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(VETH_A),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!filters().contains("chaos_egress"), "{}", filters());
+    assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 3));
+    drop(d);
+
+    // A new daemon removes them at start too.
+    let d = crash_with_a_fault();
+    drop(d);
+    let d = Daemon::start(&p.a, config);
+    assert!(!filters().contains("chaos_egress"), "{}", filters());
+    assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 3));
+    assert!(d.log_text().contains("left by an earlier daemon"));
+    // A clean stop removes the daemon's own filter.
+    assert_eq!(
+        d.call(Method::POST, "/v1/faults", Some(&blackhole(B4, "10m")))
+            .0,
+        201
+    );
+    let mut d = d;
+    d.signal(Signal::SIGTERM);
+    assert_eq!(d.wait_exit().code(), Some(0));
+    assert!(!filters().contains("chaos_egress"), "{}", filters());
+}
