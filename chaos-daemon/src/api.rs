@@ -144,6 +144,12 @@ pub fn router(state: Arc<AppState>) -> Router {
                 "no such endpoint; see GET /v1/health, /v1/faults, /metrics",
             )
         })
+        .method_not_allowed_fallback(|req: Request| async move {
+            ApiError::new(
+                405,
+                format!("{} is not allowed on {}", req.method(), req.uri().path()),
+            )
+        })
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,

@@ -110,6 +110,8 @@ fn every_endpoint_works() {
     let (s, removed) = d.call(Method::DELETE, "/v1/faults", None);
     assert_eq!((s, removed), (200, json!({"removed": 2})));
     assert_eq!(p.ping(&p.a, B4_ALT, None, 3, "0.02"), (3, 3));
+    let (s, e) = d.call(Method::PUT, "/v1/health", None);
+    assert_eq!((s, e["error"].is_string()), (405, true), "{e}");
     let (s, e) = d.call(Method::GET, "/v1/nothing", None);
     assert_eq!((s, e["error"].is_string()), (404, true));
     assert!(
