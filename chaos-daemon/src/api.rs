@@ -403,8 +403,12 @@ pub fn release_freed_memory() {
     }
 }
 
-/// Removes faults at their deadline. Runs until the process ends.
+/// Removes faults at their deadline, and those whose interface vanished. Runs until the process
+/// ends.
 pub async fn expiry_task(state: Arc<AppState>) {
+    // Interfaces can vanish under their faults (a deleted veth, a replaced NIC): check each second.
+    let mut interface_check = tokio::time::interval(std::time::Duration::from_secs(1));
+    interface_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let next = state.faults().next_deadline();
         let sleep = match next {
@@ -421,6 +425,12 @@ pub async fn expiry_task(state: Arc<AppState>) {
                 }
             }
             _ = state.expiry_wake.notified() => {}
+            _ = interface_check.tick() => {
+                let gone = state.faults().drop_vanished_interfaces();
+                for f in &gone {
+                    tracing::warn!(target: "audit", action = "interface_gone", id = %f.id, fault = %summary(&f.spec), caller = "daemon", "fault removed: its interface disappeared");
+                }
+            }
         }
     }
 }

@@ -285,6 +285,38 @@ impl Faults {
         due.iter().filter_map(|id| self.remove(id).ok()).collect()
     }
 
+    /// Removes the faults of interfaces that disappeared (or were replaced by a new interface
+    /// with the same name): the kernel dropped their links, so they enforce nothing anymore.
+    pub fn drop_vanished_interfaces(&mut self) -> Vec<Fault> {
+        let gone: Vec<String> = self
+            .injectors
+            .iter()
+            .filter(|(_, inj)| !inj.interface_alive())
+            .map(|(iface, _)| iface.clone())
+            .collect();
+        if gone.is_empty() {
+            return Vec::new();
+        }
+        let ids: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| gone.contains(&e.iface))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let removed = ids.iter().filter_map(|id| self.remove(id).ok()).collect();
+        // Their injectors are empty now; none is kept as the spare (its links are dead anyway,
+        // and rebind re-attaches from scratch).
+        for iface in gone {
+            self.injectors.remove(&iface);
+            if let Some(spare) = &self.spare
+                && spare.iface() == iface
+            {
+                self.spare = None;
+            }
+        }
+        removed
+    }
+
     /// CLOCK_MONOTONIC ns of the next deadline.
     pub fn next_deadline(&self) -> Option<u64> {
         self.deadlines.first().map(|(at, _)| *at)

@@ -34,6 +34,7 @@ struct Installed {
 /// The fault injector of one interface. Dropping it detaches the programs.
 pub struct Injector {
     iface: String,
+    ifindex: u32,
     // Field order matters on drop: maps before the object (both are just fds, harmless either way).
     maps: RuleMaps,
     ebpf: Ebpf,
@@ -51,22 +52,26 @@ impl Injector {
     /// Loads the programs for `iface` (which must exist in the caller's network namespace).
     /// Nothing is attached until the first rule of a direction arrives.
     pub fn open(iface: &str) -> Result<Self, Error> {
+        // Fail fast, before the verifier runs.
         nix::net::if_::if_nametoindex(iface)
             .map_err(|_| Error::InterfaceNotFound(iface.to_string()))?;
-        Self::load(iface.to_string())
+        let mut inj = Self::load()?;
+        inj.rebind(iface)?;
+        Ok(inj)
     }
 
     /// Loads the programs without an interface: for BPF_PROG_TEST_RUN tests and benchmarks.
     /// Adding a rule does not attach anything.
     pub fn detached() -> Result<Self, Error> {
-        Self::load(String::new())
+        Self::load()
     }
 
-    fn load(iface: String) -> Result<Self, Error> {
+    fn load() -> Result<Self, Error> {
         let mut ebpf = attach::load()?;
         let maps = RuleMaps::take(&mut ebpf)?;
         Ok(Injector {
-            iface,
+            iface: String::new(),
+            ifindex: 0,
             maps,
             ebpf,
             egress_link: None,
@@ -89,11 +94,19 @@ impl Injector {
                 self.installed.len()
             )));
         }
-        nix::net::if_::if_nametoindex(iface)
+        let ifindex = nix::net::if_::if_nametoindex(iface)
             .map_err(|_| Error::InterfaceNotFound(iface.to_string()))?;
         self.detach_unused();
         self.iface = iface.to_string();
+        self.ifindex = ifindex;
         Ok(())
+    }
+
+    /// False once the interface this injector was opened on is gone (deleted, or replaced by
+    /// another one with the same name): its links died with it and its rules enforce nothing.
+    pub fn interface_alive(&self) -> bool {
+        self.iface.is_empty()
+            || nix::net::if_::if_nametoindex(self.iface.as_str()) == Ok(self.ifindex)
     }
 
     /// Chooses how the egress program is attached (takes effect at the next attach).

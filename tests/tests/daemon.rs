@@ -524,3 +524,33 @@ fn legacy_filters_left_by_a_crash_are_removed_by_cleanup_and_at_start() {
     assert_eq!(d.wait_exit().code(), Some(0));
     assert!(!filters().contains("chaos_egress"), "{}", filters());
 }
+
+#[test]
+fn faults_of_a_vanished_interface_are_dropped() {
+    let p = NsPair::new("gone");
+    let d = Daemon::start(&p.a, "");
+    assert_eq!(
+        d.call(Method::POST, "/v1/faults", Some(&blackhole(B4, "10m")))
+            .0,
+        201
+    );
+    assert_eq!(d.fault_ids().len(), 1);
+    // Deleting va also deletes its peer; the kernel drops the TCX link with the device.
+    p.exec(&p.a, &["ip", "link", "del", VETH_A]);
+    let start = Instant::now();
+    while !d.fault_ids().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "fault still listed:\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        d.log_text().contains("action=\"interface_gone\""),
+        "{}",
+        d.log_text()
+    );
+    let (s, h) = d.call(Method::GET, "/v1/health", None);
+    assert_eq!((s, h["interfaces"].clone()), (200, json!([])));
+}
