@@ -40,7 +40,13 @@ pub struct AppState {
     pub expiry_wake: Notify,
     /// Metrics.
     pub metrics: Metrics,
+    /// Peers of established SSH sessions and when they were read.
+    ssh_peers: Mutex<Option<(std::time::Instant, Vec<std::net::IpAddr>)>>,
 }
+
+/// How long a reading of the SSH session peers is reused. Listing sockets walks the kernel's
+/// whole TCP hash (≈ 0.15 ms per family here), too slow to repeat for every request of a burst.
+const SSH_PEERS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl AppState {
     /// New state for `config`; `spare` is a loaded injector for the first interface.
@@ -50,12 +56,26 @@ impl AppState {
             config,
             expiry_wake: Notify::new(),
             metrics: Metrics::default(),
+            ssh_peers: Mutex::new(None),
         })
     }
 
     /// Locks the fault table (a poisoned lock is still usable: the table stays consistent).
     pub fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
         self.faults.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Peers of established SSH sessions, at most [`SSH_PEERS_MAX_AGE`] old.
+    fn ssh_peers(&self) -> Vec<std::net::IpAddr> {
+        let mut cached = self.ssh_peers.lock().unwrap_or_else(|p| p.into_inner());
+        match &*cached {
+            Some((at, peers)) if at.elapsed() < SSH_PEERS_MAX_AGE => peers.clone(),
+            _ => {
+                let peers = host::tcp_peers_of_local_port(22);
+                *cached = Some((std::time::Instant::now(), peers.clone()));
+                peers
+            }
+        }
     }
 
     /// Protected paths right now: configured CIDRs and ports, plus live SSH peers.
@@ -80,14 +100,10 @@ impl AppState {
                 }),
         );
         if self.config.protect_ssh_peers {
-            p.extend(
-                host::tcp_peers_of_local_port(22)
-                    .into_iter()
-                    .map(|ip| Protected::Net {
-                        net: ip.into(),
-                        why: "peer of an established SSH session".into(),
-                    }),
-            );
+            p.extend(self.ssh_peers().into_iter().map(|ip| Protected::Net {
+                net: ip.into(),
+                why: "peer of an established SSH session".into(),
+            }));
         }
         p
     }

@@ -46,6 +46,8 @@ pub struct Injector {
     next_generation: u64,
     max_rules: u32,
     tc_attach: TcAttach,
+    /// Installed rules per direction (index: `Direction as usize`).
+    per_direction: [usize; 2],
 }
 
 impl Injector {
@@ -82,6 +84,7 @@ impl Injector {
             next_generation: 1,
             max_rules: MAX_SLOTS,
             tc_attach: TcAttach::Auto,
+            per_direction: [0; 2],
         })
     }
 
@@ -148,9 +151,9 @@ impl Injector {
     pub fn add_batch(&mut self, rules: &[Rule]) -> Result<Vec<RuleId>, Error> {
         let compiled = rules.iter().map(compile).collect::<Result<Vec<_>, _>>()?;
         let mut seen = std::collections::HashSet::new();
-        for c in &compiled {
+        for (c, rule) in compiled.iter().zip(rules) {
             if self.by_key.contains_key(&c.key) || !seen.insert(c.key) {
-                return Err(Error::Conflict(describe(&c.key)));
+                return Err(Error::Conflict(describe(rule)));
             }
         }
         let total = self.installed.len() + compiled.len();
@@ -203,6 +206,7 @@ impl Injector {
             return Err(e);
         }
         self.by_key.insert(c.key, slot);
+        self.per_direction[direction as usize] += 1;
         self.installed.insert(
             slot,
             Installed {
@@ -222,6 +226,7 @@ impl Injector {
             _ => return Err(Error::NoSuchRule(id.slot)),
         }
         let inst = self.installed.remove(&id.slot).expect("checked above");
+        self.per_direction[inst.direction as usize] -= 1;
         let c = &inst.compiled;
         self.by_key.remove(&c.key);
         // Even if one step fails, do the others: the key removal alone already stops matching.
@@ -302,8 +307,8 @@ impl Injector {
 
     /// Detaches the program of each direction that has no rules left.
     fn detach_unused(&mut self) {
-        let has = |d| self.installed.values().any(|i| i.direction == d);
-        let (egress, ingress) = (has(Direction::Egress), has(Direction::Ingress));
+        let egress = self.per_direction[Direction::Egress as usize] > 0;
+        let ingress = self.per_direction[Direction::Ingress as usize] > 0;
         if !egress && let Some(link) = self.egress_link.take() {
             if let Ok(p) = attach::egress(&mut self.ebpf) {
                 let _ = p.detach(link);
@@ -319,10 +324,13 @@ impl Injector {
     }
 }
 
-fn describe(key: &MapKey) -> String {
+/// "egress 10.0.3.0/24 tcp port 6379", for conflict messages.
+fn describe(rule: &Rule) -> String {
+    let port = rule.port.map(|p| format!(" port {p}")).unwrap_or_default();
     format!(
-        "{:?} /{}",
-        key.data,
-        key.prefix_len - chaos_common::KEY_HEADER_BITS
+        "{} {} {}{port}",
+        rule.direction,
+        rule.net.trunc(),
+        rule.protocol
     )
 }

@@ -8,9 +8,9 @@ use ipnet::IpNet;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Direction {
     /// Packets leaving the interface (TC egress); the rule matches the destination.
-    Egress,
+    Egress = 0,
     /// Packets arriving on the interface (XDP); the rule matches the source.
-    Ingress,
+    Ingress = 1,
 }
 
 /// The transport protocol a rule matches.

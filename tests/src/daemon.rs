@@ -43,6 +43,8 @@ pub struct Daemon {
     pub ns: String,
     /// Where its log goes.
     pub log: PathBuf,
+    /// Runtime for the HTTP client (one per daemon, so requests measure the daemon, not setup).
+    rt: tokio::runtime::Runtime,
 }
 
 impl Daemon {
@@ -70,12 +72,17 @@ impl Daemon {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start chaos-daemon");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let d = Daemon {
             child,
             dir,
             socket,
             ns: ns.to_string(),
             log,
+            rt,
         };
         let start = Instant::now();
         while std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
@@ -106,11 +113,8 @@ impl Daemon {
     /// Sends one request with a raw body; returns (status, body bytes).
     pub fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> (u16, Vec<u8>) {
         let client = Client::new(&self.socket);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let (status, bytes) = rt
+        let (status, bytes) = self
+            .rt
             .block_on(client.request(method, path, body))
             .unwrap_or_else(|e| panic!("request failed: {e}\n{}", self.log_text()));
         (status, bytes.to_vec())

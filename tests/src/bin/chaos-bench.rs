@@ -120,6 +120,7 @@ struct DaemonFigures {
     batch_10k_s: f64,
     rss_idle_mb: f64,
     rss_10k_mb: f64,
+    panic_button_s: f64,
 }
 
 fn rss_mb(pid: u32) -> Result<f64> {
@@ -183,7 +184,15 @@ fn bench_daemon() -> Result<DaemonFigures> {
     let batch_10k_s = t.elapsed().as_secs_f64();
     ensure!(status == 201, "10k batch answered {status}");
     let rss_10k_mb = rss_mb(pid)?;
+    let t = Instant::now();
+    let (status, body) = d.call(Method::DELETE, "/v1/faults", None);
+    let panic_button_s = t.elapsed().as_secs_f64();
+    ensure!(
+        status == 200 && body["removed"] == 11_001,
+        "panic button answered {status} {body}"
+    );
     Ok(DaemonFigures {
+        panic_button_s,
         start_ms,
         add_p50_ms: percentile(&lat, 0.5),
         add_p99_ms: percentile(&lat, 0.99),
@@ -271,6 +280,7 @@ fn main() -> Result<()> {
             "rule_add_ms": {"p50": dm.add_p50_ms, "p99": dm.add_p99_ms, "max": dm.add_max_ms, "n": 1000},
             "batch_10k_seconds": dm.batch_10k_s,
             "rss_mb": {"idle": dm.rss_idle_mb, "with_11k_rules": dm.rss_10k_mb},
+            "panic_button_11k_seconds": dm.panic_button_s,
         },
     });
     fs::create_dir_all("target/bench")?;
@@ -312,8 +322,9 @@ fn main() -> Result<()> {
          | start → socket answering (median of 5; includes loading and verifying the programs) | {:.0} ms | < 300 ms |\n\
          | rule add through the API, p50 / p99 / max over 1000 adds (201 is sent after the map writes) | {:.2} / {:.2} / {:.2} ms | p99 < 1 ms |\n\
          | 10,000 rules in one request | {:.2} s | < 1 s |\n\
-         | daemon RSS idle / with 11,001 rules | {:.1} / {:.1} MB | < 30 MB |\n",
-        dm.start_ms[2], dm.add_p50_ms, dm.add_p99_ms, dm.add_max_ms, dm.batch_10k_s, dm.rss_idle_mb, dm.rss_10k_mb
+         | daemon RSS idle / with 11,001 rules | {:.1} / {:.1} MB | < 30 MB |\n\
+         | panic button (`DELETE /v1/faults`) with 11,001 rules | {:.2} s | |\n",
+        dm.start_ms[2], dm.add_p50_ms, dm.add_p99_ms, dm.add_max_ms, dm.batch_10k_s, dm.rss_idle_mb, dm.rss_10k_mb, dm.panic_button_s
     ));
     md.push_str("\nThe first add on an interface attaches the TC program (a few ms); the programs are loaded\nonce at start and reused.\n");
     fs::write("BENCHMARKS.md", md)?;
