@@ -90,12 +90,19 @@ impl Faults {
         self.injectors.keys().cloned().collect()
     }
 
+    /// A fresh 12-hex-digit id: a keyed hash of a counter, so ids are unguessable across
+    /// restarts and never reused by this process.
     fn new_id(&mut self) -> String {
-        self.next_id += 1;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        h.write_u64(self.id_salt);
-        h.write_u64(self.next_id);
-        format!("{:012x}", h.finish() >> 16)
+        loop {
+            self.next_id += 1;
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            h.write_u64(self.id_salt);
+            h.write_u64(self.next_id);
+            let id = format!("{:012x}", h.finish() >> 16);
+            if !self.entries.contains_key(&id) {
+                return id;
+            }
+        }
     }
 
     /// Installs all validated faults or none (across interfaces).

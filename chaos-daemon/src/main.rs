@@ -4,7 +4,6 @@
 use std::{
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    sync::Arc,
 };
 
 use anyhow::{Context, Result, bail};
@@ -95,6 +94,18 @@ fn remove_stale_filters() -> Vec<String> {
         }
     }
     cleaned
+}
+
+/// How long open connections may drain after SIGTERM/SIGINT before the daemon exits anyway.
+const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Removes every fault with one audit line each; returns how many.
+fn remove_all_audited(state: &api::AppState, action: &str) -> usize {
+    let removed = state.faults().remove_all();
+    for f in &removed {
+        tracing::info!(target: "audit", action, id = %f.id, fault = %api::summary(&f.spec), caller = "daemon", "fault removed");
+    }
+    removed.len()
 }
 
 fn bind(socket: &Path, group: Option<&str>) -> Result<UnixListener> {
@@ -189,9 +200,10 @@ fn main() -> Result<()> {
         tokio::spawn(api::expiry_task(state.clone()));
         let app = api::router(state.clone())
             .into_make_service_with_connect_info::<api::Peer>();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<&'static str>();
+        // The signal name, once one arrives.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel::<Option<&'static str>>(None);
         tokio::spawn(async move {
-            let _ = stop_tx.send(shutdown_signal().await);
+            let _ = stop_tx.send(Some(shutdown_signal().await));
         });
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         tracing::info!(
@@ -199,22 +211,32 @@ fn main() -> Result<()> {
             startup_ms = started.elapsed().as_millis() as u64,
             "chaos-daemon ready"
         );
-        let signal_name = Arc::new(std::sync::Mutex::new(""));
-        let name = signal_name.clone();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let s = stop_rx.await.unwrap_or("shutdown");
-                *name.lock().unwrap_or_else(|p| p.into_inner()) = s;
-            })
-            .await?;
-        let removed = state.faults().remove_all();
-        for f in &removed {
-            tracing::info!(target: "audit", action = "shutdown", id = %f.id, fault = %api::summary(&f.spec), caller = "daemon", "fault removed at shutdown");
+        let signalled = |mut rx: tokio::sync::watch::Receiver<Option<&'static str>>| async move {
+            let _ = rx.wait_for(Option::is_some).await;
+        };
+        // On a signal: faults go first, then open connections get a short drain.
+        let on_signal = {
+            let state = state.clone();
+            let rx = stop_rx.clone();
+            async move {
+                signalled(rx).await;
+                remove_all_audited(&state, "shutdown");
+            }
+        };
+        let serve = axum::serve(listener, app).with_graceful_shutdown(on_signal);
+        tokio::select! {
+            result = serve => result?,
+            _ = async {
+                signalled(stop_rx.clone()).await;
+                tokio::time::sleep(SHUTDOWN_DRAIN).await;
+            } => tracing::warn!("connections still open {SHUTDOWN_DRAIN:?} after the signal; exiting anyway"),
         }
+        // Anything a draining connection added in the meantime goes too.
+        let late = remove_all_audited(&state, "shutdown");
         let _ = std::fs::remove_file(&args.socket);
         tracing::info!(
-            signal = *signal_name.lock().unwrap_or_else(|p| p.into_inner()),
-            removed = removed.len(),
+            signal = stop_rx.borrow().unwrap_or("shutdown"),
+            late_faults_removed = late,
             "chaos-daemon stopped; all faults removed"
         );
         Ok::<(), anyhow::Error>(())

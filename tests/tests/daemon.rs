@@ -2,6 +2,7 @@
 //! Needs root and the binaries built (`cargo xtask test` does both).
 
 use std::{
+    io::Write,
     process::Command,
     time::{Duration, Instant},
 };
@@ -288,6 +289,11 @@ fn daemon_with_faults_both_ways(tag: &str) -> (NsPair, Daemon) {
 #[test]
 fn sigterm_removes_everything_and_exits_0() {
     let (p, mut d) = daemon_with_faults_both_ways("term");
+    // A client stuck mid-request must not hold the shutdown (or the faults) hostage.
+    let mut stalled = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    stalled
+        .write_all(b"POST /v1/faults HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        .unwrap();
     d.signal(Signal::SIGTERM);
     let status = d.wait_exit();
     assert_eq!(status.code(), Some(0), "{}", d.log_text());
