@@ -322,7 +322,12 @@ async fn create(
     let protected = state.protected();
     let env = Env {
         max_ttl: state.config.max_ttl,
-        default_iface: host::default_iface(),
+        // Only read the routing table when a spec leaves the interface out.
+        default_iface: if specs.iter().any(|s| s.interface.is_none()) {
+            host::default_iface()
+        } else {
+            None
+        },
         iface_exists: &host::iface_exists,
         protected: &protected,
     };

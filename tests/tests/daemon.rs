@@ -214,12 +214,12 @@ fn chaosctl_verbs_tables_and_exit_codes() {
 fn ttl_lifts_the_fault_without_a_delete() {
     let p = NsPair::new("ttl");
     let d = Daemon::start(&p.a, "");
-    let (s, _) = d.call(Method::POST, "/v1/faults", Some(&blackhole(B4, "1500ms")));
+    let (s, _) = d.call(Method::POST, "/v1/faults", Some(&blackhole(B4, "3s")));
     assert_eq!(s, 201);
     let added = Instant::now();
     assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 0));
     std::thread::sleep(
-        Duration::from_millis(1500).saturating_sub(added.elapsed()) + Duration::from_millis(300),
+        Duration::from_secs(3).saturating_sub(added.elapsed()) + Duration::from_millis(300),
     );
     assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 3));
     assert!(
@@ -235,7 +235,7 @@ fn a_stopped_daemon_cannot_keep_a_fault_past_its_ttl() {
     let p = NsPair::new("stop");
     let d = Daemon::start(&p.a, "");
     assert_eq!(
-        d.call(Method::POST, "/v1/faults", Some(&blackhole(B4, "1500ms")))
+        d.call(Method::POST, "/v1/faults", Some(&blackhole(B4, "3s")))
             .0,
         201
     );
@@ -247,7 +247,7 @@ fn a_stopped_daemon_cannot_keep_a_fault_past_its_ttl() {
         "fault active while the daemon is stopped"
     );
     std::thread::sleep(
-        Duration::from_millis(1500).saturating_sub(added.elapsed()) + Duration::from_millis(200),
+        Duration::from_secs(3).saturating_sub(added.elapsed()) + Duration::from_millis(200),
     );
     // The daemon is frozen: only the in-kernel expires_at can lift the fault.
     assert_eq!(
