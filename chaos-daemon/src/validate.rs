@@ -333,94 +333,84 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        let base = |m: &str, a: &str, rest: &str| {
-            format!(r#"{{"match":{m},"action":{a},"ttl":"1m"{rest}}}"#)
-        };
         let bh = r#"{"kind":"blackhole"}"#;
-        assert_eq!(
-            err_field(&base(r#"{"cidr":"10.0.0.0/33"}"#, bh, "")),
-            (422, Some("match.cidr".into()))
-        );
-        assert_eq!(
-            err_field(&base(r#"{"cidr":"10.0.0.1/24"}"#, bh, "")),
-            (422, Some("match.cidr".into()))
-        );
-        assert_eq!(
-            err_field(&base(r#"{}"#, bh, "")),
-            (422, Some("match.cidr".into()))
-        );
-        assert_eq!(
-            err_field(&base(r#"{"cidr":"10.0.0.1","port":0}"#, bh, "")),
-            (422, Some("match.port".into()))
-        );
-        assert_eq!(
-            err_field(&base(r#"{"cidr":"10.0.0.1","port":70000}"#, bh, "")),
-            (422, Some("match.port".into()))
-        );
-        assert_eq!(
-            err_field(&base(
+        let latency = r#"{"kind":"latency","delay":"1ms"}"#;
+        // (match, action, extra top-level fields, ttl, field named in the 422)
+        let cases = [
+            (r#"{"cidr":"10.0.0.0/33"}"#, bh, "", "1m", "match.cidr"),
+            (r#"{"cidr":"10.0.0.1/24"}"#, bh, "", "1m", "match.cidr"),
+            (r#"{}"#, bh, "", "1m", "match.cidr"),
+            (
+                r#"{"cidr":"10.0.0.1","port":0}"#,
+                bh,
+                "",
+                "1m",
+                "match.port",
+            ),
+            (
+                r#"{"cidr":"10.0.0.1","port":70000}"#,
+                bh,
+                "",
+                "1m",
+                "match.port",
+            ),
+            (
                 r#"{"cidr":"10.0.0.1","protocol":"icmp","port":7}"#,
                 bh,
-                ""
-            )),
-            (422, Some("match.port".into()))
-        );
-        assert_eq!(
-            err_field(&base(r#"{"cidr":"10.0.0.1","cgroup":"/x"}"#, bh, "")),
-            (422, Some("match.cgroup".into()))
-        );
-        assert_eq!(
-            err_field(&base(
+                "",
+                "1m",
+                "match.port",
+            ),
+            (
+                r#"{"cidr":"10.0.0.1","cgroup":"/x"}"#,
+                bh,
+                "",
+                "1m",
+                "match.cgroup",
+            ),
+            (
                 r#"{"cidr":"10.0.0.1"}"#,
                 r#"{"kind":"loss","percent":101}"#,
-                ""
-            )),
-            (422, Some("action.percent".into()))
-        );
-        assert_eq!(
-            err_field(&base(
+                "",
+                "1m",
+                "action.percent",
+            ),
+            (
                 r#"{"cidr":"10.0.0.1"}"#,
                 r#"{"kind":"loss","percent":0}"#,
-                ""
-            )),
-            (422, Some("action.percent".into()))
-        );
-        assert_eq!(
-            err_field(&base(r#"{"cidr":"10.0.0.1"}"#, bh, r#","percent":0"#)),
-            (422, Some("percent".into()))
-        );
-        assert_eq!(
-            err_field(&base(
+                "",
+                "1m",
+                "action.percent",
+            ),
+            (
                 r#"{"cidr":"10.0.0.1"}"#,
                 bh,
-                r#","interface":"nope0""#
-            )),
-            (422, Some("interface".into()))
-        );
-        assert_eq!(
-            err_field(&base(
+                r#","percent":0"#,
+                "1m",
+                "percent",
+            ),
+            (
                 r#"{"cidr":"10.0.0.1"}"#,
-                r#"{"kind":"latency","delay":"1ms"}"#,
-                r#","direction":"ingress""#
-            )),
-            (422, Some("direction".into()))
-        );
-        assert_eq!(
-            err_field(&base(
+                bh,
+                r#","interface":"nope0""#,
+                "1m",
+                "interface",
+            ),
+            (
                 r#"{"cidr":"10.0.0.1"}"#,
-                r#"{"kind":"latency","delay":"1ms"}"#,
-                ""
-            )),
-            (422, Some("action.kind".into()))
-        );
-        assert_eq!(
-            err_field(r#"{"match":{"cidr":"10.0.0.1"},"action":{"kind":"blackhole"},"ttl":"0s"}"#),
-            (422, Some("ttl".into()))
-        );
-        assert_eq!(
-            err_field(r#"{"match":{"cidr":"10.0.0.1"},"action":{"kind":"blackhole"},"ttl":"2h"}"#),
-            (422, Some("ttl".into()))
-        );
+                latency,
+                r#","direction":"ingress""#,
+                "1m",
+                "direction",
+            ),
+            (r#"{"cidr":"10.0.0.1"}"#, latency, "", "1m", "action.kind"),
+            (r#"{"cidr":"10.0.0.1"}"#, bh, "", "0s", "ttl"),
+            (r#"{"cidr":"10.0.0.1"}"#, bh, "", "2h", "ttl"),
+        ];
+        for (m, a, extra, ttl, field) in cases {
+            let json = format!(r#"{{"match":{m},"action":{a},"ttl":"{ttl}"{extra}}}"#);
+            assert_eq!(err_field(&json), (422, Some(field.to_string())), "{json}");
+        }
     }
 
     #[test]
