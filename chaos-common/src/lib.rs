@@ -20,6 +20,7 @@
 //!   (`SHAPE_*`) any trie rule uses, and (shifted by [`EXACT_SHAPE_SHIFT`]) any exact rule uses,
 //!   so lookups no rule could answer are skipped.
 #![no_std]
+#![warn(missing_docs)]
 
 /// Number of rule slots (and counter entries): the hard ceiling on rules per interface.
 pub const MAX_SLOTS: u32 = 131_072;

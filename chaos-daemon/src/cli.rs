@@ -17,6 +17,7 @@ pub const EXIT_REFUSED: i32 = 1;
 /// Exit code: the daemon could not be reached.
 pub const EXIT_UNREACHABLE: i32 = 3;
 
+/// Command line of `chaosctl`.
 #[derive(Parser)]
 #[command(
     name = "chaosctl",
@@ -42,6 +43,7 @@ pub struct Cli {
     /// Print the API's JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// What to do.
     #[command(subcommand)]
     pub cmd: Cmd,
 }
@@ -51,6 +53,7 @@ pub struct Cli {
 pub enum Cmd {
     /// Add a fault.
     Add {
+        /// Fault kind and its options.
         #[command(subcommand)]
         kind: Box<AddKind>,
     },
@@ -78,6 +81,7 @@ pub enum Cmd {
 pub enum AddKind {
     /// Drop every matching packet.
     Blackhole {
+        /// Match, TTL and the rest.
         #[command(flatten)]
         common: Common,
     },
@@ -86,6 +90,7 @@ pub enum AddKind {
         /// Loss in percent (0 < p ≤ 100).
         #[arg(long)]
         percent: f64,
+        /// Match, TTL and the rest.
         #[command(flatten)]
         common: Common,
     },
@@ -97,6 +102,7 @@ pub enum AddKind {
         /// Jitter, e.g. 20ms.
         #[arg(long)]
         jitter: Option<String>,
+        /// Match, TTL and the rest.
         #[command(flatten)]
         common: Common,
     },
@@ -108,6 +114,7 @@ pub enum AddKind {
         /// nxdomain, servfail, refused or drop.
         #[arg(long)]
         response: String,
+        /// Match, TTL and the rest.
         #[command(flatten)]
         common: Common,
     },

@@ -12,6 +12,8 @@
 //! [`faults`] (fault table, per-interface injectors, deadlines) ← [`api`] (axum over a Unix socket,
 //! expiry task); [`config`], [`host`] (/proc facts), [`metrics`] (Prometheus).
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod attach;
 pub mod cli;

@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: crafted packets ([`packet`]) and network namespaces joined
 //! by veth pairs that clean themselves up ([`netns`]).
 
+#![warn(missing_docs)]
+
 pub mod daemon;
 pub mod netns;
 pub mod packet;
