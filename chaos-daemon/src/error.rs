@@ -51,7 +51,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// Classifies a load/attach error: EPERM/EACCES become [`Error::PermissionDenied`].
+    /// Classifies a load/attach error: EPERM becomes [`Error::PermissionDenied`].
     pub(crate) fn from_bpf(
         what: &'static str,
         err: impl std::error::Error + Send + Sync + 'static,
@@ -65,16 +65,37 @@ impl Error {
     }
 }
 
-/// True if any error in the chain is an EPERM/EACCES I/O error.
+/// True if any error in the chain is an EPERM I/O error (missing capabilities). The verifier
+/// rejects programs with EACCES/EINVAL, which is not a permission problem.
 fn is_permission_error(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(err);
     while let Some(e) = cur {
         if let Some(io) = e.downcast_ref::<io::Error>()
-            && matches!(io.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
+            && io.raw_os_error() == Some(libc::EPERM)
         {
             return true;
         }
         cur = e.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_eperm_means_missing_privileges() {
+        let eperm = io::Error::from_raw_os_error(libc::EPERM);
+        let eacces = io::Error::from_raw_os_error(libc::EACCES);
+        assert!(matches!(
+            Error::from_bpf("loading", eperm, Error::Load),
+            Error::PermissionDenied("loading")
+        ));
+        // The verifier rejects a program with EACCES: that is a load error, not privileges.
+        assert!(matches!(
+            Error::from_bpf("loading", eacces, Error::Load),
+            Error::Load(_)
+        ));
+    }
 }

@@ -1,4 +1,5 @@
-//! Packet parsing: Ethernet → IPv4/IPv6 → TCP/UDP ports, with bounds checks the verifier accepts.
+//! Packet parsing: Ethernet → IPv4/IPv6 (up to 4 extension headers) → TCP/UDP ports, with
+//! bounds checks the verifier accepts.
 //! Anything we cannot classify safely (non-IP, fragments, truncated headers) yields `None` and
 //! passes untouched.
 
@@ -8,7 +9,13 @@ const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86DD;
 const IPV6_HLEN: usize = 40;
+const NEXTHDR_HOP: u8 = 0;
+const NEXTHDR_ROUTING: u8 = 43;
 const NEXTHDR_FRAGMENT: u8 = 44;
+const NEXTHDR_AUTH: u8 = 51;
+const NEXTHDR_DEST: u8 = 60;
+/// IPv6 extension headers skipped at most before giving up on the transport header.
+const MAX_EXT_HEADERS: usize = 4;
 
 /// The remote endpoint of a packet, as the rules see it.
 pub struct Packet {
@@ -68,12 +75,32 @@ pub fn parse(data: usize, data_end: usize, ingress: bool) -> Option<Packet> {
         l4 = ETH_HLEN + ihl;
     } else if ethertype == ETH_P_IPV6 {
         pkt.ipv6 = true;
-        pkt.proto = read(data, data_end, ETH_HLEN + 6)?;
-        if pkt.proto == NEXTHDR_FRAGMENT {
+        pkt.addr = read(data, data_end, ETH_HLEN + if ingress { 8 } else { 24 })?;
+        let mut next: u8 = read(data, data_end, ETH_HLEN + 6)?;
+        let mut off = ETH_HLEN + IPV6_HLEN;
+        // Skip a bounded chain of extension headers to reach the transport header. A longer
+        // chain leaves `proto` at an extension header: address-only rules still match.
+        for _ in 0..MAX_EXT_HEADERS {
+            if !matches!(
+                next,
+                NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST | NEXTHDR_AUTH
+            ) {
+                break;
+            }
+            // Next header and length in one read: one bounds check the verifier can follow.
+            let [following, len]: [u8; 2] = read(data, data_end, off)?;
+            off += if next == NEXTHDR_AUTH {
+                (len as usize + 2) * 4
+            } else {
+                (len as usize + 1) * 8
+            };
+            next = following;
+        }
+        if next == NEXTHDR_FRAGMENT {
             return None;
         }
-        pkt.addr = read(data, data_end, ETH_HLEN + if ingress { 8 } else { 24 })?;
-        l4 = ETH_HLEN + IPV6_HLEN;
+        pkt.proto = next;
+        l4 = off;
     } else {
         return None;
     }

@@ -82,3 +82,24 @@ pub fn as_v6_fragment(mut f: Vec<u8>) -> Vec<u8> {
     f[14 + 6] = 44;
     f
 }
+
+/// Inserts an IPv6 extension header of type `kind` (Hop-by-Hop 0, Routing 43, Destination
+/// Options 60: 8 bytes; Authentication 51: 12 bytes) right after the IPv6 header of a frame
+/// built by [`frame`].
+pub fn with_v6_ext_header(f: Vec<u8>, kind: u8) -> Vec<u8> {
+    let next = f[14 + 6];
+    let ext: Vec<u8> = if kind == 51 {
+        // AH: length in 4-byte units minus 2 → 12 bytes.
+        vec![next, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]
+    } else {
+        // Length in 8-byte units minus 1 → 8 bytes, PadN options.
+        vec![next, 0, 1, 4, 0, 0, 0, 0]
+    };
+    let mut out = f[..14 + 40].to_vec();
+    out[14 + 6] = kind;
+    let payload = u16::from_be_bytes([out[14 + 4], out[14 + 5]]) + ext.len() as u16;
+    out[14 + 4..14 + 6].copy_from_slice(&payload.to_be_bytes());
+    out.extend_from_slice(&ext);
+    out.extend_from_slice(&f[14 + 40..]);
+    out
+}

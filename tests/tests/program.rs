@@ -8,7 +8,7 @@ use chaos_daemon::{
     clock::monotonic_ns,
     testrun::Verdict::{self, Drop, Pass},
 };
-use chaos_tests::packet::{L4, as_v4_fragment, as_v6_fragment, frame};
+use chaos_tests::packet::{L4, as_v4_fragment, as_v6_fragment, frame, with_v6_ext_header};
 
 fn injector() -> Injector {
     Injector::detached().expect("loading the programs needs root (CAP_BPF): run as root")
@@ -399,6 +399,45 @@ fn exact_rules_beat_shorter_prefixes_and_keep_shape_order() {
     let to = frame(ip("fd00::1"), ip("fd00:41::9"), L4::Udp(1, 2), 0);
     assert_eq!(
         inj.test_run(Direction::Ingress, &to, 1).unwrap().verdict,
+        Pass
+    );
+}
+
+#[test]
+fn ipv6_extension_headers_are_skipped_to_reach_the_ports() {
+    let mut inj = injector();
+    inj.add(&Rule {
+        protocol: Protocol::Tcp,
+        port: Some(443),
+        ..rule("fd00:50::/64")
+    })
+    .unwrap();
+    let tcp443 = frame(ip("fd00::1"), ip("fd00:50::7"), L4::Tcp(1, 443), 0);
+    let tcp80 = frame(ip("fd00::1"), ip("fd00:50::7"), L4::Tcp(1, 80), 0);
+    for kind in [0u8, 43, 60, 51] {
+        let hit = with_v6_ext_header(tcp443.clone(), kind);
+        assert_eq!(
+            inj.test_run(Direction::Egress, &hit, 1).unwrap().verdict,
+            Drop,
+            "header {kind}"
+        );
+        let miss = with_v6_ext_header(tcp80.clone(), kind);
+        assert_eq!(
+            inj.test_run(Direction::Egress, &miss, 1).unwrap().verdict,
+            Pass,
+            "header {kind}"
+        );
+    }
+    // Two in a row (Hop-by-Hop then Destination Options).
+    let two = with_v6_ext_header(with_v6_ext_header(tcp443.clone(), 60), 0);
+    assert_eq!(
+        inj.test_run(Direction::Egress, &two, 1).unwrap().verdict,
+        Drop
+    );
+    // A fragment header behind Hop-by-Hop still means "fragment": untouched.
+    let frag = with_v6_ext_header(as_v6_fragment(tcp443.clone()), 0);
+    assert_eq!(
+        inj.test_run(Direction::Egress, &frag, 1).unwrap().verdict,
         Pass
     );
 }
