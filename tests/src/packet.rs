@@ -103,3 +103,13 @@ pub fn with_v6_ext_header(f: Vec<u8>, kind: u8) -> Vec<u8> {
     out.extend_from_slice(&f[14 + 40..]);
     out
 }
+
+/// Inserts an 802.1Q (`0x8100`) or 802.1ad (`0x88a8`) tag with VLAN id 42 after the MAC
+/// addresses of a frame built by [`frame`].
+pub fn with_vlan_tag(f: Vec<u8>, tpid: u16) -> Vec<u8> {
+    let mut out = f[..12].to_vec();
+    out.extend_from_slice(&tpid.to_be_bytes());
+    out.extend_from_slice(&42u16.to_be_bytes());
+    out.extend_from_slice(&f[12..]);
+    out
+}

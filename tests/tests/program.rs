@@ -8,7 +8,9 @@ use chaos_daemon::{
     clock::monotonic_ns,
     testrun::Verdict::{self, Drop, Pass},
 };
-use chaos_tests::packet::{L4, as_v4_fragment, as_v6_fragment, frame, with_v6_ext_header};
+use chaos_tests::packet::{
+    L4, as_v4_fragment, as_v6_fragment, frame, with_v6_ext_header, with_vlan_tag,
+};
 
 fn injector() -> Injector {
     Injector::detached().expect("loading the programs needs root (CAP_BPF): run as root")
@@ -438,6 +440,49 @@ fn ipv6_extension_headers_are_skipped_to_reach_the_ports() {
     let frag = with_v6_ext_header(as_v6_fragment(tcp443.clone()), 0);
     assert_eq!(
         inj.test_run(Direction::Egress, &frag, 1).unwrap().verdict,
+        Pass
+    );
+}
+
+#[test]
+fn vlan_tagged_frames_are_classified() {
+    let mut inj = injector();
+    inj.add(&Rule {
+        protocol: Protocol::Udp,
+        port: Some(53),
+        ..rule("10.60.0.0/16")
+    })
+    .unwrap();
+    inj.add(&Rule {
+        direction: Direction::Ingress,
+        ..rule("fd00:60::/64")
+    })
+    .unwrap();
+    let dns = frame(ip("192.0.2.1"), ip("10.60.1.1"), L4::Udp(5000, 53), 0);
+    let other = frame(ip("192.0.2.1"), ip("10.60.1.1"), L4::Udp(5000, 54), 0);
+    let tagged = with_vlan_tag(dns, 0x8100);
+    assert_eq!(
+        inj.test_run(Direction::Egress, &tagged, 1).unwrap().verdict,
+        Drop
+    );
+    let tagged_other = with_vlan_tag(other, 0x8100);
+    assert_eq!(
+        inj.test_run(Direction::Egress, &tagged_other, 1)
+            .unwrap()
+            .verdict,
+        Pass
+    );
+    // QinQ on XDP ingress, IPv6 by source.
+    let v6 = frame(ip("fd00:60::9"), ip("fd00::1"), L4::Tcp(1, 2), 0);
+    let qinq = with_vlan_tag(with_vlan_tag(v6, 0x8100), 0x88a8);
+    assert_eq!(
+        inj.test_run(Direction::Ingress, &qinq, 1).unwrap().verdict,
+        Drop
+    );
+    // Three tags is past the limit: the same packet passes untouched.
+    let three = with_vlan_tag(qinq, 0x8100);
+    assert_eq!(
+        inj.test_run(Direction::Ingress, &three, 1).unwrap().verdict,
         Pass
     );
 }
