@@ -55,18 +55,19 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Setup => setup(),
         Cmd::Test => {
+            require_root("program and network-namespace tests load eBPF programs")?;
             setup()?;
             test()
         }
         Cmd::Bench => {
-            setup()?;
             require_root("benchmarks load eBPF programs")?;
+            setup()?;
             build_release()?;
             run(&mut Command::new(root.join("target/release/chaos-bench")))
         }
         Cmd::Demo => {
-            setup()?;
             require_root("the demo creates network namespaces and loads eBPF programs")?;
+            setup()?;
             build_release()?;
             run(&mut Command::new(root.join("target/release/chaos-demo")))
         }
@@ -200,7 +201,6 @@ fn setup() -> Result<()> {
 }
 
 fn test() -> Result<()> {
-    require_root("program and network-namespace tests load eBPF programs")?;
     println!("test: cargo fmt --check");
     cargo(&["fmt", "--all", "--check"])?;
     println!("test: cargo clippy --workspace --all-targets -D warnings");
