@@ -4,7 +4,7 @@
 //! trie key, so a packet either finds no key or a complete slot; removal deletes the key first.
 //! A batch is all-or-nothing: any failure rolls back what the batch had installed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use aya::Ebpf;
 use chaos_common::{ACTION_NONE, Counters, MAX_SLOTS, RuleSlot};
@@ -42,7 +42,9 @@ pub struct Injector {
     ingress_link: Option<IngressLink>,
     installed: HashMap<u32, Installed>,
     by_key: HashMap<MapKey, u32>,
-    free: Vec<u32>,
+    /// Free slots, reused oldest-freed first: a packet that read a slot index just before its
+    /// rule was removed cannot meet a new rule in that slot until every other slot was reused.
+    free: VecDeque<u32>,
     next_generation: u64,
     max_rules: u32,
     tc_attach: TcAttach,
@@ -80,7 +82,7 @@ impl Injector {
             ingress_link: None,
             installed: HashMap::new(),
             by_key: HashMap::new(),
-            free: (0..MAX_SLOTS).rev().collect(),
+            free: (0..MAX_SLOTS).collect(),
             next_generation: 1,
             max_rules: MAX_SLOTS,
             tc_attach: TcAttach::Auto,
@@ -182,7 +184,7 @@ impl Injector {
     fn install(&mut self, mut c: Compiled, direction: Direction) -> Result<RuleId, Error> {
         let slot = self
             .free
-            .pop()
+            .pop_front()
             .ok_or(Error::Full(self.installed.len() as u32))?;
         let generation = self.next_generation;
         self.next_generation += 1;
@@ -202,7 +204,7 @@ impl Injector {
         })();
         if let Err(e) = result {
             let _ = self.maps.write_slot(slot, &RuleSlot::default());
-            self.free.push(slot);
+            self.free.push_front(slot);
             return Err(e);
         }
         self.by_key.insert(c.key, slot);
@@ -241,7 +243,7 @@ impl Injector {
         let pf = self
             .maps
             .prefilter_remove(c.key.table.prefilter(), c.prefilter.clone(), c.shape);
-        self.free.push(id.slot);
+        self.free.push_back(id.slot);
         self.detach_unused();
         key.and(slot).and(pf)
     }
