@@ -315,7 +315,10 @@ fn sigkill_leaves_nothing_attached() {
 #[test]
 fn protected_paths_need_force() {
     let p = NsPair::new("prot");
-    let d = Daemon::start(&p.a, "protected_cidrs = [\"10.200.0.0/30\"]\n");
+    let d = Daemon::start(
+        &p.a,
+        "protected_cidrs = [\"10.200.0.0/30\"]\nlog_format = \"json\"\n",
+    );
     let (s, e) = d.call(Method::POST, "/v1/faults", Some(&blackhole(B4, "1m")));
     assert_eq!(s, 409, "{e}");
     assert!(
@@ -334,6 +337,22 @@ fn protected_paths_need_force() {
     let (s, f) = d.call(Method::POST, "/v1/faults", Some(&forced.to_string()));
     assert_eq!(s, 201, "{f}");
     assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 0));
+    // log_format = "json": one JSON object per line; the audit line names fault and caller.
+    let log = d.log_text();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let audit = lines
+        .iter()
+        .find(|l| l["target"] == "audit")
+        .unwrap_or_else(|| panic!("no audit line:\n{log}"));
+    assert_eq!(audit["action"], "create");
+    assert_eq!(audit["id"], f["id"]);
+    assert!(
+        audit["caller"].as_str().unwrap().starts_with("uid=0 pid="),
+        "{audit}"
+    );
 }
 
 #[test]
