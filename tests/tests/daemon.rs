@@ -286,21 +286,31 @@ fn daemon_with_faults_both_ways(tag: &str) -> (NsPair, Daemon) {
     (p, d)
 }
 
-#[test]
-fn sigterm_removes_everything_and_exits_0() {
-    let (p, mut d) = daemon_with_faults_both_ways("term");
-    // A client stuck mid-request must not hold the shutdown (or the faults) hostage.
+/// `sig` removes every fault, detaches everything, removes the socket and exits 0, even with a
+/// client stuck mid-request holding a connection open.
+fn signal_removes_everything_and_exits_0(tag: &str, sig: Signal) {
+    let (p, mut d) = daemon_with_faults_both_ways(tag);
     let mut stalled = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
     stalled
         .write_all(b"POST /v1/faults HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
         .unwrap();
-    d.signal(Signal::SIGTERM);
+    d.signal(sig);
     let status = d.wait_exit();
     assert_eq!(status.code(), Some(0), "{}", d.log_text());
     assert_eq!(attached(&p, &p.a, VETH_A), (0, false));
     assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 3));
     assert!(!d.socket.exists(), "socket removed");
     assert!(d.log_text().contains("action=\"shutdown\""));
+}
+
+#[test]
+fn sigterm_removes_everything_and_exits_0() {
+    signal_removes_everything_and_exits_0("term", Signal::SIGTERM);
+}
+
+#[test]
+fn sigint_removes_everything_and_exits_0() {
+    signal_removes_everything_and_exits_0("int", Signal::SIGINT);
 }
 
 #[test]
