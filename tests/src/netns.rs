@@ -97,7 +97,23 @@ impl NsPair {
         }
         // A's default route points at B, so "interface" defaults to va in A.
         run(&["ip", "-n", a, "route", "add", "default", "via", B4]);
+        pair.wait_until_reachable();
         pair
+    }
+
+    /// Waits (≤ 5 s) until A reaches every address of B: a fresh veth needs a moment before
+    /// IPv6 neighbour discovery answers, and tests must not mistake that for a fault.
+    fn wait_until_reachable(&self) {
+        for dst in [B4, B4_ALT, B6, B6_ALT] {
+            let start = std::time::Instant::now();
+            while self.ping(&self.a, dst, None, 1, "0.1") != (1, 1) {
+                assert!(
+                    start.elapsed() < std::time::Duration::from_secs(5),
+                    "{dst} unreachable from {} 5 s after setup",
+                    self.a
+                );
+            }
+        }
     }
 
     /// Runs `args` inside namespace `ns` and returns its output (whatever the exit code).

@@ -33,11 +33,40 @@ fn inject(ns: &str, iface: &str, rules: &[Rule]) -> Injector {
 fn blackhole_one_address(tag: &str, dst: &str, neighbour: &str) {
     let p = NsPair::new(tag);
     assert_eq!(p.ping(&p.a, dst, None, 3, "0.05"), (3, 3), "baseline");
+    // Nothing listens on port 9 in B: its kernel answers a SYN with a reset.
+    let connect = || {
+        in_ns(&p.a, || {
+            let to = SocketAddr::new(dst.parse().unwrap(), 9);
+            TcpStream::connect_timeout(&to, Duration::from_millis(700))
+                .map(|_| ())
+                .map_err(|e| e.kind())
+        })
+    };
+    assert_eq!(
+        connect(),
+        Err(std::io::ErrorKind::ConnectionRefused),
+        "baseline"
+    );
     let inj = inject(&p.a, VETH_A, &[rule(Direction::Egress, dst)]);
     assert_eq!(
         p.ping(&p.a, dst, None, 10, "0.05"),
         (10, 0),
         "blackholed address"
+    );
+    // Silent, like a network loss: no local send error for ping, a timeout for TCP.
+    let out = p.exec(
+        &p.a,
+        &["ping", "-n", "-c", "2", "-i", "0.05", "-W", "1", dst],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No buffer space"),
+        "drop surfaced as a local error: {stderr}"
+    );
+    assert_eq!(
+        connect(),
+        Err(std::io::ErrorKind::TimedOut),
+        "TCP must time out, not fail locally"
     );
     assert_eq!(
         p.ping(&p.a, neighbour, None, 10, "0.05"),

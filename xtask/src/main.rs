@@ -223,6 +223,10 @@ fn test() -> Result<()> {
         "--lib",
         "--bins",
         "--tests",
+        "--",
+        // The namespace and daemon tests mostly wait on pings and timers, not the CPU.
+        "--test-threads",
+        "4",
     ])?;
     let left = stdout_of(Command::new("ip").args(["netns", "list"]));
     if left.lines().any(|l| l.starts_with("chaos-")) {
