@@ -157,6 +157,14 @@ fn setup() -> Result<()> {
         ]))?;
         did.push("rust-src");
     }
+    // rustfmt and clippy on the default toolchain: `cargo xtask test` runs both.
+    for (tool, component) in [("fmt", "rustfmt"), ("clippy", "clippy")] {
+        if stdout_of(Command::new(env!("CARGO")).args([tool, "--version"])).is_empty() {
+            println!("setup: adding {component}");
+            run(Command::new("rustup").args(["component", "add", component]))?;
+            did.push(component);
+        }
+    }
     let linker = stdout_of(Command::new("bpf-linker").arg("--version"));
     if !linker.contains(BPF_LINKER_VERSION) {
         println!("setup: installing bpf-linker {BPF_LINKER_VERSION} (takes 1-3 minutes)");
