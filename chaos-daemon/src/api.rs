@@ -52,7 +52,11 @@ impl AppState {
     /// New state for `config`; `spare` is a loaded injector for the first interface.
     pub fn new(config: Config, spare: Option<crate::Injector>) -> Arc<Self> {
         Arc::new(AppState {
-            faults: Mutex::new(Faults::new(config.max_rules, spare, config.tc_attach)),
+            faults: Mutex::new(Faults::new(
+                config.max_rules,
+                spare,
+                config.attach_options(),
+            )),
             config,
             expiry_wake: Notify::new(),
             metrics: Metrics::default(),

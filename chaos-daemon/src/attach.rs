@@ -126,17 +126,44 @@ pub fn remove_stale_filters(iface: &str) -> Result<bool, Error> {
     }
 }
 
-/// Attaches the XDP program to `iface`: the driver's native mode when available, generic otherwise.
-pub fn attach_ingress(ebpf: &mut Ebpf, iface: &str) -> Result<IngressLink, Error> {
+/// How the XDP ingress program is attached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpAttach {
+    /// The driver's native mode where it has one, generic (SKB) mode otherwise.
+    #[default]
+    Auto,
+    /// Generic mode only: never touches the NIC driver (some drivers briefly reset the link
+    /// when their first native XDP program is attached).
+    Generic,
+    /// Native mode only; fails on drivers without XDP support.
+    Native,
+}
+
+/// How both programs are attached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AttachOptions {
+    /// Egress classifier.
+    pub tc: TcAttach,
+    /// Ingress XDP program.
+    pub xdp: XdpAttach,
+}
+
+/// Attaches the XDP program to `iface` in the given mode.
+pub fn attach_ingress(ebpf: &mut Ebpf, iface: &str, mode: XdpAttach) -> Result<IngressLink, Error> {
     let prog = ingress(ebpf)?;
-    match prog.attach(iface, XdpMode::Default) {
-        Ok(link) => Ok(link),
-        Err(_) => prog.attach(iface, XdpMode::Skb).map_err(|e| {
-            Error::from_bpf(
-                "attaching chaos_ingress",
-                e,
-                attach_error(INGRESS_PROGRAM, iface),
-            )
-        }),
-    }
+    let result = match mode {
+        XdpAttach::Auto => prog
+            .attach(iface, XdpMode::Default)
+            .or_else(|_| prog.attach(iface, XdpMode::Skb)),
+        XdpAttach::Generic => prog.attach(iface, XdpMode::Skb),
+        XdpAttach::Native => prog.attach(iface, XdpMode::Driver),
+    };
+    result.map_err(|e| {
+        Error::from_bpf(
+            "attaching chaos_ingress",
+            e,
+            attach_error(INGRESS_PROGRAM, iface),
+        )
+    })
 }

@@ -9,13 +9,14 @@
 //! protected_cidrs = ["10.9.0.0/16"]
 //! protected_tcp_ports = [22]     # refuse faults that name these TCP ports without force
 //! tc_attach = "auto"             # or "netlink": force the pre-6.6 clsact filter path
+//! xdp_mode = "auto"              # or "generic" (never touches the NIC driver) or "native"
 //! ```
 
 use std::{path::Path, time::Duration};
 
 use serde::Deserialize;
 
-use crate::attach::TcAttach;
+use crate::attach::{AttachOptions, TcAttach, XdpAttach};
 
 /// Parsed configuration with defaults applied.
 #[derive(Clone, Debug, Deserialize)]
@@ -38,6 +39,8 @@ pub struct Config {
     pub protected_tcp_ports: Vec<u16>,
     /// How the egress program is attached.
     pub tc_attach: TcAttach,
+    /// How the ingress XDP program is attached.
+    pub xdp_mode: XdpAttach,
 }
 
 /// Log output format.
@@ -62,11 +65,20 @@ impl Default for Config {
             protected_cidrs: Vec::new(),
             protected_tcp_ports: vec![22],
             tc_attach: TcAttach::Auto,
+            xdp_mode: XdpAttach::Auto,
         }
     }
 }
 
 impl Config {
+    /// How the programs are attached.
+    pub fn attach_options(&self) -> AttachOptions {
+        AttachOptions {
+            tc: self.tc_attach,
+            xdp: self.xdp_mode,
+        }
+    }
+
     /// Reads `path`. A missing file is an error only if `required` (given explicitly).
     pub fn load(path: &Path, required: bool) -> anyhow::Result<Config> {
         let text = match std::fs::read_to_string(path) {

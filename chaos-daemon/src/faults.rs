@@ -10,7 +10,7 @@ use std::{
 
 use crate::{
     Error, Injector, RuleId,
-    attach::TcAttach,
+    attach::AttachOptions,
     clock::{deadline_ns, monotonic_ns},
     spec::{CountersView, Fault, FaultSpec},
     validate::{ApiError, Validated},
@@ -32,7 +32,7 @@ pub struct Faults {
     entries: BTreeMap<String, Entry>,
     deadlines: BTreeSet<(u64, String)>,
     max_rules: u32,
-    tc_attach: TcAttach,
+    attach: AttachOptions,
     id_salt: u64,
     next_id: u64,
 }
@@ -55,14 +55,14 @@ impl From<Error> for ApiError {
 
 impl Faults {
     /// An empty table allowing `max_rules` faults in all. `spare`, if given, is a loaded
-    /// [`Injector`] used for the first interface.
-    pub fn new(max_rules: u32, spare: Option<Injector>, tc_attach: TcAttach) -> Self {
+    /// [`Injector`] used for the first interface; `attach` says how programs are attached.
+    pub fn new(max_rules: u32, spare: Option<Injector>, attach: AttachOptions) -> Self {
         let spare = spare.map(|mut s| {
-            s.set_tc_attach(tc_attach);
+            s.set_attach_options(attach);
             s
         });
         Faults {
-            tc_attach,
+            attach,
             injectors: BTreeMap::new(),
             spare,
             entries: BTreeMap::new(),
@@ -193,7 +193,7 @@ impl Faults {
                 },
                 None => {
                     let mut inj = Injector::open(iface)?;
-                    inj.set_tc_attach(self.tc_attach);
+                    inj.set_attach_options(self.attach);
                     inj
                 }
             };

@@ -11,7 +11,7 @@ use chaos_common::{ACTION_NONE, Counters, MAX_SLOTS, RuleSlot};
 
 use crate::{
     Direction, Error, Rule,
-    attach::{self, EgressLink, IngressLink, TcAttach},
+    attach::{self, AttachOptions, EgressLink, IngressLink},
     compile::{Compiled, MapKey, compile},
     maps::RuleMaps,
 };
@@ -47,7 +47,7 @@ pub struct Injector {
     free: VecDeque<u32>,
     next_generation: u64,
     max_rules: u32,
-    tc_attach: TcAttach,
+    attach: AttachOptions,
     /// Installed rules per direction (index: `Direction as usize`).
     per_direction: [usize; 2],
 }
@@ -85,7 +85,7 @@ impl Injector {
             free: (0..MAX_SLOTS).collect(),
             next_generation: 1,
             max_rules: MAX_SLOTS,
-            tc_attach: TcAttach::Auto,
+            attach: AttachOptions::default(),
             per_direction: [0; 2],
         })
     }
@@ -114,9 +114,9 @@ impl Injector {
             || nix::net::if_::if_nametoindex(self.iface.as_str()) == Ok(self.ifindex)
     }
 
-    /// Chooses how the egress program is attached (takes effect at the next attach).
-    pub fn set_tc_attach(&mut self, mode: TcAttach) {
-        self.tc_attach = mode;
+    /// Chooses how the programs are attached (takes effect at the next attach).
+    pub fn set_attach_options(&mut self, options: AttachOptions) {
+        self.attach = options;
     }
 
     /// Caps the number of rules on this interface (at most [`MAX_SLOTS`]).
@@ -294,12 +294,16 @@ impl Injector {
                 self.egress_link = Some(attach::attach_egress(
                     &mut self.ebpf,
                     &self.iface,
-                    self.tc_attach,
+                    self.attach.tc,
                 )?);
                 tracing::info!(iface = %self.iface, "attached chaos_egress (TC egress)");
             }
             Direction::Ingress if self.ingress_link.is_none() => {
-                self.ingress_link = Some(attach::attach_ingress(&mut self.ebpf, &self.iface)?);
+                self.ingress_link = Some(attach::attach_ingress(
+                    &mut self.ebpf,
+                    &self.iface,
+                    self.attach.xdp,
+                )?);
                 tracing::info!(iface = %self.iface, "attached chaos_ingress (XDP)");
             }
             _ => {}

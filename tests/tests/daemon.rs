@@ -589,3 +589,20 @@ fn faults_of_a_vanished_interface_are_dropped() {
     let (s, h) = d.call(Method::GET, "/v1/health", None);
     assert_eq!((s, h["interfaces"].clone()), (200, json!([])));
 }
+
+#[test]
+fn xdp_mode_generic_never_uses_the_driver() {
+    let p = NsPair::new("xdpgen");
+    let d = Daemon::start(&p.a, "xdp_mode = \"generic\"\n");
+    let ingress = json!({"direction": "ingress", "match": {"cidr": B4}, "action": {"kind": "blackhole"}, "ttl": "1m"});
+    assert_eq!(
+        d.call(Method::POST, "/v1/faults", Some(&ingress.to_string()))
+            .0,
+        201
+    );
+    let link = String::from_utf8(p.exec(&p.a, &["ip", "link", "show", VETH_A]).stdout).unwrap();
+    assert!(link.contains("xdpgeneric"), "{link}");
+    // Replies from B4 are dropped on the way in.
+    assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 0));
+    assert_eq!(p.ping(&p.a, B4_ALT, None, 3, "0.02"), (3, 3));
+}
