@@ -4,6 +4,7 @@
 use std::{
     io::Write,
     os::unix::fs::PermissionsExt,
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     time::{Duration, Instant},
@@ -61,7 +62,8 @@ impl Daemon {
             .write_all(config.as_bytes())
             .unwrap();
         let log = dir.join("daemon.log");
-        let child = Command::new("ip")
+        let mut child = Command::new("ip");
+        child
             .args(["netns", "exec", ns])
             .arg(bin("chaos-daemon"))
             .arg("--socket")
@@ -69,9 +71,16 @@ impl Daemon {
             .arg("--config")
             .arg(&conf)
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start chaos-daemon");
+            .stderr(std::fs::File::create(&log).unwrap());
+        // If the test process dies without unwinding (abort, SIGKILL), take the daemon along.
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            child.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let child = child.spawn().expect("start chaos-daemon");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
