@@ -220,6 +220,11 @@ fn test() -> Result<()> {
         "-D",
         "warnings",
     ])?;
+    // An aborted earlier run cannot have run its Drop guards: clear what it left.
+    for ns in chaos_namespaces() {
+        println!("test: removing namespace {ns} left by an earlier, aborted run");
+        run(Command::new("ip").args(["netns", "del", &ns]))?;
+    }
     println!("test: cargo build --bins (the end-to-end tests drive the real binaries)");
     cargo(&["build", "-p", "chaos-daemon", "-p", "chaos-tests", "--bins"])?;
     println!("test: cargo test (unit, program, network-namespace, daemon end-to-end)");
@@ -236,13 +241,23 @@ fn test() -> Result<()> {
         "--test-threads",
         "4",
     ])?;
-    let left = stdout_of(Command::new("ip").args(["netns", "list"]));
-    if left.lines().any(|l| l.starts_with("chaos-")) {
-        bail!("tests left network namespaces behind:\n{left}");
+    let left = chaos_namespaces();
+    if !left.is_empty() {
+        bail!("tests left network namespaces behind: {}", left.join(" "));
     }
     println!("test: no namespaces left behind");
     println!("tests: {passed} passed, {failed} failed");
     Ok(())
+}
+
+/// Network namespaces created by our tests (`chaos-<test>-<pid>-a|b`).
+fn chaos_namespaces() -> Vec<String> {
+    stdout_of(Command::new("ip").args(["netns", "list"]))
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with("chaos-"))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Runs `cargo test`, echoing its output, and sums the "test result" lines.
