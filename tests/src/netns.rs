@@ -125,6 +125,20 @@ impl NsPair {
             .unwrap_or_else(|e| panic!("cannot run {args:?} in {ns}: {e}"))
     }
 
+    /// Our programs on `iface` in `ns`, as the kernel reports them: the number of TCX egress
+    /// programs, and whether an XDP program is attached.
+    pub fn attached(&self, ns: &str, iface: &str) -> (usize, bool) {
+        let tcx = in_ns(ns, || {
+            aya::programs::SchedClassifier::query_tcx(iface, aya::programs::TcAttachType::Egress)
+                .unwrap_or_else(|e| panic!("query TCX on {iface}: {e}"))
+                .1
+                .len()
+        });
+        let link = String::from_utf8_lossy(&self.exec(ns, &["ip", "link", "show", iface]).stdout)
+            .into_owned();
+        (tcx, link.contains("xdp"))
+    }
+
     /// Pings `dst` from namespace `ns` `count` times, `interval` seconds apart, optionally from
     /// source address `src`; returns (transmitted, received).
     pub fn ping(

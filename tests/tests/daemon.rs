@@ -7,10 +7,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::programs::{SchedClassifier, TcAttachType};
 use chaos_tests::{
     daemon::{Daemon, bin},
-    netns::{B4, B4_ALT, B6, B6_ALT, NsPair, VETH_A, in_ns},
+    netns::{B4, B4_ALT, B6, B6_ALT, NsPair, VETH_A},
 };
 use hyper::Method;
 use nix::sys::signal::Signal;
@@ -18,18 +17,6 @@ use serde_json::{Value, json};
 
 fn blackhole(cidr: &str, ttl: &str) -> String {
     json!({"match": {"cidr": cidr}, "action": {"kind": "blackhole"}, "ttl": ttl}).to_string()
-}
-
-/// Programs of ours attached to `iface` in `ns`: TCX egress count and whether XDP is on.
-fn attached(p: &NsPair, ns: &str, iface: &str) -> (usize, bool) {
-    let tcx = in_ns(ns, || {
-        SchedClassifier::query_tcx(iface, TcAttachType::Egress)
-            .unwrap()
-            .1
-            .len()
-    });
-    let link = String::from_utf8(p.exec(ns, &["ip", "link", "show", iface]).stdout).unwrap();
-    (tcx, link.contains("xdp"))
 }
 
 #[test]
@@ -82,7 +69,7 @@ fn every_endpoint_works() {
     assert_eq!(s, 404, "{e}");
     assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 3));
     assert_eq!(
-        attached(&p, &p.a, VETH_A),
+        p.attached(&p.a, VETH_A),
         (0, false),
         "programs detached with the last fault"
     );
@@ -226,7 +213,7 @@ fn ttl_lifts_the_fault_without_a_delete() {
         d.fault_ids().is_empty(),
         "the daemon removed the expired fault"
     );
-    assert_eq!(attached(&p, &p.a, VETH_A), (0, false));
+    assert_eq!(p.attached(&p.a, VETH_A), (0, false));
     assert!(d.log_text().contains("action=\"expire\""));
 }
 
@@ -251,7 +238,7 @@ fn a_stopped_daemon_cannot_keep_a_fault_past_its_ttl() {
     );
     // The daemon is frozen: only the in-kernel expires_at can lift the fault.
     assert_eq!(
-        attached(&p, &p.a, VETH_A).0,
+        p.attached(&p.a, VETH_A).0,
         1,
         "program still attached (daemon frozen)"
     );
@@ -281,7 +268,7 @@ fn daemon_with_faults_both_ways(tag: &str) -> (NsPair, Daemon) {
     ]);
     let (status, body) = d.call(Method::POST, "/v1/faults", Some(&batch.to_string()));
     assert_eq!(status, 201, "{body}");
-    assert_eq!(attached(&p, &p.a, VETH_A), (1, true));
+    assert_eq!(p.attached(&p.a, VETH_A), (1, true));
     assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 0));
     (p, d)
 }
@@ -297,7 +284,7 @@ fn signal_removes_everything_and_exits_0(tag: &str, sig: Signal) {
     d.signal(sig);
     let status = d.wait_exit();
     assert_eq!(status.code(), Some(0), "{}", d.log_text());
-    assert_eq!(attached(&p, &p.a, VETH_A), (0, false));
+    assert_eq!(p.attached(&p.a, VETH_A), (0, false));
     assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 3));
     assert!(!d.socket.exists(), "socket removed");
     assert!(d.log_text().contains("action=\"shutdown\""));
@@ -318,7 +305,7 @@ fn sigkill_leaves_nothing_attached() {
     let (p, mut d) = daemon_with_faults_both_ways("kill");
     d.signal(Signal::SIGKILL);
     d.wait_exit();
-    assert_eq!(attached(&p, &p.a, VETH_A), (0, false));
+    assert_eq!(p.attached(&p.a, VETH_A), (0, false));
     assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 3));
 }
 
@@ -508,7 +495,7 @@ fn legacy_filters_left_by_a_crash_are_removed_by_cleanup_and_at_start() {
             "netlink filter expected: {}",
             filters()
         );
-        assert_eq!(attached(&p, &p.a, VETH_A).0, 0, "no TCX link on this path");
+        assert_eq!(p.attached(&p.a, VETH_A).0, 0, "no TCX link on this path");
         d.signal(Signal::SIGKILL);
         d.wait_exit();
         d

@@ -8,7 +8,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::programs::{SchedClassifier, TcAttachType};
 use chaos_daemon::{Action, Direction, Injector, Protocol, Rule};
 use chaos_tests::netns::{
     A4, A4_ALT, A6, A6_ALT, B4, B4_ALT, B6, B6_ALT, NsPair, VETH_A, VETH_B, in_ns,
@@ -247,14 +246,11 @@ fn sigkill_of_the_loader_detaches_everything_within_a_second() {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line.trim(), "ready", "helper did not start");
-    let tcx = || {
-        in_ns(&p.a, || {
-            SchedClassifier::query_tcx(VETH_A, TcAttachType::Egress)
-                .unwrap()
-                .1
-        })
-    };
-    assert_eq!(tcx().len(), 1, "helper's program attached");
+    assert_eq!(
+        p.attached(&p.a, VETH_A),
+        (1, false),
+        "helper's program attached"
+    );
     assert_eq!(
         p.ping(&p.a, B4, None, 3, "0.05"),
         (3, 0),
@@ -279,13 +275,9 @@ fn sigkill_of_the_loader_detaches_everything_within_a_second() {
         recovered.is_some(),
         "traffic did not recover within 1 s of SIGKILL"
     );
-    assert!(
-        tcx().is_empty(),
-        "a TCX program is still attached to {VETH_A}"
-    );
-    let link = String::from_utf8(p.exec(&p.a, &["ip", "link", "show", VETH_A]).stdout).unwrap();
-    assert!(
-        !link.contains("xdp"),
-        "an XDP program is still attached: {link}"
+    assert_eq!(
+        p.attached(&p.a, VETH_A),
+        (0, false),
+        "a TCX or XDP program is still attached to {VETH_A}"
     );
 }

@@ -7,10 +7,9 @@ use std::{
 };
 
 use anyhow::{Context, Result, ensure};
-use aya::programs::{SchedClassifier, TcAttachType};
 use chaos_tests::{
     daemon::Daemon,
-    netns::{A4, B4, B4_ALT, NsPair, VETH_A, in_ns},
+    netns::{A4, B4, B4_ALT, NsPair, VETH_A},
 };
 use nix::sys::signal::Signal;
 
@@ -158,15 +157,11 @@ fn main() -> Result<()> {
 
     say("6. kill -9 of the daemon while a fault is active: the kernel detaches its links.");
     ctl(&d, &["add", "blackhole", "--to", B4, "--ttl", "10m"])?;
-    let tcx = || {
-        in_ns(&p.a, || {
-            SchedClassifier::query_tcx(VETH_A, TcAttachType::Egress).map(|r| r.1.len())
-        })
-    };
+    let tcx = || p.attached(&p.a, VETH_A).0;
     println!(
         "   before: {B4}: {:.0} % loss, programs attached to va: {}",
         loss(&p, B4, 10, "0.01"),
-        tcx()?
+        tcx()
     );
     d.signal(Signal::SIGKILL);
     let mut d = d;
@@ -174,9 +169,12 @@ fn main() -> Result<()> {
     println!(
         "   after kill -9: {B4}: {:.0} % loss, programs attached to va: {}",
         loss(&p, B4, 10, "0.01"),
-        tcx()?
+        tcx()
     );
-    ensure!(tcx()? == 0, "a program stayed attached");
+    ensure!(
+        p.attached(&p.a, VETH_A) == (0, false),
+        "a program stayed attached"
+    );
 
     drop(d);
     drop(p);
