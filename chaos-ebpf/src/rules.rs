@@ -55,10 +55,6 @@ pub struct Hit {
     pub slot: &'static RuleSlot,
 }
 
-struct Best {
-    hit: Option<Hit>,
-}
-
 /// The slot at `index` if it is in use and not expired. The clock is read only here, so
 /// packets that match no rule never pay for it.
 #[inline(always)]
@@ -75,20 +71,19 @@ fn live(index: Option<&u32>) -> Option<Hit> {
     Some(Hit { index, slot })
 }
 
-impl Best {
-    /// Considers the slot a trie lookup returned; keeps it if it beats the current best.
-    #[inline(always)]
-    fn offer(&mut self, index: Option<&u32>) {
-        let Some(hit) = live(index) else {
-            return;
-        };
-        if let Some(best) = &self.hit
-            && best.slot.prefix_len >= hit.slot.prefix_len
-        {
-            return;
-        }
-        self.hit = Some(hit);
+/// Keeps in `best` whichever of it and the slot a trie lookup returned has the longer prefix
+/// (the earlier one on a tie).
+#[inline(always)]
+fn offer(best: &mut Option<Hit>, index: Option<&u32>) {
+    let Some(hit) = live(index) else {
+        return;
+    };
+    if let Some(b) = best
+        && b.slot.prefix_len >= hit.slot.prefix_len
+    {
+        return;
     }
+    *best = Some(hit);
 }
 
 /// Finds the rule for `pkt` in the egress (`ingress == false`) or ingress tables.
@@ -133,7 +128,7 @@ pub fn lookup(pkt: &Packet, ingress: bool) -> Option<Hit> {
             }
         }
     }
-    let mut best = Best { hit: None };
+    let mut best = None;
     if pkt.ipv6 {
         let trie = if ingress {
             &RULES_V6_INGRESS
@@ -142,7 +137,10 @@ pub fn lookup(pkt: &Packet, ingress: bool) -> Option<Hit> {
         };
         for (shape, proto, port) in probes {
             if shapes & shape != 0 {
-                best.offer(trie.get(Key::new(24 + 128, key_v6(proto, port, pkt.addr))));
+                offer(
+                    &mut best,
+                    trie.get(Key::new(24 + 128, key_v6(proto, port, pkt.addr))),
+                );
             }
         }
     } else {
@@ -154,9 +152,12 @@ pub fn lookup(pkt: &Packet, ingress: bool) -> Option<Hit> {
         let addr = [pkt.addr[0], pkt.addr[1], pkt.addr[2], pkt.addr[3]];
         for (shape, proto, port) in probes {
             if shapes & shape != 0 {
-                best.offer(trie.get(Key::new(24 + 32, key_v4(proto, port, addr))));
+                offer(
+                    &mut best,
+                    trie.get(Key::new(24 + 32, key_v4(proto, port, addr))),
+                );
             }
         }
     }
-    best.hit
+    best
 }
