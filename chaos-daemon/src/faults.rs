@@ -310,18 +310,9 @@ impl Faults {
             .filter(|(_, e)| gone.contains(&e.iface))
             .map(|(id, _)| id.clone())
             .collect();
-        let removed = ids.iter().filter_map(|id| self.remove(id).ok()).collect();
-        // Their injectors are empty now; none is kept as the spare (its links are dead anyway,
-        // and rebind re-attaches from scratch).
-        for iface in gone {
-            self.injectors.remove(&iface);
-            if let Some(spare) = &self.spare
-                && spare.iface() == iface
-            {
-                self.spare = None;
-            }
-        }
-        removed
+        // `remove` drops the emptied injectors like any other; one may stay as the spare, whose
+        // `rebind` resolves the next interface afresh and discards the dead links.
+        ids.iter().filter_map(|id| self.remove(id).ok()).collect()
     }
 
     /// CLOCK_MONOTONIC ns of the next deadline.

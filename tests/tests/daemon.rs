@@ -575,6 +575,12 @@ fn faults_of_a_vanished_interface_are_dropped() {
     );
     let (s, h) = d.call(Method::GET, "/v1/health", None);
     assert_eq!((s, h["interfaces"].clone()), (200, json!([])));
+    // The programs freed by the vanished interface serve the next one.
+    let on_lo = json!({"interface": "lo", "match": {"cidr": "127.0.0.2"}, "action": {"kind": "blackhole"}, "ttl": "1m"});
+    let (s, f) = d.call(Method::POST, "/v1/faults", Some(&on_lo.to_string()));
+    assert_eq!(s, 201, "{f}");
+    assert_eq!(p.ping(&p.a, "127.0.0.2", None, 3, "0.02"), (3, 0));
+    assert_eq!(p.ping(&p.a, "127.0.0.3", None, 3, "0.02"), (3, 3));
 }
 
 #[test]
