@@ -27,6 +27,16 @@ pub enum Table {
 }
 
 impl Table {
+    /// The table for a direction and address family.
+    pub fn new(ingress: bool, ipv6: bool) -> Table {
+        match (ingress, ipv6) {
+            (false, false) => Table::V4Egress,
+            (false, true) => Table::V6Egress,
+            (true, false) => Table::V4Ingress,
+            (true, true) => Table::V6Ingress,
+        }
+    }
+
     /// Map name in the eBPF object.
     pub fn map_name(self) -> &'static str {
         match self {
@@ -46,14 +56,6 @@ impl Table {
             Table::V6Ingress => prefilter_table(true, true),
         }
     }
-
-    /// All four tables.
-    pub const ALL: [Table; 4] = [
-        Table::V4Egress,
-        Table::V6Egress,
-        Table::V4Ingress,
-        Table::V6Ingress,
-    ];
 }
 
 /// Key bytes: an LPM trie key of either family, or an exact-match key for full-length rules.
@@ -155,37 +157,16 @@ pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
     let prefix_len = KEY_HEADER_BITS + u32::from(net.prefix_len());
     let ingress = rule.direction == Direction::Ingress;
     let exact = net.prefix_len() == net.max_prefix_len();
-    let (table, data) = match net {
-        IpNet::V4(n) => {
-            let a = n.network().octets();
-            (
-                if ingress {
-                    Table::V4Ingress
-                } else {
-                    Table::V4Egress
-                },
-                if exact {
-                    KeyData::ExactV4(exact_key_v4(ingress, proto, port, a))
-                } else {
-                    KeyData::V4(key_v4(proto, port, a))
-                },
-            )
+    let table = Table::new(ingress, matches!(net, IpNet::V6(_)));
+    let data = match (net, exact) {
+        (IpNet::V4(n), true) => {
+            KeyData::ExactV4(exact_key_v4(ingress, proto, port, n.network().octets()))
         }
-        IpNet::V6(n) => {
-            let a = n.network().octets();
-            (
-                if ingress {
-                    Table::V6Ingress
-                } else {
-                    Table::V6Egress
-                },
-                if exact {
-                    KeyData::ExactV6(exact_key_v6(ingress, proto, port, a))
-                } else {
-                    KeyData::V6(key_v6(proto, port, a))
-                },
-            )
+        (IpNet::V4(n), false) => KeyData::V4(key_v4(proto, port, n.network().octets())),
+        (IpNet::V6(n), true) => {
+            KeyData::ExactV6(exact_key_v6(ingress, proto, port, n.network().octets()))
         }
+        (IpNet::V6(n), false) => KeyData::V6(key_v6(proto, port, n.network().octets())),
     };
     let (action, ppm) = match rule.action {
         Action::Blackhole => (ACTION_BLACKHOLE, PPM_ALL),
