@@ -213,19 +213,10 @@ pub fn summary(spec: &FaultSpec) -> String {
     format!(
         "{} {} {} {}{}{} ttl={}",
         spec.action.kind(),
-        serde_json::to_string(&spec.direction)
-            .unwrap_or_default()
-            .trim_matches('"'),
+        spec.direction,
         spec.interface.as_deref().unwrap_or("?"),
         m.cidr.as_deref().unwrap_or("-"),
-        m.protocol
-            .map(|p| format!(
-                " {}",
-                serde_json::to_string(&p)
-                    .unwrap_or_default()
-                    .trim_matches('"')
-            ))
-            .unwrap_or_default(),
+        m.protocol.map(|p| format!(" {p}")).unwrap_or_default(),
         m.port.map(|p| format!(":{p}")).unwrap_or_default(),
         humantime::format_duration(spec.ttl),
     )

@@ -229,12 +229,7 @@ pub fn describe_match(f: &Fault) -> String {
         m.cidr.as_deref().unwrap_or("-")
     );
     if let Some(p) = m.protocol.filter(|p| *p != crate::spec::ProtocolSpec::Any) {
-        s.push_str(&format!(
-            " {}",
-            serde_json::to_string(&p)
-                .unwrap_or_default()
-                .trim_matches('"')
-        ));
+        s.push_str(&format!(" {p}"));
     }
     if let Some(port) = m.port {
         s.push_str(&format!(" port {port}"));

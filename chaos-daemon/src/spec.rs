@@ -119,6 +119,28 @@ pub enum ActionSpec {
     },
 }
 
+impl std::fmt::Display for DirectionSpec {
+    /// The JSON spelling: `egress`, `ingress`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DirectionSpec::Egress => "egress",
+            DirectionSpec::Ingress => "ingress",
+        })
+    }
+}
+
+impl std::fmt::Display for ProtocolSpec {
+    /// The JSON spelling: `any`, `tcp`, `udp`, `icmp`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProtocolSpec::Any => "any",
+            ProtocolSpec::Tcp => "tcp",
+            ProtocolSpec::Udp => "udp",
+            ProtocolSpec::Icmp => "icmp",
+        })
+    }
+}
+
 impl ActionSpec {
     /// The `kind` tag.
     pub fn kind(&self) -> &'static str {
@@ -201,4 +223,24 @@ pub struct Features {
 pub struct Removed {
     /// How many faults were removed.
     pub removed: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_matches_the_json_spelling() {
+        for d in [DirectionSpec::Egress, DirectionSpec::Ingress] {
+            assert_eq!(serde_json::to_value(d).unwrap(), d.to_string());
+        }
+        for p in [
+            ProtocolSpec::Any,
+            ProtocolSpec::Tcp,
+            ProtocolSpec::Udp,
+            ProtocolSpec::Icmp,
+        ] {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.to_string());
+        }
+    }
 }
