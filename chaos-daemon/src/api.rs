@@ -40,6 +40,8 @@ pub struct AppState {
     pub expiry_wake: Notify,
     /// Metrics.
     pub metrics: Metrics,
+    /// Protected paths from the config, parsed once.
+    configured_protected: Vec<Protected>,
     /// Peers of established SSH sessions and when they were read.
     ssh_peers: Mutex<Option<(std::time::Instant, Vec<std::net::IpAddr>)>>,
 }
@@ -51,7 +53,24 @@ const SSH_PEERS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1)
 impl AppState {
     /// New state for `config`; `spare` is a loaded injector for the first interface.
     pub fn new(config: Config, spare: Option<crate::Injector>) -> Arc<Self> {
+        // Config::load checked every CIDR already.
+        let mut configured_protected: Vec<Protected> = config
+            .protected_cidrs
+            .iter()
+            .filter_map(|c| parse_net(c).ok())
+            .map(|net| Protected::Net {
+                net,
+                why: "protected CIDR from config".into(),
+            })
+            .collect();
+        configured_protected.extend(config.protected_tcp_ports.iter().map(|&port| {
+            Protected::TcpPort {
+                port,
+                why: "protected port".into(),
+            }
+        }));
         Arc::new(AppState {
+            configured_protected,
             faults: Mutex::new(Faults::new(
                 config.max_rules,
                 spare,
@@ -84,25 +103,7 @@ impl AppState {
 
     /// Protected paths right now: configured CIDRs and ports, plus live SSH peers.
     fn protected(&self) -> Vec<Protected> {
-        let mut p: Vec<Protected> = self
-            .config
-            .protected_cidrs
-            .iter()
-            .filter_map(|c| parse_net(c).ok())
-            .map(|net| Protected::Net {
-                net,
-                why: "protected CIDR from config".into(),
-            })
-            .collect();
-        p.extend(
-            self.config
-                .protected_tcp_ports
-                .iter()
-                .map(|&port| Protected::TcpPort {
-                    port,
-                    why: "protected port".into(),
-                }),
-        );
+        let mut p = self.configured_protected.clone();
         if self.config.protect_ssh_peers {
             p.extend(self.ssh_peers().into_iter().map(|ip| Protected::Net {
                 net: ip.into(),
