@@ -46,7 +46,6 @@ pub struct Injector {
     /// rule was removed cannot meet a new rule in that slot until every other slot was reused.
     free: VecDeque<u32>,
     next_generation: u64,
-    max_rules: u32,
     attach: AttachOptions,
     /// Installed rules per direction (index: `Direction as usize`).
     per_direction: [usize; 2],
@@ -84,7 +83,6 @@ impl Injector {
             by_key: HashMap::new(),
             free: (0..MAX_SLOTS).collect(),
             next_generation: 1,
-            max_rules: MAX_SLOTS,
             attach: AttachOptions::default(),
             per_direction: [0; 2],
         })
@@ -117,11 +115,6 @@ impl Injector {
     /// Chooses how the programs are attached (takes effect at the next attach).
     pub fn set_attach_options(&mut self, options: AttachOptions) {
         self.attach = options;
-    }
-
-    /// Caps the number of rules on this interface (at most [`MAX_SLOTS`]).
-    pub fn set_max_rules(&mut self, max: u32) {
-        self.max_rules = max.min(MAX_SLOTS);
     }
 
     /// Interface name ("" for a detached injector).
@@ -159,7 +152,7 @@ impl Injector {
             }
         }
         let total = self.installed.len() + compiled.len();
-        if total > self.max_rules as usize {
+        if total > MAX_SLOTS as usize {
             return Err(Error::Full(self.installed.len() as u32));
         }
         for rule in rules {
