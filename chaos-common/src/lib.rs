@@ -62,10 +62,46 @@ pub const PREFILTER_WORDS: u32 = 65_536 / 64;
 /// Number of prefilter tables (egress v4, egress v6, ingress v4, ingress v6).
 pub const PREFILTER_TABLES: u32 = 4;
 
+/// Which way a packet goes, and so which end of it a rule matches. The discriminant is the
+/// direction byte of exact keys and half of the prefilter table index.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Packets leaving the interface (TC egress); rules match the destination.
+    Egress = 0,
+    /// Packets arriving on the interface (XDP); rules match the source.
+    Ingress = 1,
+}
+
+impl Direction {
+    /// `egress` / `ingress`, as the API spells it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Direction::Egress => "egress",
+            Direction::Ingress => "ingress",
+        }
+    }
+}
+
+impl core::fmt::Display for Direction {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// TC return code that TCX reads as NEXT (`TC_ACT_UNSPEC`): the packet goes on.
+pub const TC_ACT_NEXT: i32 = -1;
+/// TC return code of `bpf_redirect`: how egress drops (to an ifindex that cannot exist).
+pub const TC_ACT_REDIRECT: i32 = 7;
+/// `XDP_DROP`.
+pub const XDP_DROP: u32 = 1;
+/// `XDP_PASS`.
+pub const XDP_PASS: u32 = 2;
+
 /// Index of the prefilter table for a direction and family.
 #[inline(always)]
-pub const fn prefilter_table(ingress: bool, ipv6: bool) -> u32 {
-    (ingress as u32) * 2 + ipv6 as u32
+pub const fn prefilter_table(direction: Direction, ipv6: bool) -> u32 {
+    (direction as u32) * 2 + ipv6 as u32
 }
 
 /// Position of the bit for the /16 `top16` in a prefilter table: (word index, bit mask).
@@ -97,10 +133,10 @@ pub type ExactKeyV6 = [u8; 20];
 
 /// Builds an IPv4 exact-match key.
 #[inline(always)]
-pub const fn exact_key_v4(ingress: bool, proto: u8, port: u16, addr: [u8; 4]) -> ExactKeyV4 {
+pub const fn exact_key_v4(direction: Direction, proto: u8, port: u16, addr: [u8; 4]) -> ExactKeyV4 {
     let p = port.to_be_bytes();
     [
-        ingress as u8,
+        direction as u8,
         proto,
         p[0],
         p[1],
@@ -113,10 +149,15 @@ pub const fn exact_key_v4(ingress: bool, proto: u8, port: u16, addr: [u8; 4]) ->
 
 /// Builds an IPv6 exact-match key.
 #[inline(always)]
-pub const fn exact_key_v6(ingress: bool, proto: u8, port: u16, addr: [u8; 16]) -> ExactKeyV6 {
+pub const fn exact_key_v6(
+    direction: Direction,
+    proto: u8,
+    port: u16,
+    addr: [u8; 16],
+) -> ExactKeyV6 {
     let p = port.to_be_bytes();
     let mut k = [0u8; 20];
-    k[0] = ingress as u8;
+    k[0] = direction as u8;
     k[1] = proto;
     k[2] = p[0];
     k[3] = p[1];
@@ -235,10 +276,10 @@ mod tests {
     #[test]
     fn exact_keys_lead_with_direction() {
         assert_eq!(
-            exact_key_v4(true, 17, 53, [10, 0, 0, 1]),
+            exact_key_v4(Direction::Ingress, 17, 53, [10, 0, 0, 1]),
             [1, 17, 0, 53, 10, 0, 0, 1]
         );
-        let k = exact_key_v6(false, 6, 443, [0xfd; 16]);
+        let k = exact_key_v6(Direction::Egress, 6, 443, [0xfd; 16]);
         assert_eq!(&k[..4], &[0, 6, 1, 187]);
         assert!(k[4..].iter().all(|b| *b == 0xfd));
     }
@@ -249,7 +290,7 @@ mod tests {
         assert_eq!(prefilter_bit(0, 0x0a00), (40, 1));
         assert_eq!(prefilter_bit(0, 0xffff), (1023, 1 << 63));
         assert_eq!(
-            prefilter_bit(prefilter_table(true, true), 0).0,
+            prefilter_bit(prefilter_table(Direction::Ingress, true), 0).0,
             3 * PREFILTER_WORDS
         );
     }

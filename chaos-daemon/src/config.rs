@@ -16,7 +16,15 @@ use std::{path::Path, time::Duration};
 
 use serde::Deserialize;
 
-use crate::attach::{AttachOptions, TcAttach, XdpAttach};
+use crate::loader::attach::{AttachOptions, TcAttach, XdpAttach};
+
+/// Default socket path (**contract**).
+pub const DEFAULT_SOCKET: &str = "/run/chaos-daemon/chaos.sock";
+/// Default config path.
+pub const DEFAULT_CONFIG: &str = "/etc/chaos-daemon/config.toml";
+/// Longest `max_ttl` the config may set: every representation of a deadline (CLOCK_MONOTONIC
+/// ns in a u64, RFC 3339 dates up to year 9999) holds it with centuries to spare.
+pub const MAX_TTL_LIMIT: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
 /// Parsed configuration with defaults applied.
 #[derive(Clone, Debug, Deserialize)]
@@ -79,6 +87,28 @@ impl Config {
         }
     }
 
+    /// Refuses values no part of the daemon can honour.
+    pub fn check(&self) -> Result<(), String> {
+        if self.max_ttl.is_zero() {
+            return Err("max_ttl must be positive".into());
+        }
+        if self.max_ttl > MAX_TTL_LIMIT {
+            return Err(format!(
+                "max_ttl {} is over the limit of {}",
+                humantime::format_duration(self.max_ttl),
+                humantime::format_duration(MAX_TTL_LIMIT)
+            ));
+        }
+        if self.max_rules > chaos_common::MAX_SLOTS {
+            return Err(format!(
+                "max_rules {} is over the {} rule slots per interface",
+                self.max_rules,
+                chaos_common::MAX_SLOTS
+            ));
+        }
+        Ok(())
+    }
+
     /// Reads `path`. A missing file is an error only if `required` (given explicitly).
     pub fn load(path: &Path, required: bool) -> anyhow::Result<Config> {
         let text = match std::fs::read_to_string(path) {
@@ -94,9 +124,9 @@ impl Config {
             crate::validate::parse_net(cidr)
                 .map_err(|e| anyhow::anyhow!("config {}: protected_cidrs: {e}", path.display()))?;
         }
-        if config.max_ttl.is_zero() {
-            anyhow::bail!("config {}: max_ttl must be positive", path.display());
-        }
+        config
+            .check()
+            .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
         Ok(config)
     }
 }
@@ -116,5 +146,9 @@ mod tests {
             toml::from_str::<Config>("max_tll = \"1h\"").is_err(),
             "typos are refused"
         );
+        let huge: Config = toml::from_str("max_ttl = \"10000y\"").unwrap();
+        assert!(huge.check().unwrap_err().contains("max_ttl"));
+        let ok: Config = toml::from_str("max_ttl = \"10y\"").unwrap();
+        assert!(ok.check().is_ok());
     }
 }

@@ -1,41 +1,59 @@
 //! `chaos-daemon` library: everything between a fault description and the BPF maps.
 //!
-//! * [`rule`] — the typed rule the loader installs (what to match, what to do, until when).
-//! * [`compile`] — pure translation of a rule into map entries (trie key, slot, prefilter bits).
-//! * [`maps`] — typed writers over the programs' maps.
-//! * [`attach`] — loading the embedded object and attaching TCX/XDP links (never pinned).
-//! * [`injector`] — [`Injector`]: one interface, atomic add/remove, counters, detach on drop.
-//! * [`testrun`] — BPF_PROG_TEST_RUN helpers for program tests and benchmarks.
-//! * [`clock`] — CLOCK_MONOTONIC, the clock `bpf_ktime_get_ns` reads.
-//!
-//! The daemon on top: [`spec`] (API JSON) → [`validate`] (→ rule or error naming the field) →
-//! [`faults`] (fault table, per-interface injectors, deadlines) ← [`api`] (axum over a Unix socket,
-//! expiry task); [`config`], [`host`] (/proc facts), [`metrics`] (Prometheus).
+//! The loader ([`loader`]) knows rules and maps; the daemon on top turns API JSON ([`spec`])
+//! into rules ([`validate`]), keeps the fault table with its timer ([`faults`]), serves the
+//! API ([`server`]) and audits every change ([`audit`]). [`host`] reads facts about the host,
+//! [`config`] the config file, [`socket`] and [`instance`] own the socket file and the
+//! one-daemon-per-namespace lock, [`client`] is the HTTP client `chaosctl` and the tests use.
 
 #![warn(missing_docs)]
 
-pub mod api;
-pub mod attach;
-pub mod cli;
+pub mod audit;
 pub mod client;
 pub mod clock;
-pub mod compile;
 pub mod config;
-pub mod error;
 pub mod faults;
 pub mod host;
-pub mod injector;
-pub mod maps;
+pub mod instance;
+pub mod loader;
 pub mod metrics;
-pub mod rule;
+pub mod server;
+pub mod socket;
 pub mod spec;
-pub mod testrun;
 pub mod validate;
 
-pub use error::Error;
-pub use injector::{Injector, RuleId};
-pub use rule::{Action, Direction, Protocol, Rule};
+pub use loader::{Action, Direction, Error, Injector, IpMatch, Match, Protocol, Rule, RuleId};
 
 /// The compiled eBPF object (`chaos-ebpf`), embedded at build time.
 pub static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/chaos-ebpf"));
+
+/// Hands memory freed by a large request back to the kernel, so RSS tracks the fault table
+/// rather than the biggest request ever parsed (glibc keeps freed heap otherwise).
+pub fn release_freed_memory() {
+    // SAFETY: malloc_trim only releases free heap pages; always safe to call.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Removes clsact filters a crashed daemon left on any interface of this namespace (netlink
+/// attach path only; TCX and XDP links never outlive their owner); returns the interfaces
+/// cleaned.
+pub fn remove_stale_filters() -> Vec<String> {
+    let mut cleaned = Vec::new();
+    for iface in host::interfaces() {
+        match loader::attach::remove_stale_filters(&iface) {
+            Ok(true) => {
+                tracing::warn!(
+                    iface,
+                    "removed a chaos_egress filter left by an earlier daemon"
+                );
+                cleaned.push(iface);
+            }
+            Ok(false) => {}
+            Err(e) => tracing::debug!(iface, error = %e, "cannot check for stale filters"),
+        }
+    }
+    cleaned
+}

@@ -1,27 +1,20 @@
 //! `chaos-daemon`: loads the fault-injection programs and serves the API on a Unix socket.
-//! See `chaos-daemon --help`.
+//! See `chaos-daemon --help`. This file only wires the library's parts together.
 
-use std::{
-    os::unix::fs::PermissionsExt,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use chaos_daemon::{
-    Injector, api, attach,
-    config::{Config, LogFormat},
-    host,
+    Injector,
+    audit::{Caller, Event},
+    config::{Config, DEFAULT_CONFIG, DEFAULT_SOCKET, LogFormat},
+    faults::{FaultTable, Faults},
+    instance::InstanceLock,
+    server::{self, AppState},
+    socket::{self, ApiSocket},
 };
 use clap::{Parser, Subcommand};
-use tokio::{
-    net::UnixListener,
-    signal::unix::{SignalKind, signal},
-};
-
-/// Default socket path (contract).
-const DEFAULT_SOCKET: &str = "/run/chaos-daemon/chaos.sock";
-/// Default config path.
-const DEFAULT_CONFIG: &str = "/etc/chaos-daemon/config.toml";
+use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Parser)]
 #[command(
@@ -32,7 +25,10 @@ const DEFAULT_CONFIG: &str = "/etc/chaos-daemon/config.toml";
         Faults are added with `chaosctl` or curl, e.g.\n  \
         curl --unix-socket /run/chaos-daemon/chaos.sock -d '{\"match\":{\"cidr\":\"10.0.3.0/24\"},\"action\":{\"kind\":\"blackhole\"},\"ttl\":\"60s\"}' http://localhost/v1/faults\n\
         Every fault ends at its TTL (enforced in the kernel too), on DELETE /v1/faults, on SIGTERM/SIGINT,\n\
-        and when the daemon dies (programs are attached with links that are never pinned)."
+        and when the daemon dies (programs are attached with links that are never pinned).\n\
+        Signals: TERM/INT remove every fault and exit 0; USR1 removes every fault and keeps running\n\
+        (the panic button when the API is unreachable); HUP is ignored (restart to re-read the config).\n\
+        One daemon runs per network namespace."
 )]
 struct Args {
     /// Unix socket to listen on (mode 0660).
@@ -53,8 +49,8 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Offline cleanup after a crash: remove a stale socket. (TCX/XDP links die with the daemon,
-    /// so no program can be left attached.)
+    /// Offline cleanup after a crash: remove a stale socket and clsact filters a daemon on a
+    /// pre-6.6 kernel left behind. (TCX/XDP links die with the daemon.)
     Cleanup,
 }
 
@@ -71,76 +67,61 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// True if a daemon answers on `socket`.
-fn someone_listens(socket: &Path) -> bool {
-    std::os::unix::net::UnixStream::connect(socket).is_ok()
+fn cleanup(socket_path: &Path) -> Result<()> {
+    let _lock = InstanceLock::acquire(socket_path)
+        .context("a chaos-daemon is running: stop it instead (its faults go with it)")?;
+    if socket::remove_stale(socket_path)? {
+        println!("removed stale socket {}", socket_path.display());
+    }
+    let cleaned = chaos_daemon::remove_stale_filters();
+    if cleaned.is_empty() {
+        println!("no stale filters (TCX/XDP links never outlive the daemon)");
+    } else {
+        println!(
+            "removed stale chaos_egress filters from: {}",
+            cleaned.join(", ")
+        );
+    }
+    Ok(())
 }
 
-/// Removes clsact filters a crashed daemon left on any interface of this namespace (netlink
-/// attach path only); returns the interfaces cleaned.
-fn remove_stale_filters() -> Vec<String> {
-    let mut cleaned = Vec::new();
-    for iface in host::interfaces() {
-        match attach::remove_stale_filters(&iface) {
-            Ok(true) => {
-                tracing::warn!(
-                    iface,
-                    "removed a chaos_egress filter left by an earlier daemon"
-                );
-                cleaned.push(iface);
+/// Raises the soft open-file limit to the hard one: every map, link and connection is an fd.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+/// Why the daemon stops.
+enum Stop {
+    Signal(&'static str),
+    SocketGone,
+}
+
+/// Resolves when the daemon must stop: SIGTERM/SIGINT, or the socket file stopped being ours.
+/// SIGUSR1 (the panic button) and SIGHUP are handled on the way.
+async fn stop_reason(table: FaultTable, api_socket: &ApiSocket) -> Result<Stop> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut check = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(Stop::Signal("SIGTERM")),
+            _ = int.recv() => return Ok(Stop::Signal("SIGINT")),
+            _ = usr1.recv() => {
+                let n = table.remove_all(Event::DeleteAll, Caller::Daemon).await.unwrap_or(0);
+                tracing::warn!(removed = n, "SIGUSR1: every fault removed (panic button)");
             }
-            Ok(false) => {}
-            Err(e) => tracing::debug!(iface, error = %e, "cannot check for stale filters"),
+            _ = hup.recv() => tracing::info!("SIGHUP ignored: restart the daemon to re-read its config"),
+            _ = check.tick() => if !api_socket.still_ours() {
+                return Ok(Stop::SocketGone);
+            },
         }
-    }
-    cleaned
-}
-
-/// How long open connections may drain after SIGTERM/SIGINT before the daemon exits anyway.
-const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Removes every fault with one audit line each; returns how many.
-fn remove_all_audited(state: &api::AppState, action: &str) -> usize {
-    let removed = state.faults().remove_all();
-    for f in &removed {
-        tracing::info!(target: "audit", action, id = %f.id, fault = %api::summary(&f.spec), caller = "daemon", "fault removed");
-    }
-    removed.len()
-}
-
-fn bind(socket: &Path, group: Option<&str>) -> Result<UnixListener> {
-    if let Some(dir) = socket.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    if socket.exists() {
-        if someone_listens(socket) {
-            bail!(
-                "another chaos-daemon is already listening on {}",
-                socket.display()
-            );
-        }
-        std::fs::remove_file(socket)
-            .with_context(|| format!("cannot remove stale socket {}", socket.display()))?;
-    }
-    let listener = UnixListener::bind(socket)
-        .with_context(|| format!("cannot listen on {}", socket.display()))?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
-    if let Some(group) = group {
-        let gid = nix::unistd::Group::from_name(group)?
-            .with_context(|| format!("socket_group {group:?} does not exist"))?
-            .gid;
-        nix::unistd::chown(socket, None, Some(gid))
-            .with_context(|| format!("cannot chown socket to group {group}"))?;
-    }
-    Ok(listener)
-}
-
-async fn shutdown_signal() -> &'static str {
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
     }
 }
 
@@ -160,85 +141,64 @@ fn main() -> Result<()> {
     init_logging(config.log_format);
 
     if let Some(Cmd::Cleanup) = args.cmd {
-        if someone_listens(&args.socket) {
-            bail!(
-                "a chaos-daemon is running on {}: stop it instead (its faults go with it)",
-                args.socket.display()
-            );
-        }
-        if args.socket.exists() {
-            std::fs::remove_file(&args.socket)?;
-            println!("removed stale socket {}", args.socket.display());
-        }
-        let cleaned = remove_stale_filters();
-        if cleaned.is_empty() {
-            println!("no stale filters (TCX/XDP links never outlive the daemon)");
-        } else {
-            println!(
-                "removed stale chaos_egress filters from: {}",
-                cleaned.join(", ")
-            );
-        }
-        return Ok(());
+        return cleanup(&args.socket);
     }
+    let _lock = InstanceLock::acquire(&args.socket)?;
+    raise_fd_limit();
 
     // Fail at start, not at the first request, if programs cannot be loaded here; keep the
     // loaded programs for the first interface.
     let spare = Injector::detached().context("chaos-daemon cannot load its eBPF programs")?;
     // Loading parsed the kernel BTF (megabytes, freed by now): hand that memory back.
-    api::release_freed_memory();
+    chaos_daemon::release_freed_memory();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = bind(&args.socket, config.socket_group.as_deref())?;
-        // We own the socket now, so any filter of ours still attached is stale.
-        remove_stale_filters();
-        let state = api::AppState::new(config, Some(spare));
-        tokio::spawn(api::expiry_task(state.clone()));
-        let app = api::router(state.clone())
-            .into_make_service_with_connect_info::<api::Peer>();
-        // The signal name, once one arrives.
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel::<Option<&'static str>>(None);
-        tokio::spawn(async move {
-            let _ = stop_tx.send(Some(shutdown_signal().await));
-        });
+        let (api_socket, listener) = ApiSocket::bind(&args.socket, config.socket_group.as_deref())?;
+        // We hold the namespace lock, so any filter of ours still attached is stale.
+        chaos_daemon::remove_stale_filters();
+        let guard = FaultTable::start(Faults::new(
+            config.max_rules,
+            Some(spare),
+            config.attach_options(),
+        ));
+        let table = guard.table();
+        let state = AppState::new(config, table.clone());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<Result<Stop>>();
+        let reason = async {
+            let stop = stop_reason(table.clone(), &api_socket).await;
+            // Faults go first, then open connections get a short drain; creates meanwhile
+            // get 503.
+            let removed = table.close().await.unwrap_or(0);
+            tracing::info!(removed, "stopping: every fault removed");
+            let _ = stop_tx.send(stop);
+        };
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         tracing::info!(
             socket = %args.socket.display(),
             startup_ms = started.elapsed().as_millis() as u64,
+            max_connections = server::max_connections(),
             "chaos-daemon ready"
         );
-        let signalled = |mut rx: tokio::sync::watch::Receiver<Option<&'static str>>| async move {
-            let _ = rx.wait_for(Option::is_some).await;
-        };
-        // On a signal: faults go first, then open connections get a short drain.
-        let on_signal = {
-            let state = state.clone();
-            let rx = stop_rx.clone();
-            async move {
-                signalled(rx).await;
-                remove_all_audited(&state, "shutdown");
-            }
-        };
-        let serve = axum::serve(listener, app).with_graceful_shutdown(on_signal);
-        tokio::select! {
-            result = serve => result?,
-            _ = async {
-                signalled(stop_rx.clone()).await;
-                tokio::time::sleep(SHUTDOWN_DRAIN).await;
-            } => tracing::warn!("connections still open {SHUTDOWN_DRAIN:?} after the signal; exiting anyway"),
+        if !server::run(listener, state, reason).await {
+            tracing::warn!(
+                "connections still open {:?} after shutdown started; exiting anyway",
+                server::SHUTDOWN_DRAIN
+            );
         }
-        // Anything a draining connection added in the meantime goes too.
-        let late = remove_all_audited(&state, "shutdown");
-        let _ = std::fs::remove_file(&args.socket);
-        tracing::info!(
-            signal = stop_rx.borrow().unwrap_or("shutdown"),
-            late_faults_removed = late,
-            "chaos-daemon stopped; all faults removed"
-        );
-        Ok::<(), anyhow::Error>(())
+        drop(guard);
+        match stop_rx.await.context("shutdown reason lost")?? {
+            Stop::Signal(sig) => {
+                tracing::info!(signal = sig, "chaos-daemon stopped; all faults removed");
+                Ok(())
+            }
+            Stop::SocketGone => bail!(
+                "the socket {} was deleted or replaced: nobody could reach this daemon, so it removed its faults and stopped",
+                args.socket.display()
+            ),
+        }
     })
 }

@@ -3,9 +3,11 @@
 use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_redirect};
 use chaos_common::{ACTION_BLACKHOLE, ACTION_LOSS, PPM_ALL};
 
-use crate::rules::{COUNTERS, Hit};
+use crate::{maps::COUNTERS, rules::Hit};
 
-/// What the program does with a matched packet.
+/// What the program does with a matched packet. Each entry point maps it to its own return
+/// codes, so a new action (a departure time, a redirect) is a new variant here and one arm in
+/// each entry point, never a change to the lookup.
 pub enum Verdict {
     /// Let it through.
     Pass,

@@ -1,9 +1,11 @@
-//! Packet parsing: Ethernet (up to 2 VLAN tags) → IPv4/IPv6 (up to 4 extension headers) →
-//! TCP/UDP ports, with bounds checks the verifier accepts.
-//! Anything we cannot classify safely (non-IP, fragments, truncated headers) yields `None` and
-//! passes untouched.
+//! Packet parsing: Ethernet (up to 2 VLAN tags) → IPv4/IPv6 (up to 4 extension headers, then a
+//! fragment header) → TCP/UDP ports, with bounds checks the verifier accepts.
+//! Non-IP and truncated headers yield `None` and pass untouched. Fragments are classified by
+//! their addresses, which every fragment carries; only the first fragment has the transport
+//! header, so later ones have no port (port rules see the first fragment only, and a datagram
+//! whose first fragment is dropped is never reassembled).
 
-use chaos_common::{IPPROTO_TCP, IPPROTO_UDP};
+use chaos_common::{Direction, IPPROTO_TCP, IPPROTO_UDP};
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -29,8 +31,12 @@ pub struct Packet {
     pub addr: [u8; 16],
     /// IP protocol number.
     pub proto: u8,
-    /// Remote port (destination on egress, source on ingress); 0 when the protocol has none.
+    /// Remote port (destination on egress, source on ingress); 0 when the protocol has none or
+    /// the packet is a later fragment.
     pub port: u16,
+    /// Offset of the transport header from the start of the frame; 0 for a later fragment,
+    /// which carries none.
+    pub l4_offset: usize,
 }
 
 /// Returns a pointer to a `T` at `offset` if it lies entirely inside `[start, end)`.
@@ -49,9 +55,11 @@ fn read<T: Copy>(start: usize, end: usize, offset: usize) -> Option<T> {
     ptr_at::<T>(start, end, offset).map(|p| unsafe { p.read_unaligned() })
 }
 
-/// Parses the packet between `data` and `data_end`; `ingress` picks source vs destination.
+/// Parses the packet between `data` and `data_end`; `direction` picks destination (egress) or
+/// source (ingress).
 #[inline(always)]
-pub fn parse(data: usize, data_end: usize, ingress: bool) -> Option<Packet> {
+pub fn parse(data: usize, data_end: usize, direction: Direction) -> Option<Packet> {
+    let ingress = direction == Direction::Ingress;
     let mut ethertype = u16::from_be(read::<u16>(data, data_end, 12)?);
     let mut l3 = ETH_HLEN;
     // 802.1Q / 802.1ad tags (XDP sees them when the NIC does not strip them).
@@ -68,8 +76,11 @@ pub fn parse(data: usize, data_end: usize, ingress: bool) -> Option<Packet> {
         addr: [0; 16],
         proto: 0,
         port: 0,
+        l4_offset: 0,
     };
     let l4: usize;
+    // False for a fragment other than the first: it has no transport header.
+    let has_l4: bool;
     if ethertype == ETH_P_IP {
         // The fixed header in one read: one bounds check, however the compiler orders things.
         let h: [u8; 20] = read(data, data_end, l3)?;
@@ -77,10 +88,8 @@ pub fn parse(data: usize, data_end: usize, ingress: bool) -> Option<Packet> {
         if h[0] >> 4 != 4 || ihl < 20 {
             return None;
         }
-        // More-fragments flag or a fragment offset: no reliable L4 header.
-        if u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 {
-            return None;
-        }
+        // A non-zero fragment offset: the transport header is in the first fragment.
+        has_l4 = u16::from_be_bytes([h[6], h[7]]) & 0x1fff == 0;
         pkt.proto = h[9];
         let a = if ingress { 12 } else { 16 };
         pkt.addr[..4].copy_from_slice(&h[a..a + 4]);
@@ -113,13 +122,23 @@ pub fn parse(data: usize, data_end: usize, ingress: bool) -> Option<Packet> {
             next = following;
         }
         if next == NEXTHDR_FRAGMENT {
-            return None;
+            // Next header, reserved, then offset (13 bits) and flags.
+            let f: [u8; 4] = read(data, data_end, off)?;
+            next = f[0];
+            has_l4 = u16::from_be_bytes([f[2], f[3]]) >> 3 == 0;
+            off += 8;
+        } else {
+            has_l4 = true;
         }
         pkt.proto = next;
         l4 = off;
     } else {
         return None;
     }
+    if !has_l4 {
+        return Some(pkt);
+    }
+    pkt.l4_offset = l4;
     if pkt.proto == IPPROTO_TCP || pkt.proto == IPPROTO_UDP {
         // Both ports must be there: a header cut inside the ports is "too short to parse".
         let ports: [u8; 4] = read(data, data_end, l4)?;

@@ -2,50 +2,20 @@
 //! LPM-trie lookups — (proto, port), (proto, any), (any, port), (any, any). Among the unexpired
 //! matches the longest address prefix wins; on a tie the more specific protocol/port wins.
 
-use aya_ebpf::{
-    helpers::bpf_ktime_get_ns,
-    macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray, lpm_trie::Key},
-};
+use aya_ebpf::{helpers::bpf_ktime_get_ns, maps::lpm_trie::Key};
 use chaos_common::{
-    ACTION_NONE, Counters, EXACT_SHAPE_SHIFT, ExactKeyV4, ExactKeyV6, MAX_SLOTS, MAX_TRIE_ENTRIES,
-    PORT_ANY, PREFILTER_TABLES, PREFILTER_WORDS, PROTO_ANY, RuleKeyV4, RuleKeyV6, RuleSlot,
-    SHAPE_ANY, SHAPE_ANYPROTO_PORT, SHAPE_PROTO_ANYPORT, SHAPE_PROTO_PORT, exact_key_v4,
-    exact_key_v6, key_v4, key_v6, prefilter_bit, prefilter_table,
+    ACTION_NONE, Direction, EXACT_SHAPE_SHIFT, PORT_ANY, PROTO_ANY, RuleSlot, SHAPE_ANY,
+    SHAPE_ANYPROTO_PORT, SHAPE_PROTO_ANYPORT, SHAPE_PROTO_PORT, exact_key_v4, exact_key_v6, key_v4,
+    key_v6, prefilter_bit, prefilter_table,
 };
 
-use crate::parse::Packet;
-
-/// Egress IPv4 rules (match destination).
-#[map]
-static RULES_V4_EGRESS: LpmTrie<RuleKeyV4, u32> = LpmTrie::with_max_entries(MAX_TRIE_ENTRIES, 0);
-/// Egress IPv6 rules.
-#[map]
-static RULES_V6_EGRESS: LpmTrie<RuleKeyV6, u32> = LpmTrie::with_max_entries(MAX_TRIE_ENTRIES, 0);
-/// Ingress IPv4 rules (match source).
-#[map]
-static RULES_V4_INGRESS: LpmTrie<RuleKeyV4, u32> = LpmTrie::with_max_entries(MAX_TRIE_ENTRIES, 0);
-/// Ingress IPv6 rules.
-#[map]
-static RULES_V6_INGRESS: LpmTrie<RuleKeyV6, u32> = LpmTrie::with_max_entries(MAX_TRIE_ENTRIES, 0);
-/// Full-length IPv4 rules (/32), both directions (direction is the first key byte).
-#[map]
-static EXACT_V4: HashMap<ExactKeyV4, u32> = HashMap::with_max_entries(MAX_SLOTS, 0);
-/// Full-length IPv6 rules (/128), both directions.
-#[map]
-static EXACT_V6: HashMap<ExactKeyV6, u32> = HashMap::with_max_entries(MAX_SLOTS, 0);
-/// Rule slots, indexed by the tries' values.
-#[map]
-static SLOTS: Array<RuleSlot> = Array::with_max_entries(MAX_SLOTS, 0);
-/// Per-rule per-CPU counters, indexed like SLOTS.
-#[map]
-pub static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);
-/// One bit per /16 and (direction, family): set when some rule may match addresses in it.
-#[map]
-static PREFILTER: Array<u64> = Array::with_max_entries(PREFILTER_TABLES * PREFILTER_WORDS, 0);
-/// Per (direction, family): bitmask of the key shapes (SHAPE_*) some rule uses.
-#[map]
-static KEY_SHAPES: Array<u32> = Array::with_max_entries(PREFILTER_TABLES, 0);
+use crate::{
+    maps::{
+        EXACT_V4, EXACT_V6, KEY_SHAPES, PREFILTER, RULES_V4_EGRESS, RULES_V4_INGRESS,
+        RULES_V6_EGRESS, RULES_V6_INGRESS, SLOTS,
+    },
+    parse::Packet,
+};
 
 /// The rule that applies to a packet.
 pub struct Hit {
@@ -86,10 +56,10 @@ fn offer(best: &mut Option<Hit>, index: Option<&u32>) {
     *best = Some(hit);
 }
 
-/// Finds the rule for `pkt` in the egress (`ingress == false`) or ingress tables.
+/// Finds the rule for `pkt` in the tables of `direction`.
 #[inline(always)]
-pub fn lookup(pkt: &Packet, ingress: bool) -> Option<Hit> {
-    let table = prefilter_table(ingress, pkt.ipv6);
+pub fn lookup(pkt: &Packet, direction: Direction) -> Option<Hit> {
+    let table = prefilter_table(direction, pkt.ipv6);
     let top16 = u16::from_be_bytes([pkt.addr[0], pkt.addr[1]]);
     let (word, mask) = prefilter_bit(table, top16);
     if PREFILTER.get(word).copied().unwrap_or(0) & mask == 0 {
@@ -117,10 +87,10 @@ pub fn lookup(pkt: &Packet, ingress: bool) -> Option<Hit> {
             // delete can at worst make us read a just-removed slot index, which `live` checks.
             let index = unsafe {
                 if pkt.ipv6 {
-                    EXACT_V6.get(exact_key_v6(ingress, proto, port, pkt.addr))
+                    EXACT_V6.get(exact_key_v6(direction, proto, port, pkt.addr))
                 } else {
                     let addr = [pkt.addr[0], pkt.addr[1], pkt.addr[2], pkt.addr[3]];
-                    EXACT_V4.get(exact_key_v4(ingress, proto, port, addr))
+                    EXACT_V4.get(exact_key_v4(direction, proto, port, addr))
                 }
             };
             if let Some(hit) = live(index) {
@@ -130,10 +100,9 @@ pub fn lookup(pkt: &Packet, ingress: bool) -> Option<Hit> {
     }
     let mut best = None;
     if pkt.ipv6 {
-        let trie = if ingress {
-            &RULES_V6_INGRESS
-        } else {
-            &RULES_V6_EGRESS
+        let trie = match direction {
+            Direction::Ingress => &RULES_V6_INGRESS,
+            Direction::Egress => &RULES_V6_EGRESS,
         };
         for (shape, proto, port) in probes {
             if shapes & shape != 0 {
@@ -144,10 +113,9 @@ pub fn lookup(pkt: &Packet, ingress: bool) -> Option<Hit> {
             }
         }
     } else {
-        let trie = if ingress {
-            &RULES_V4_INGRESS
-        } else {
-            &RULES_V4_EGRESS
+        let trie = match direction {
+            Direction::Ingress => &RULES_V4_INGRESS,
+            Direction::Egress => &RULES_V4_EGRESS,
         };
         let addr = [pkt.addr[0], pkt.addr[1], pkt.addr[2], pkt.addr[3]];
         for (shape, proto, port) in probes {

@@ -51,6 +51,11 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon in `ns` with `config` (TOML) and waits until its socket answers.
     pub fn start(ns: &str, config: &str) -> Daemon {
+        Self::start_under(ns, config, &[])
+    }
+
+    /// As [`Daemon::start`], with the daemon run through `wrapper` (e.g. `prlimit --nofile=…`).
+    pub fn start_under(ns: &str, config: &str, wrapper: &[&str]) -> Daemon {
         let dir = std::env::temp_dir().join(format!("chaos-test-{ns}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -65,6 +70,7 @@ impl Daemon {
         let mut child = Command::new("ip");
         child
             .args(["netns", "exec", ns])
+            .args(wrapper)
             .arg(bin("chaos-daemon"))
             .arg("--socket")
             .arg(&socket)

@@ -75,7 +75,20 @@ impl NsPair {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
             run(&["ip", "netns", "add", ns]);
         }
-        let (a, b) = (pair.a.as_str(), pair.b.as_str());
+        pair.link();
+        pair
+    }
+
+    /// Deletes the veth pair and creates it again, same names and addresses (new ifindexes):
+    /// an interface that vanishes and returns.
+    pub fn recreate_link(&self) {
+        run(&["ip", "-n", &self.a, "link", "del", VETH_A]);
+        self.link();
+    }
+
+    /// Creates `va <-> vb` with the addresses and A's default route, then waits until B answers.
+    fn link(&self) {
+        let (a, b) = (self.a.as_str(), self.b.as_str());
         run(&[
             "ip", "-n", a, "link", "add", VETH_A, "type", "veth", "peer", "name", VETH_B, "netns",
             b,
@@ -97,8 +110,7 @@ impl NsPair {
         }
         // A's default route points at B, so "interface" defaults to va in A.
         run(&["ip", "-n", a, "route", "add", "default", "via", B4]);
-        pair.wait_until_reachable();
-        pair
+        self.wait_until_reachable();
     }
 
     /// Waits (≤ 5 s) until A reaches every address of B: a fresh veth needs a moment before
@@ -149,11 +161,28 @@ impl NsPair {
         count: u32,
         interval: &str,
     ) -> (u32, u32) {
+        match src {
+            Some(src) => self.ping_with(ns, dst, &["-I", src], count, interval),
+            None => self.ping_with(ns, dst, &[], count, interval),
+        }
+    }
+
+    /// As [`NsPair::ping`], with `payload` bytes per echo request (above the MTU: fragments).
+    pub fn ping_sized(&self, ns: &str, dst: &str, payload: usize, count: u32) -> (u32, u32) {
+        self.ping_with(ns, dst, &["-s", &payload.to_string()], count, "0.05")
+    }
+
+    fn ping_with(
+        &self,
+        ns: &str,
+        dst: &str,
+        extra: &[&str],
+        count: u32,
+        interval: &str,
+    ) -> (u32, u32) {
         let count = count.to_string();
         let mut args = vec!["ping", "-n", "-q", "-c", &count, "-i", interval, "-W", "1"];
-        if let Some(src) = src {
-            args.extend(["-I", src]);
-        }
+        args.extend(extra);
         args.push(dst);
         let out = self.exec(ns, &args);
         parse_ping(&String::from_utf8_lossy(&out.stdout)).unwrap_or_else(|| {

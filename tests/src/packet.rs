@@ -70,17 +70,37 @@ pub fn frame(src: IpAddr, dst: IpAddr, l4: L4, payload: usize) -> Vec<u8> {
     f
 }
 
-/// Marks an IPv4 frame built by [`frame`] as a fragment (offset 8 bytes, more fragments).
-pub fn as_v4_fragment(mut f: Vec<u8>) -> Vec<u8> {
-    f[14 + 6] = 0x20;
-    f[14 + 7] = 0x01;
+/// Turns an IPv4 frame built by [`frame`] into a fragment: `offset` in 8-byte units (0 = the
+/// first fragment, which still carries the transport header), `more` = more fragments follow.
+/// A later fragment's payload is not a transport header, as on the wire.
+pub fn v4_fragment(mut f: Vec<u8>, offset: u16, more: bool) -> Vec<u8> {
+    let field = offset | if more { 0x2000 } else { 0 };
+    f[14 + 6..14 + 8].copy_from_slice(&field.to_be_bytes());
+    if offset != 0 {
+        f[14 + 20..].fill(0xab);
+    }
     f
 }
 
-/// Rewrites the next-header of an IPv6 frame built by [`frame`] to a Fragment header (44).
-pub fn as_v6_fragment(mut f: Vec<u8>) -> Vec<u8> {
-    f[14 + 6] = 44;
-    f
+/// Inserts an IPv6 Fragment header (44) right after the IPv6 header of a frame built by
+/// [`frame`]; `offset` and `more` as for [`v4_fragment`].
+pub fn v6_fragment(f: Vec<u8>, offset: u16, more: bool) -> Vec<u8> {
+    let next = f[14 + 6];
+    let field = (offset << 3) | u16::from(more);
+    let mut ext = vec![next, 0];
+    ext.extend_from_slice(&field.to_be_bytes());
+    ext.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    let mut out = f[..14 + 40].to_vec();
+    out[14 + 6] = 44;
+    let payload = u16::from_be_bytes([out[14 + 4], out[14 + 5]]) + 8;
+    out[14 + 4..14 + 6].copy_from_slice(&payload.to_be_bytes());
+    out.extend_from_slice(&ext);
+    let mut rest = f[14 + 40..].to_vec();
+    if offset != 0 {
+        rest.fill(0xab);
+    }
+    out.extend_from_slice(&rest);
+    out
 }
 
 /// Inserts an IPv6 extension header of type `kind` (Hop-by-Hop 0, Routing 43, Destination

@@ -95,11 +95,7 @@ fn udp_port_rule_spares_tcp(tag: &str, subnet: &str, src: &str, dst: &str) {
     let _inj = inject(
         &p.a,
         VETH_A,
-        &[Rule {
-            protocol: Protocol::Udp,
-            port: Some(port),
-            ..rule(Direction::Egress, subnet)
-        }],
+        &[rule(Direction::Egress, subnet).on(Protocol::Udp, Some(port))],
     );
     // Servers in B: a UDP socket and a TCP listener on the same port, and UDP on the next one.
     let (udp_server, tcp_server) = in_ns(&p.b, || {

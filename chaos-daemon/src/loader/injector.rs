@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use aya::Ebpf;
 use chaos_common::{ACTION_NONE, Counters, MAX_SLOTS, RuleSlot};
 
-use crate::{
+use super::{
     Direction, Error, Rule,
     attach::{self, AttachOptions, EgressLink, IngressLink},
     compile::{Compiled, MapKey, compile},
@@ -29,6 +29,19 @@ struct Installed {
     compiled: Compiled,
     direction: Direction,
     generation: u64,
+}
+
+/// What [`Injector::interface_state`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterfaceState {
+    /// Still the device the programs are attached to.
+    Same,
+    /// Deleted and created again under the same name, with this new index.
+    Replaced(u32),
+    /// No device of that name any more.
+    Gone,
+    /// The lookup failed for another reason; nothing is known.
+    Unknown(nix::errno::Errno),
 }
 
 /// The fault injector of one interface. Dropping it detaches the programs.
@@ -105,11 +118,37 @@ impl Injector {
         Ok(())
     }
 
-    /// False once the interface this injector was opened on is gone (deleted, or replaced by
-    /// another one with the same name): its links died with it and its rules enforce nothing.
-    pub fn interface_alive(&self) -> bool {
-        self.iface.is_empty()
-            || nix::net::if_::if_nametoindex(self.iface.as_str()) == Ok(self.ifindex)
+    /// What became of the interface this injector is bound to. Only "no such device" counts
+    /// as gone: a lookup that fails for another reason (EMFILE under fd pressure) cannot tell,
+    /// and a fault is never dropped on a guess.
+    pub fn interface_state(&self) -> InterfaceState {
+        if self.iface.is_empty() {
+            return InterfaceState::Same;
+        }
+        match nix::net::if_::if_nametoindex(self.iface.as_str()) {
+            Ok(i) if i == self.ifindex => InterfaceState::Same,
+            Ok(i) => InterfaceState::Replaced(i),
+            Err(nix::errno::Errno::ENODEV) => InterfaceState::Gone,
+            Err(e) => InterfaceState::Unknown(e),
+        }
+    }
+
+    /// After the interface was deleted and created again under the same name: the old links
+    /// died with the old device, so attach the programs to the new one (the maps and rules are
+    /// untouched). Fails, leaving nothing attached, if the new device refuses the programs.
+    pub fn reattach(&mut self) -> Result<(), Error> {
+        let ifindex = nix::net::if_::if_nametoindex(self.iface.as_str())
+            .map_err(|_| Error::InterfaceNotFound(self.iface.clone()))?;
+        // The kernel already dropped these links with their device.
+        self.egress_link = None;
+        self.ingress_link = None;
+        self.ifindex = ifindex;
+        for direction in [Direction::Egress, Direction::Ingress] {
+            if self.per_direction[direction as usize] > 0 {
+                self.ensure_attached(direction)?;
+            }
+        }
+        Ok(())
     }
 
     /// Chooses how the programs are attached (takes effect at the next attach).
@@ -145,10 +184,20 @@ impl Injector {
     /// Installs all rules or none. Validation and conflict checks happen before any map write.
     pub fn add_batch(&mut self, rules: &[Rule]) -> Result<Vec<RuleId>, Error> {
         let compiled = rules.iter().map(compile).collect::<Result<Vec<_>, _>>()?;
-        let mut seen = std::collections::HashSet::new();
-        for (c, rule) in compiled.iter().zip(rules) {
-            if self.by_key.contains_key(&c.key) || !seen.insert(c.key) {
-                return Err(Error::Conflict(describe(rule)));
+        let mut seen = HashMap::new();
+        for (index, c) in compiled.iter().enumerate() {
+            if let Some(&slot) = self.by_key.get(&c.key) {
+                let generation = self.installed[&slot].generation;
+                return Err(Error::Conflict {
+                    index,
+                    existing: Some(RuleId { slot, generation }),
+                });
+            }
+            if seen.insert(c.key, index).is_some() {
+                return Err(Error::Conflict {
+                    index,
+                    existing: None,
+                });
             }
         }
         let total = self.installed.len() + compiled.len();
@@ -321,15 +370,4 @@ impl Injector {
             tracing::info!(iface = %self.iface, "detached chaos_ingress");
         }
     }
-}
-
-/// "egress 10.0.3.0/24 tcp port 6379", for conflict messages.
-fn describe(rule: &Rule) -> String {
-    let port = rule.port.map(|p| format!(" port {p}")).unwrap_or_default();
-    format!(
-        "{} {} {}{port}",
-        rule.direction,
-        rule.net.trunc(),
-        rule.protocol
-    )
 }

@@ -11,7 +11,7 @@ use chaos_common::{
 };
 use ipnet::IpNet;
 
-use crate::{Action, Direction, Error, Protocol, Rule};
+use super::{Action, Direction, Error, Match, Protocol, Rule};
 
 /// Which LPM trie a rule goes into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -28,12 +28,19 @@ pub enum Table {
 
 impl Table {
     /// The table for a direction and address family.
-    pub fn new(ingress: bool, ipv6: bool) -> Table {
-        match (ingress, ipv6) {
-            (false, false) => Table::V4Egress,
-            (false, true) => Table::V6Egress,
-            (true, false) => Table::V4Ingress,
-            (true, true) => Table::V6Ingress,
+    pub fn new(direction: Direction, ipv6: bool) -> Table {
+        match (direction, ipv6) {
+            (Direction::Egress, false) => Table::V4Egress,
+            (Direction::Egress, true) => Table::V6Egress,
+            (Direction::Ingress, false) => Table::V4Ingress,
+            (Direction::Ingress, true) => Table::V6Ingress,
+        }
+    }
+
+    fn direction(self) -> Direction {
+        match self {
+            Table::V4Egress | Table::V6Egress => Direction::Egress,
+            Table::V4Ingress | Table::V6Ingress => Direction::Ingress,
         }
     }
 
@@ -49,12 +56,10 @@ impl Table {
 
     /// Index of this table's prefilter bitmap.
     pub fn prefilter(self) -> u32 {
-        match self {
-            Table::V4Egress => prefilter_table(false, false),
-            Table::V6Egress => prefilter_table(false, true),
-            Table::V4Ingress => prefilter_table(true, false),
-            Table::V6Ingress => prefilter_table(true, true),
-        }
+        prefilter_table(
+            self.direction(),
+            matches!(self, Table::V6Egress | Table::V6Ingress),
+        )
     }
 }
 
@@ -141,30 +146,36 @@ pub fn prefilter_range(net: &IpNet) -> RangeInclusive<u16> {
 
 /// Compiles a rule. Fails only for combinations the data plane cannot express.
 pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
-    let ipv6 = matches!(rule.net, IpNet::V6(_));
-    let proto = proto_number(rule.protocol, ipv6);
-    let port = match rule.port {
+    if rule.cgroup.is_some() {
+        return Err(Error::Invalid(
+            "cgroup-scoped rules are not supported by this data plane yet".into(),
+        ));
+    }
+    let Match::Ip(m) = &rule.matches;
+    let ipv6 = matches!(m.net, IpNet::V6(_));
+    let proto = proto_number(m.protocol, ipv6);
+    let port = match m.port {
         None => PORT_ANY,
         Some(0) => return Err(Error::Invalid("port 0 is not a valid port".into())),
-        Some(p) if matches!(rule.protocol, Protocol::Icmp) => {
+        Some(p) if matches!(m.protocol, Protocol::Icmp) => {
             return Err(Error::Invalid(format!(
                 "port {p} given for ICMP, which has no ports"
             )));
         }
         Some(p) => p,
     };
-    let net = rule.net.trunc();
+    let net = m.net.trunc();
     let prefix_len = KEY_HEADER_BITS + u32::from(net.prefix_len());
-    let ingress = rule.direction == Direction::Ingress;
+    let direction = rule.direction;
     let exact = net.prefix_len() == net.max_prefix_len();
-    let table = Table::new(ingress, matches!(net, IpNet::V6(_)));
+    let table = Table::new(direction, ipv6);
     let data = match (net, exact) {
         (IpNet::V4(n), true) => {
-            KeyData::ExactV4(exact_key_v4(ingress, proto, port, n.network().octets()))
+            KeyData::ExactV4(exact_key_v4(direction, proto, port, n.network().octets()))
         }
         (IpNet::V4(n), false) => KeyData::V4(key_v4(proto, port, n.network().octets())),
         (IpNet::V6(n), true) => {
-            KeyData::ExactV6(exact_key_v6(ingress, proto, port, n.network().octets()))
+            KeyData::ExactV6(exact_key_v6(direction, proto, port, n.network().octets()))
         }
         (IpNet::V6(n), false) => KeyData::V6(key_v6(proto, port, n.network().octets())),
     };
@@ -205,12 +216,7 @@ mod tests {
 
     #[test]
     fn v4_key_masks_host_bits_and_counts_header_bits() {
-        let c = compile(&Rule {
-            protocol: Protocol::Tcp,
-            port: Some(6379),
-            ..rule("10.0.3.77/24")
-        })
-        .unwrap();
+        let c = compile(&rule("10.0.3.77/24").on(Protocol::Tcp, Some(6379))).unwrap();
         assert_eq!(c.key.table, Table::V4Egress);
         assert_eq!(c.key.prefix_len, 24 + 24);
         assert_eq!(c.key.data, KeyData::V4([6, 0x18, 0xeb, 10, 0, 3, 0]));
@@ -222,11 +228,10 @@ mod tests {
 
     #[test]
     fn v6_ingress_icmp_uses_icmpv6_number() {
-        let c = compile(&Rule {
-            direction: Direction::Ingress,
-            protocol: Protocol::Icmp,
-            ..rule("fd00:1::/64")
-        })
+        let c = compile(
+            &Rule::blackhole(Direction::Ingress, "fd00:1::/64".parse().unwrap())
+                .on(Protocol::Icmp, None),
+        )
         .unwrap();
         assert_eq!(c.key.table, Table::V6Ingress);
         let KeyData::V6(k) = c.key.data else {
@@ -253,22 +258,17 @@ mod tests {
 
     #[test]
     fn full_length_rules_use_the_exact_maps() {
-        let c = compile(&Rule {
-            protocol: Protocol::Udp,
-            port: Some(53),
-            ..rule("10.1.2.3/32")
-        })
-        .unwrap();
+        let c = compile(&rule("10.1.2.3/32").on(Protocol::Udp, Some(53))).unwrap();
         assert_eq!(
             c.key.data,
             KeyData::ExactV4([0, IPPROTO_UDP, 0, 53, 10, 1, 2, 3])
         );
         assert_eq!(c.key.map_name(), "EXACT_V4");
         assert_eq!(c.shape, chaos_common::SHAPE_PROTO_PORT << EXACT_SHAPE_SHIFT);
-        let c = compile(&Rule {
-            direction: Direction::Ingress,
-            ..rule("fd00::7/128")
-        })
+        let c = compile(&Rule::blackhole(
+            Direction::Ingress,
+            "fd00::7/128".parse().unwrap(),
+        ))
         .unwrap();
         let KeyData::ExactV6(k) = c.key.data else {
             panic!("exact v6 key expected")
@@ -284,11 +284,11 @@ mod tests {
 
     #[test]
     fn loss_and_expiry_go_into_the_slot() {
-        let c = compile(&Rule {
-            action: Action::Loss { ppm: 300_000 },
-            expires_at_ns: Some(42),
-            ..rule("10.1.2.3/32")
-        })
+        let c = compile(
+            &rule("10.1.2.3/32")
+                .with_action(Action::Loss { ppm: 300_000 })
+                .expiring_at(42),
+        )
         .unwrap();
         assert_eq!(
             (c.slot.action, c.slot.ppm, c.slot.expires_at_ns),
@@ -298,21 +298,16 @@ mod tests {
 
     #[test]
     fn impossible_rules_are_refused() {
-        let port_on_icmp = Rule {
-            protocol: Protocol::Icmp,
-            port: Some(1),
-            ..rule("10.0.0.1/32")
-        };
+        let port_on_icmp = rule("10.0.0.1/32").on(Protocol::Icmp, Some(1));
         assert!(matches!(compile(&port_on_icmp), Err(Error::Invalid(_))));
-        let port_zero = Rule {
-            port: Some(0),
-            ..rule("10.0.0.1/32")
-        };
+        let port_zero = rule("10.0.0.1/32").on(Protocol::Any, Some(0));
         assert!(matches!(compile(&port_zero), Err(Error::Invalid(_))));
-        let too_much = Rule {
-            action: Action::Loss { ppm: 1_000_001 },
+        let too_much = rule("10.0.0.1/32").with_action(Action::Loss { ppm: 1_000_001 });
+        assert!(matches!(compile(&too_much), Err(Error::Invalid(_))));
+        let scoped = Rule {
+            cgroup: Some(7),
             ..rule("10.0.0.1/32")
         };
-        assert!(matches!(compile(&too_much), Err(Error::Invalid(_))));
+        assert!(matches!(compile(&scoped), Err(Error::Invalid(_))));
     }
 }

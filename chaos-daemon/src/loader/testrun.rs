@@ -5,16 +5,9 @@ use std::time::Duration;
 
 use aya::{TestRun, programs::TestRunOptions};
 
-use crate::{Direction, Error, Injector, attach};
+use chaos_common::{TC_ACT_NEXT, TC_ACT_REDIRECT, XDP_DROP, XDP_PASS};
 
-/// `TC_ACT_REDIRECT`: how the egress program drops (redirect to a non-existent ifindex).
-pub const TC_ACT_REDIRECT: u32 = 7;
-/// `TC_ACT_UNSPEC` (-1): TCX "next", i.e. pass.
-pub const TC_NEXT: u32 = u32::MAX;
-/// `XDP_DROP`.
-pub const XDP_DROP: u32 = 1;
-/// `XDP_PASS`.
-pub const XDP_PASS: u32 = 2;
+use super::{Direction, Error, Injector, attach};
 
 /// What a program decided for a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,8 +45,9 @@ impl Injector {
         let (result, verdict_of): (_, fn(u32) -> Option<Verdict>) = match direction {
             Direction::Egress => (
                 attach::egress(self.ebpf_mut())?.test_run(opts),
-                |r| match r {
-                    TC_NEXT => Some(Verdict::Pass),
+                // The kernel hands back the i32 return code as a u32.
+                |r| match r as i32 {
+                    TC_ACT_NEXT => Some(Verdict::Pass),
                     TC_ACT_REDIRECT => Some(Verdict::Drop),
                     _ => None,
                 },

@@ -11,7 +11,7 @@ use chaos_common::{
 };
 use std::ops::RangeInclusive;
 
-use crate::{
+use super::{
     Error,
     compile::{KeyData, MapKey, Table},
 };

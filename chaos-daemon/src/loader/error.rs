@@ -36,9 +36,15 @@ pub enum Error {
         #[source]
         source: aya::maps::MapError,
     },
-    /// A rule with the same direction, network, protocol and port is already installed.
-    #[error("a rule with the same match ({0}) is already installed on this interface")]
-    Conflict(String),
+    /// Rule `index` of a batch has the same direction, network, protocol and port as an
+    /// installed rule (`existing`) or as an earlier rule of the same batch (`None`).
+    #[error("rule {index} has the same match as {}", if existing.is_some() { "an installed rule" } else { "an earlier rule of the batch" })]
+    Conflict {
+        /// Position in the batch.
+        index: usize,
+        /// The installed rule it collides with.
+        existing: Option<super::RuleId>,
+    },
     /// No free rule slot.
     #[error("rule table full: {0} rules installed on this interface")]
     Full(u32),

@@ -10,7 +10,8 @@ use aya::{
     },
 };
 
-use crate::{EBPF_OBJECT, Error};
+use super::Error;
+use crate::EBPF_OBJECT;
 
 /// Name of the TC egress program in the object.
 pub const EGRESS_PROGRAM: &str = "chaos_egress";

@@ -5,6 +5,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod action;
+mod matches;
+
+pub use action::ActionSpec;
+pub use matches::{MatchSpec, ProtocolSpec};
+
 /// A fault as a client describes it (`POST /v1/faults`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,74 +55,27 @@ pub enum DirectionSpec {
     Ingress,
 }
 
-/// Which packets a fault applies to.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MatchSpec {
-    /// Remote network, IPv4 or IPv6 (`10.0.3.0/24`, `fd00::/64`, or a bare address).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cidr: Option<String>,
-    /// `tcp`, `udp`, `icmp` or `any` (default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<ProtocolSpec>,
-    /// Remote port 1–65535 (destination on egress, source on ingress); TCP/UDP only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<i64>,
-    /// cgroup v2 path to scope the fault to (egress only). Not supported yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<String>,
-}
-
-/// Transport protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProtocolSpec {
-    /// Any protocol.
-    Any,
-    /// TCP.
-    Tcp,
-    /// UDP.
-    Udp,
-    /// ICMP / ICMPv6.
-    Icmp,
-}
-
-/// What a fault does. Tagged by `kind`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum ActionSpec {
-    /// Drop every matching packet, silently.
-    Blackhole {},
-    /// Drop `percent` % of matching packets at random.
-    Loss {
-        /// Loss probability, 0 < percent ≤ 100.
-        percent: f64,
-    },
-    /// Delay matching packets (EDT + fq). Not supported yet by this build.
-    Latency {
-        /// Added delay.
-        #[serde(with = "humantime_serde")]
-        delay: Duration,
-        /// Random extra delay up to this much.
-        #[serde(
-            default,
-            with = "humantime_serde",
-            skip_serializing_if = "Option::is_none"
-        )]
-        jitter: Option<Duration>,
-    },
-    /// Limit matching traffic to a rate. Not supported yet by this build.
-    Bandwidth {
-        /// Rate such as "1mbit".
-        rate: String,
-    },
-    /// Answer DNS queries for a domain with an error. Not supported yet by this build.
-    Dns {
-        /// Exact name or `*.suffix`.
-        domain: String,
-        /// `nxdomain`, `servfail`, `refused` or `drop`.
-        response: String,
-    },
+impl FaultSpec {
+    /// The one-line description of a fault used everywhere a fault is named in one line: the
+    /// audit log, `chaosctl`, error messages. "loss: drop 30% to 10.0.3.0/24 tcp port 6379 on
+    /// eth0, ttl 5m"; names and interfaces are escaped, so a hostile name cannot forge a line.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{}: {} {} on {}, ttl {}",
+            self.action.kind(),
+            self.action.describe(self.percent),
+            self.matches.describe(self.direction),
+            self.interface
+                .as_deref()
+                .unwrap_or("(default)")
+                .escape_default(),
+            humantime::format_duration(self.ttl),
+        );
+        if let Some(name) = &self.name {
+            s.push_str(&format!(", name \"{}\"", name.escape_default()));
+        }
+        s
+    }
 }
 
 impl std::fmt::Display for DirectionSpec {
@@ -126,31 +85,6 @@ impl std::fmt::Display for DirectionSpec {
             DirectionSpec::Egress => "egress",
             DirectionSpec::Ingress => "ingress",
         })
-    }
-}
-
-impl std::fmt::Display for ProtocolSpec {
-    /// The JSON spelling: `any`, `tcp`, `udp`, `icmp`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ProtocolSpec::Any => "any",
-            ProtocolSpec::Tcp => "tcp",
-            ProtocolSpec::Udp => "udp",
-            ProtocolSpec::Icmp => "icmp",
-        })
-    }
-}
-
-impl ActionSpec {
-    /// The `kind` tag.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ActionSpec::Blackhole {} => "blackhole",
-            ActionSpec::Loss { .. } => "loss",
-            ActionSpec::Latency { .. } => "latency",
-            ActionSpec::Bandwidth { .. } => "bandwidth",
-            ActionSpec::Dns { .. } => "dns",
-        }
     }
 }
 

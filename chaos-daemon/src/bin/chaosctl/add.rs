@@ -1,0 +1,178 @@
+//! `chaosctl add KIND …`: builds a FaultSpec and posts it.
+
+use chaos_daemon::spec::Fault;
+use hyper::Method;
+use serde_json::{Value, json};
+
+use crate::{
+    args::{AddKind, Common},
+    output::{Ctx, EXIT_REFUSED, EXIT_USAGE},
+};
+
+fn common(kind: &AddKind) -> &Common {
+    match kind {
+        AddKind::Blackhole { common, .. }
+        | AddKind::Loss { common, .. }
+        | AddKind::Latency { common, .. }
+        | AddKind::Dns { common, .. } => common,
+    }
+}
+
+/// The FaultSpec JSON for `kind`.
+pub fn spec_json(kind: &AddKind) -> Value {
+    let (action, percent) = match kind {
+        AddKind::Blackhole { percent, .. } => (json!({"kind": "blackhole"}), *percent),
+        AddKind::Loss { percent, share, .. } => {
+            (json!({"kind": "loss", "percent": percent}), *share)
+        }
+        AddKind::Latency { delay, jitter, .. } => {
+            let mut a = json!({"kind": "latency", "delay": delay});
+            if let Some(j) = jitter {
+                a["jitter"] = json!(j);
+            }
+            (a, None)
+        }
+        AddKind::Dns {
+            domain, response, ..
+        } => (
+            json!({"kind": "dns", "domain": domain, "response": response}),
+            None,
+        ),
+    };
+    let common = common(kind);
+    let mut m = serde_json::Map::new();
+    if let Some(c) = common.to.as_ref().or(common.from.as_ref()) {
+        m.insert("cidr".into(), json!(c));
+    }
+    if let Some(p) = common.port {
+        m.insert("port".into(), json!(p));
+    }
+    if let Some(p) = &common.proto {
+        m.insert("protocol".into(), json!(p));
+    }
+    let mut spec = json!({
+        "direction": if common.from.is_some() { "ingress" } else { "egress" },
+        "match": m,
+        "action": action,
+        "ttl": common.ttl,
+    });
+    for (key, value) in [
+        ("interface", common.iface.as_ref().map(|v| json!(v))),
+        ("name", common.name.as_ref().map(|v| json!(v))),
+        ("percent", percent.map(|v| json!(v))),
+        ("force", common.force.then_some(json!(true))),
+    ] {
+        if let Some(v) = value {
+            spec[key] = v;
+        }
+    }
+    spec
+}
+
+/// Runs `add`.
+pub async fn run(kind: &AddKind, ctx: &Ctx) -> i32 {
+    let c = common(kind);
+    if !matches!(kind, AddKind::Dns { .. }) && c.to.is_none() && c.from.is_none() {
+        eprintln!(
+            "chaosctl add: give --to CIDR (egress) or --from CIDR (ingress)\n\nFor more information, try '--help'."
+        );
+        return EXIT_USAGE;
+    }
+    let body = spec_json(kind).to_string().into_bytes();
+    let (_, answer) = match ctx.call(Method::POST, "/v1/faults", Some(body)).await {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    if ctx.json {
+        println!("{}", String::from_utf8_lossy(&answer));
+        return 0;
+    }
+    match serde_json::from_slice::<Fault>(&answer) {
+        Ok(f) => {
+            println!(
+                "created {}: {}; lifts at {}",
+                f.id,
+                f.spec.summary(),
+                f.expires_at
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("chaosctl: unexpected answer from the daemon: {e}");
+            EXIT_REFUSED
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::args::{Cli, Cmd};
+
+    fn kind(args: &[&str]) -> AddKind {
+        let cli = Cli::try_parse_from(args).unwrap();
+        let Cmd::Add { kind } = cli.cmd else {
+            panic!("add expected")
+        };
+        *kind
+    }
+
+    #[test]
+    fn add_builds_the_api_spec() {
+        let k = kind(&[
+            "chaosctl",
+            "add",
+            "loss",
+            "--to",
+            "10.0.3.0/24",
+            "--port",
+            "6379",
+            "--proto",
+            "tcp",
+            "--percent",
+            "30",
+            "--ttl",
+            "5m",
+            "--iface",
+            "eth0",
+        ]);
+        assert_eq!(
+            spec_json(&k),
+            json!({"direction":"egress","match":{"cidr":"10.0.3.0/24","port":6379,"protocol":"tcp"},
+                   "action":{"kind":"loss","percent":30.0},"ttl":"5m","interface":"eth0"})
+        );
+        let k = kind(&[
+            "chaosctl",
+            "add",
+            "blackhole",
+            "--from",
+            "fd00::/64",
+            "--ttl",
+            "1m",
+            "--force",
+        ]);
+        let spec = spec_json(&k);
+        assert_eq!(spec["direction"], "ingress");
+        assert_eq!(spec["force"], true);
+    }
+
+    #[test]
+    fn blackhole_percent_is_the_share_of_packets() {
+        for flag in ["--percent", "--share"] {
+            let k = kind(&[
+                "chaosctl",
+                "add",
+                "blackhole",
+                "--to",
+                "10.0.0.1",
+                "--ttl",
+                "1m",
+                flag,
+                "25",
+            ]);
+            assert_eq!(spec_json(&k)["percent"], 25.0, "{flag}");
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The command line of `chaosctl` (clap).
+
+use std::path::PathBuf;
+
+use chaos_daemon::config::DEFAULT_SOCKET;
+use clap::{Args, Parser, Subcommand};
+
+/// Command line of `chaosctl`.
+#[derive(Parser)]
+#[command(
+    name = "chaosctl",
+    version,
+    about = "Control chaos-daemon: add, list and remove network faults",
+    after_help = "Examples:\n  \
+        chaosctl add blackhole --to 10.0.3.7 --ttl 60s\n  \
+        chaosctl add loss --to 10.0.3.0/24 --port 6379 --proto tcp --percent 30 --ttl 5m\n  \
+        chaosctl add blackhole --from 192.0.2.0/24 --ttl 2m      # ingress, by source\n  \
+        chaosctl ls\n  \
+        chaosctl rm 3f9c2a1b7d04                                 # one fault\n  \
+        chaosctl rm --all                                        # the panic button\n\n\
+        Exit codes: 0 ok, 1 the daemon refused, 2 usage error, 3 daemon unreachable."
+)]
+pub struct Cli {
+    /// Daemon socket.
+    #[arg(long, global = true, env = "CHAOS_SOCKET", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Print the API's JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// Commands.
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Add a fault.
+    Add {
+        /// Fault kind and its options.
+        #[command(subcommand)]
+        kind: Box<AddKind>,
+    },
+    /// List faults with remaining TTL and live counters.
+    Ls,
+    /// Remove faults by id, or all of them with --all.
+    Rm {
+        /// Fault ids.
+        ids: Vec<String>,
+        /// Remove every fault (the panic button).
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+    /// Daemon health: version, kernel, interfaces, features.
+    Status,
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// Shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Fault kinds for `add`.
+#[derive(Subcommand)]
+pub enum AddKind {
+    /// Drop every matching packet (or, with --percent, that share of them).
+    Blackhole {
+        /// Share of matching packets dropped, in percent [default: 100] (the API's "percent").
+        #[arg(long, alias = "share")]
+        percent: Option<f64>,
+        /// Match, TTL and the rest.
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Drop a share of matching packets at random.
+    Loss {
+        /// Loss in percent (0 < p ≤ 100).
+        #[arg(long)]
+        percent: f64,
+        /// Share of matching packets the loss applies to, in percent [default: 100] (the API's
+        /// top-level "percent"; the effective loss is the product).
+        #[arg(long)]
+        share: Option<f64>,
+        /// Match, TTL and the rest.
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Delay matching packets (needs sch_fq; refused by this daemon version).
+    Latency {
+        /// Delay, e.g. 300ms.
+        #[arg(long)]
+        delay: String,
+        /// Jitter, e.g. 20ms.
+        #[arg(long)]
+        jitter: Option<String>,
+        /// Match, TTL and the rest.
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Answer DNS queries for a domain with an error (refused by this daemon version).
+    Dns {
+        /// Exact name or *.suffix.
+        #[arg(long)]
+        domain: String,
+        /// nxdomain, servfail, refused or drop.
+        #[arg(long)]
+        response: String,
+        /// Match, TTL and the rest.
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// Options shared by every `add`.
+#[derive(Args)]
+pub struct Common {
+    /// Egress: remote network (destination), IPv4/IPv6 CIDR or address.
+    #[arg(long, conflicts_with = "from")]
+    pub to: Option<String>,
+    /// Ingress: remote network (source), IPv4/IPv6 CIDR or address.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Remote port (destination with --to, source with --from).
+    #[arg(long)]
+    pub port: Option<i64>,
+    /// tcp, udp, icmp or any.
+    #[arg(long)]
+    pub proto: Option<String>,
+    /// Lifetime, e.g. 90s, 5m (required; capped by the daemon's max_ttl).
+    #[arg(long)]
+    pub ttl: String,
+    /// Interface [default: the one holding the default route].
+    #[arg(long)]
+    pub iface: Option<String>,
+    /// Label shown in listings and metrics.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Allow hitting a protected path (SSH sessions, protected CIDRs/ports, every address).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_errors_are_caught_by_clap() {
+        assert!(
+            Cli::try_parse_from(["chaosctl", "add", "blackhole", "--to", "10.0.0.1"]).is_err(),
+            "ttl is required"
+        );
+        assert!(
+            Cli::try_parse_from([
+                "chaosctl",
+                "add",
+                "blackhole",
+                "--to",
+                "a",
+                "--from",
+                "b",
+                "--ttl",
+                "1m"
+            ])
+            .is_err()
+        );
+        assert!(Cli::try_parse_from(["chaosctl", "rm", "abc", "--all"]).is_err());
+    }
+}

@@ -1,0 +1,54 @@
+//! `chaosctl`: command-line client of chaos-daemon. See `chaosctl --help`.
+//! One file per verb; [`args`] is the command line, [`output`] the exit codes and messages.
+
+mod add;
+mod args;
+mod ls;
+mod output;
+mod rm;
+mod status;
+mod table;
+
+use clap::{CommandFactory, Parser};
+
+use crate::{
+    args::{Cli, Cmd},
+    output::Ctx,
+};
+
+fn main() {
+    // A closed pipe (`chaosctl ls | head -1`) ends the process quietly, as it does for other
+    // command-line tools, instead of a "Broken pipe" panic.
+    // SAFETY: restoring the default disposition of a signal has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    if let Cmd::Completions { shell } = &cli.cmd {
+        clap_complete::generate(
+            *shell,
+            &mut Cli::command(),
+            "chaosctl",
+            &mut std::io::stdout(),
+        );
+        return;
+    }
+    let ctx = Ctx {
+        client: chaos_daemon::client::Client::new(&cli.socket),
+        json: cli.json,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let code = runtime.block_on(async {
+        match &cli.cmd {
+            Cmd::Add { kind } => add::run(kind, &ctx).await,
+            Cmd::Ls => ls::run(&ctx).await,
+            Cmd::Rm { ids, all } => rm::run(ids, *all, &ctx).await,
+            Cmd::Status => status::run(&ctx).await,
+            Cmd::Completions { .. } => unreachable!("handled above"),
+        }
+    });
+    std::process::exit(code);
+}

@@ -1,0 +1,164 @@
+//! The fault table and its timer. [`FaultTable`] is the shared handle the server uses: every
+//! change runs on a blocking thread (a 100,000-rule batch writes maps for a second or more, and
+//! must not hold an async worker), health reads a summary that needs no lock, and the table's
+//! own task ends faults at their deadline, as tokio's mini-redis `Db` purges expired keys. The
+//! task stops when the [`TableGuard`] is dropped.
+
+mod error;
+mod ids;
+mod table;
+
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, Ordering},
+};
+
+pub use error::FaultError;
+pub use table::{Faults, Summary, rfc3339};
+use tokio::sync::{Notify, watch};
+
+use crate::{
+    audit::{Caller, Event},
+    spec::Fault,
+    validate::Validated,
+};
+
+/// How often interfaces with faults are checked for having vanished or been re-created.
+const INTERFACE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Shared handle to the fault table.
+#[derive(Clone)]
+pub struct FaultTable {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    faults: Mutex<Faults>,
+    /// Wakes the timer task: a deadline may have moved, or the guard was dropped.
+    wake: Notify,
+    summary: watch::Sender<Summary>,
+    stopped: AtomicBool,
+}
+
+/// Owns the table's timer task; dropping it stops the task.
+pub struct TableGuard {
+    table: FaultTable,
+}
+
+impl TableGuard {
+    /// The table.
+    pub fn table(&self) -> FaultTable {
+        self.table.clone()
+    }
+}
+
+impl Drop for TableGuard {
+    fn drop(&mut self) {
+        self.table.shared.stopped.store(true, Ordering::SeqCst);
+        self.table.shared.wake.notify_one();
+    }
+}
+
+impl FaultTable {
+    /// Wraps `faults` and starts its timer task on the current tokio runtime.
+    pub fn start(faults: Faults) -> TableGuard {
+        let (summary, _) = watch::channel(faults.summary());
+        let table = FaultTable {
+            shared: Arc::new(Shared {
+                faults: Mutex::new(faults),
+                wake: Notify::new(),
+                summary,
+                stopped: AtomicBool::new(false),
+            }),
+        };
+        tokio::spawn(timer(table.clone()));
+        TableGuard { table }
+    }
+
+    /// Runs `f` on the table on a blocking thread, then publishes the new summary and wakes the
+    /// timer. A panic in `f` becomes [`FaultError::Internal`]; the table's own code undoes its
+    /// map writes before such a panic leaves it.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Faults) -> T + Send + 'static,
+    ) -> Result<T, FaultError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+            let out = f(&mut faults);
+            shared.summary.send_replace(faults.summary());
+            drop(faults);
+            shared.wake.notify_one();
+            out
+        })
+        .await
+        .map_err(|e| FaultError::Internal(e.to_string()))
+    }
+
+    /// Installs all faults or none.
+    pub async fn create(
+        &self,
+        items: Vec<Validated>,
+        caller: Caller,
+    ) -> Result<Vec<Fault>, FaultError> {
+        self.with(move |f| f.create(items, caller)).await?
+    }
+
+    /// Removes one fault.
+    pub async fn remove(&self, id: String, caller: Caller) -> Result<Fault, FaultError> {
+        self.with(move |f| f.remove(&id, Event::Delete, caller))
+            .await?
+    }
+
+    /// Removes every fault, audited as `event`; returns how many.
+    pub async fn remove_all(&self, event: Event, caller: Caller) -> Result<usize, FaultError> {
+        self.with(move |f| f.remove_all(event, caller)).await
+    }
+
+    /// Refuses new faults from now on and removes every fault (shutdown); returns how many.
+    pub async fn close(&self) -> Result<usize, FaultError> {
+        self.with(|f| {
+            f.close();
+            f.remove_all(Event::Shutdown, Caller::Daemon)
+        })
+        .await
+    }
+
+    /// Every fault with live counters.
+    pub async fn list(&self) -> Result<Vec<Fault>, FaultError> {
+        self.with(|f| f.list()).await
+    }
+
+    /// One fault with live counters.
+    pub async fn get(&self, id: String) -> Result<Option<Fault>, FaultError> {
+        self.with(move |f| f.get(&id)).await
+    }
+
+    /// Faults and attached interfaces as of the last change; never waits for a change in
+    /// progress.
+    pub fn summary(&self) -> Summary {
+        self.shared.summary.borrow().clone()
+    }
+}
+
+/// Ends faults at their deadline and follows their interfaces, until the guard is dropped.
+async fn timer(table: FaultTable) {
+    let mut interface_check = tokio::time::interval(INTERFACE_CHECK);
+    interface_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !table.shared.stopped.load(Ordering::SeqCst) {
+        // From the summary, not the table: the lock may be held by a long batch.
+        let next = table.summary().next_deadline_ns;
+        let sleep = next.map_or(std::time::Duration::from_secs(3600), |at| {
+            std::time::Duration::from_nanos(at.saturating_sub(crate::clock::monotonic_ns()))
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {
+                let _ = table.with(|f| f.expire()).await;
+            }
+            _ = table.shared.wake.notified() => {}
+            _ = interface_check.tick() => {
+                let _ = table.with(|f| f.follow_interfaces()).await;
+            }
+        }
+    }
+}

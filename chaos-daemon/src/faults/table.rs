@@ -1,0 +1,475 @@
+//! The fault table proper (synchronous): installed faults, the per-interface [`Injector`]s that
+//! enforce them, and their deadlines. Interfaces get an injector (programs attached) with their
+//! first fault and lose it (programs detached) with their last.
+//!
+//! Every change is audited here ([`audit::record`]), so no path can forget it.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    panic::{AssertUnwindSafe, catch_unwind, resume_unwind},
+    time::{Duration, SystemTime},
+};
+
+use super::{FaultError, ids::IdGen};
+use crate::{
+    audit::{self, Caller, Event},
+    clock::{deadline_ns, monotonic_ns},
+    loader::{self, Injector, InterfaceState, RuleId, attach::AttachOptions},
+    spec::{CountersView, Fault, FaultSpec},
+    validate::Validated,
+};
+
+struct Entry {
+    spec: FaultSpec,
+    iface: String,
+    /// A fault is one or more rules, all on `iface`.
+    rules: Vec<RuleId>,
+    created: SystemTime,
+    expires_at_ns: u64,
+}
+
+/// What the table holds, cheap to copy out (for `GET /v1/health`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Installed faults.
+    pub faults: usize,
+    /// Interfaces with programs attached.
+    pub interfaces: Vec<String>,
+    /// CLOCK_MONOTONIC ns of the next deadline.
+    pub next_deadline_ns: Option<u64>,
+}
+
+/// All installed faults.
+pub struct Faults {
+    injectors: BTreeMap<String, Injector>,
+    /// Loaded programs not bound to an interface, reused for the next one (skips the verifier).
+    spare: Option<Injector>,
+    entries: BTreeMap<String, Entry>,
+    deadlines: BTreeSet<(u64, String)>,
+    max_rules: u32,
+    attach: AttachOptions,
+    ids: IdGen,
+    closed: bool,
+}
+
+/// RFC 3339 with milliseconds; never panics (humantime's formatter does past year 9999, which
+/// no TTL accepted by the config reaches).
+pub fn rfc3339(t: SystemTime) -> String {
+    const YEAR_10000: Duration = Duration::from_secs(253_402_300_800);
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) if d < YEAR_10000 => humantime::format_rfc3339_millis(t).to_string(),
+        Ok(_) => "9999-12-31T23:59:59.999Z".into(),
+        Err(_) => "1970-01-01T00:00:00.000Z".into(),
+    }
+}
+
+impl Faults {
+    /// An empty table allowing `max_rules` faults in all. `spare`, if given, is a loaded
+    /// [`Injector`] used for the first interface; `attach` says how programs are attached.
+    pub fn new(max_rules: u32, spare: Option<Injector>, attach: AttachOptions) -> Self {
+        let spare = spare.map(|mut s| {
+            s.set_attach_options(attach);
+            s
+        });
+        Faults {
+            attach,
+            injectors: BTreeMap::new(),
+            spare,
+            entries: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            max_rules,
+            ids: IdGen::new(),
+            closed: false,
+        }
+    }
+
+    /// Number of installed faults.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no fault is installed.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Counts and attached interfaces.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            faults: self.entries.len(),
+            interfaces: self.injectors.keys().cloned().collect(),
+            next_deadline_ns: self.deadlines.first().map(|(at, _)| *at),
+        }
+    }
+
+    /// From now on every create is refused with [`FaultError::ShuttingDown`].
+    pub fn close(&mut self) {
+        self.closed = true;
+    }
+
+    /// Installs all validated faults or none (across interfaces). Nothing that can fail or
+    /// panic runs after the first map write without undoing it.
+    pub fn create(
+        &mut self,
+        items: Vec<Validated>,
+        caller: Caller,
+    ) -> Result<Vec<Fault>, FaultError> {
+        if self.closed {
+            return Err(FaultError::ShuttingDown);
+        }
+        let rules: usize = items.iter().map(|v| v.rules.len()).sum();
+        let installed: usize = self.entries.values().map(|e| e.rules.len()).sum();
+        if installed + rules > self.max_rules as usize {
+            return Err(FaultError::LimitReached {
+                installed,
+                requested: rules,
+                max: self.max_rules,
+            });
+        }
+        let mut by_iface: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, v) in items.iter().enumerate() {
+            by_iface.entry(v.iface.clone()).or_default().push(i);
+        }
+        // Bring every interface's injector up to date (programs loaded, attached to the device
+        // that has the name now) first, so TTLs count from the moment of installation.
+        for iface in by_iface.keys() {
+            if let Err(e) = self.injector(iface) {
+                self.drop_idle_injectors();
+                return Err(e);
+            }
+        }
+        let now = SystemTime::now();
+        let now_ns = monotonic_ns();
+        let mut items = items;
+        for v in &mut items {
+            let at = deadline_ns(now_ns, v.spec.ttl);
+            for r in &mut v.rules {
+                r.expires_at_ns = Some(at);
+            }
+        }
+        let mut rule_ids: Vec<Vec<RuleId>> = vec![Vec::new(); items.len()];
+        let mut done: Vec<(String, Vec<RuleId>)> = Vec::new();
+        for (iface, idx) in &by_iface {
+            // Flatten the faults of this interface into one batch; remember which fault each
+            // rule came from to hand the ids back.
+            let mut owner = Vec::new();
+            let mut batch = Vec::new();
+            for &i in idx {
+                for r in &items[i].rules {
+                    owner.push(i);
+                    batch.push(r.clone());
+                }
+            }
+            let result = self
+                .injectors
+                .get_mut(iface)
+                .expect("created above")
+                .add_batch(&batch);
+            match result {
+                Ok(ids) => {
+                    for (&i, id) in owner.iter().zip(&ids) {
+                        rule_ids[i].push(*id);
+                    }
+                    done.push((iface.clone(), ids));
+                }
+                Err(e) => {
+                    self.rollback(done);
+                    return Err(self.explain(e, &owner, &items));
+                }
+            }
+        }
+        // From here on only bookkeeping; a panic in it (it should have none) still undoes the
+        // map writes, so the kernel never holds a rule the table does not list.
+        let recorded = catch_unwind(AssertUnwindSafe(|| {
+            let mut out = Vec::with_capacity(items.len());
+            for (v, rules) in items.into_iter().zip(rule_ids) {
+                let id = self.ids.fresh(|id| self.entries.contains_key(id));
+                let entry = Entry {
+                    expires_at_ns: v.rules[0].expires_at_ns.unwrap_or(u64::MAX),
+                    spec: v.spec,
+                    iface: v.iface,
+                    rules,
+                    created: now,
+                };
+                out.push((id, entry));
+            }
+            out
+        }));
+        let entries = match recorded {
+            Ok(e) => e,
+            Err(panic) => {
+                self.rollback(done);
+                resume_unwind(panic);
+            }
+        };
+        let mut out = Vec::with_capacity(entries.len());
+        for (id, entry) in entries {
+            audit::record(Event::Create, &id, &entry.spec, caller);
+            self.deadlines.insert((entry.expires_at_ns, id.clone()));
+            out.push(self.view(&id, &entry));
+            self.entries.insert(id, entry);
+        }
+        Ok(out)
+    }
+
+    /// Removes rules a failed create had installed.
+    fn rollback(&mut self, done: Vec<(String, Vec<RuleId>)>) {
+        for (iface, ids) in done {
+            if let Some(inj) = self.injectors.get_mut(&iface) {
+                for id in ids {
+                    if let Err(e) = inj.remove(id) {
+                        tracing::error!(iface, error = %e, "rolling back a failed create");
+                    }
+                }
+            }
+        }
+        self.drop_idle_injectors();
+    }
+
+    /// A loader error in the words of the table: which fault, which installed one.
+    fn explain(&self, e: loader::Error, owner: &[usize], items: &[Validated]) -> FaultError {
+        match e {
+            loader::Error::Conflict { index, existing } => {
+                let fault = owner.get(index).copied().unwrap_or(0);
+                FaultError::Conflict {
+                    index: fault,
+                    what: items[fault].spec.summary(),
+                    existing: existing.and_then(|rule| {
+                        self.entries
+                            .iter()
+                            .find(|(_, e)| e.iface == items[fault].iface && e.rules.contains(&rule))
+                            .map(|(id, _)| id.clone())
+                    }),
+                }
+            }
+            loader::Error::InterfaceNotFound(i) => FaultError::InterfaceNotFound(i),
+            e => FaultError::Loader(e),
+        }
+    }
+
+    /// The injector of `iface`, created (from the spare if there is one) on first use, and
+    /// attached again if the interface was re-created under the same name.
+    fn injector(&mut self, iface: &str) -> Result<&mut Injector, FaultError> {
+        let state = self.injectors.get(iface).map(Injector::interface_state);
+        match state {
+            Some(InterfaceState::Same | InterfaceState::Unknown(_)) => {}
+            Some(InterfaceState::Replaced(_)) => self.follow_replaced(iface),
+            Some(InterfaceState::Gone) => self.drop_interface(iface),
+            None => {}
+        }
+        if !self.injectors.contains_key(iface) {
+            let inj = match self.spare.take() {
+                Some(mut spare) => match spare.rebind(iface) {
+                    Ok(()) => spare,
+                    Err(e) => {
+                        self.spare = Some(spare);
+                        return Err(self.explain(e, &[], &[]));
+                    }
+                },
+                None => {
+                    let mut inj = Injector::open(iface).map_err(|e| match e {
+                        loader::Error::InterfaceNotFound(i) => FaultError::InterfaceNotFound(i),
+                        e => FaultError::Loader(e),
+                    })?;
+                    inj.set_attach_options(self.attach);
+                    inj
+                }
+            };
+            self.injectors.insert(iface.to_string(), inj);
+        }
+        Ok(self.injectors.get_mut(iface).expect("inserted above"))
+    }
+
+    /// Interfaces without faults lose their injector (its programs are already detached); one is
+    /// kept as the spare, the others are unloaded.
+    fn drop_idle_injectors(&mut self) {
+        let idle: Vec<String> = self
+            .injectors
+            .iter()
+            .filter(|(_, i)| i.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for iface in idle {
+            let inj = self.injectors.remove(&iface).expect("listed above");
+            tracing::info!(iface, "no faults left on interface: programs detached");
+            if self.spare.is_none() {
+                self.spare = Some(inj);
+            }
+        }
+    }
+
+    fn view(&self, id: &str, e: &Entry) -> Fault {
+        let now_ns = monotonic_ns();
+        let remaining = Duration::from_nanos(e.expires_at_ns.saturating_sub(now_ns));
+        let mut counters = CountersView::default();
+        if let Some(inj) = self.injectors.get(&e.iface) {
+            for rule in &e.rules {
+                if let Ok(c) = inj.counters(*rule) {
+                    counters.matched += c.matched_packets;
+                    counters.matched_bytes += c.matched_bytes;
+                    counters.affected += c.affected_packets;
+                }
+            }
+        }
+        Fault {
+            id: id.to_string(),
+            spec: e.spec.clone(),
+            created_at: rfc3339(e.created),
+            expires_at: rfc3339(e.created.checked_add(e.spec.ttl).unwrap_or(e.created)),
+            remaining_ms: u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX),
+            counters,
+        }
+    }
+
+    /// All faults, oldest id first.
+    pub fn list(&self) -> Vec<Fault> {
+        self.entries
+            .iter()
+            .map(|(id, e)| self.view(id, e))
+            .collect()
+    }
+
+    /// One fault.
+    pub fn get(&self, id: &str) -> Option<Fault> {
+        self.entries.get(id).map(|e| self.view(id, e))
+    }
+
+    /// Removes one fault, audited as `event`, and returns its last view.
+    pub fn remove(&mut self, id: &str, event: Event, caller: Caller) -> Result<Fault, FaultError> {
+        let view = self
+            .get(id)
+            .ok_or_else(|| FaultError::NotFound(id.to_string()))?;
+        let e = self.entries.remove(id).expect("present");
+        self.deadlines.remove(&(e.expires_at_ns, id.to_string()));
+        if let Some(inj) = self.injectors.get_mut(&e.iface) {
+            for rule in &e.rules {
+                if let Err(err) = inj.remove(*rule) {
+                    tracing::error!(id, error = %err, "removing a rule from the maps failed");
+                }
+            }
+        }
+        self.drop_idle_injectors();
+        audit::record(event, id, &e.spec, caller);
+        Ok(view)
+    }
+
+    fn remove_where(
+        &mut self,
+        keep: impl Fn(&Entry) -> bool,
+        event: Event,
+        caller: Caller,
+    ) -> usize {
+        let ids: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| !keep(e))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.iter()
+            .filter(|id| self.remove(id, event, caller).is_ok())
+            .count()
+    }
+
+    /// Removes every fault (the panic button, shutdown); returns how many.
+    pub fn remove_all(&mut self, event: Event, caller: Caller) -> usize {
+        self.remove_where(|_| false, event, caller)
+    }
+
+    /// Removes the faults whose deadline has passed; returns how many.
+    pub fn expire(&mut self) -> usize {
+        let now = monotonic_ns();
+        let due: Vec<String> = self
+            .deadlines
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, id)| id.clone())
+            .collect();
+        due.iter()
+            .filter(|id| self.remove(id, Event::Expire, Caller::Daemon).is_ok())
+            .count()
+    }
+
+    /// Follows every interface that has faults: re-attaches where it was re-created under the
+    /// same name, drops the faults of one that is gone (its links died with it, so they
+    /// enforce nothing). A lookup that cannot tell (EMFILE) changes nothing.
+    pub fn follow_interfaces(&mut self) {
+        let states: Vec<(String, InterfaceState)> = self
+            .injectors
+            .iter()
+            .map(|(i, inj)| (i.clone(), inj.interface_state()))
+            .collect();
+        for (iface, state) in states {
+            match state {
+                InterfaceState::Same => {}
+                InterfaceState::Replaced(_) => self.follow_replaced(&iface),
+                InterfaceState::Gone => self.drop_interface(&iface),
+                InterfaceState::Unknown(e) => {
+                    tracing::warn!(iface, error = %e, "cannot look up interface; keeping its faults")
+                }
+            }
+        }
+    }
+
+    fn follow_replaced(&mut self, iface: &str) {
+        let Some(inj) = self.injectors.get_mut(iface) else {
+            return;
+        };
+        match inj.reattach() {
+            Ok(()) => {
+                tracing::warn!(
+                    iface,
+                    "interface was re-created: programs attached to the new one"
+                );
+                for (id, e) in self.entries.iter().filter(|(_, e)| e.iface == iface) {
+                    audit::record(Event::InterfaceReplaced, id, &e.spec, Caller::Daemon);
+                }
+            }
+            Err(e) => {
+                tracing::error!(iface, error = %e, "cannot attach to the re-created interface");
+                self.drop_interface(iface);
+            }
+        }
+    }
+
+    fn drop_interface(&mut self, iface: &str) {
+        // `remove` drops the emptied injector like any other; it may stay as the spare, whose
+        // `rebind` resolves the next interface afresh and discards the dead links.
+        self.remove_where(|e| e.iface != iface, Event::InterfaceGone, Caller::Daemon);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_table_refuses_creates_before_touching_the_kernel() {
+        // No spare and no interface: reaching the loader would fail differently.
+        let mut t = Faults::new(10, None, AttachOptions::default());
+        t.close();
+        let spec: FaultSpec = serde_json::from_str(
+            r#"{"interface":"lo","match":{"cidr":"10.0.0.1"},"action":{"kind":"blackhole"},"ttl":"1m"}"#,
+        )
+        .unwrap();
+        let v = Validated {
+            spec,
+            iface: "lo".into(),
+            rules: vec![loader::Rule::blackhole(
+                loader::Direction::Egress,
+                "10.0.0.1/32".parse().unwrap(),
+            )],
+        };
+        assert!(matches!(
+            t.create(vec![v], Caller::Daemon),
+            Err(FaultError::ShuttingDown)
+        ));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn dates_past_year_9999_never_panic() {
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert_eq!(rfc3339(far), "9999-12-31T23:59:59.999Z");
+        assert!(rfc3339(SystemTime::now()).ends_with('Z'));
+    }
+}

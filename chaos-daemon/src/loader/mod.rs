@@ -1,0 +1,21 @@
+//! The loader: everything between a typed [`Rule`] and the kernel. It knows nothing of HTTP,
+//! JSON or fault ids.
+//!
+//! * [`rule`] — what to match, what to do, until when.
+//! * [`compile`] — pure translation of a rule into map entries (key, slot, prefilter bits).
+//! * [`maps`] — typed writers over the programs' maps.
+//! * [`attach`] — loading the embedded object and attaching TCX/XDP links (never pinned).
+//! * [`injector`] — [`Injector`]: one interface, atomic add/remove, counters, detach on drop.
+//! * [`testrun`] — BPF_PROG_TEST_RUN for program tests and benchmarks.
+
+pub mod attach;
+pub mod compile;
+pub mod error;
+pub mod injector;
+pub mod maps;
+pub mod rule;
+pub mod testrun;
+
+pub use error::Error;
+pub use injector::{Injector, InterfaceState, RuleId};
+pub use rule::{Action, Direction, IpMatch, Match, Protocol, Rule};

@@ -1,0 +1,123 @@
+//! The typed rule the loader installs: already validated, independent of the API's JSON.
+//!
+//! A rule is a [`Match`] (a sum type: an IP match today, a domain name next), an optional
+//! cgroup scope, an [`Action`] and a deadline. A fault of the API becomes one or more rules.
+//!
+//! How faults with the same IP match but different cgroups will coexist: they share one map
+//! key, whose slot heads a short chain of slots (most specific cgroup first) that the program
+//! walks a bounded number of steps. Putting the cgroup id into the key instead would cost one
+//! lookup per cgroup ancestor level for every packet, and the miss path must stay one probe.
+//! Until that chain exists the loader refuses scoped rules ([`super::Error::Invalid`]), and a
+//! second rule with the same key is a [`super::Error::Conflict`].
+
+use std::fmt;
+
+use ipnet::IpNet;
+
+pub use chaos_common::Direction;
+
+/// The transport protocol a rule matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// Any protocol.
+    Any,
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// ICMP (IPv4) or ICMPv6, depending on the rule's address family.
+    Icmp,
+}
+
+/// What happens to matching packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Drop every matching packet, silently.
+    Blackhole,
+    /// Drop a random share of matching packets, in parts per million (0..=1,000,000).
+    Loss {
+        /// Loss probability in parts per million.
+        ppm: u32,
+    },
+}
+
+/// Packets selected by the remote endpoint's address, protocol and port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpMatch {
+    /// The remote network (IPv4 or IPv6).
+    pub net: IpNet,
+    /// Transport protocol, or any.
+    pub protocol: Protocol,
+    /// Remote port (destination on egress, source on ingress); `None` = any. TCP/UDP/any only.
+    pub port: Option<u16>,
+}
+
+/// Which packets a rule selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Match {
+    /// By the remote endpoint.
+    Ip(IpMatch),
+}
+
+/// One fault rule on one interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Egress matches destinations, ingress matches sources.
+    pub direction: Direction,
+    /// What to match.
+    pub matches: Match,
+    /// cgroup v2 id the rule is limited to (egress only); `None` = every socket.
+    pub cgroup: Option<u64>,
+    /// What to do.
+    pub action: Action,
+    /// CLOCK_MONOTONIC ns after which the kernel ignores the rule ([`crate::clock`]); `None` = never.
+    pub expires_at_ns: Option<u64>,
+}
+
+impl Rule {
+    /// A blackhole for `net` in `direction`, any protocol and port, no expiry.
+    pub fn blackhole(direction: Direction, net: IpNet) -> Self {
+        Rule {
+            direction,
+            matches: Match::Ip(IpMatch {
+                net,
+                protocol: Protocol::Any,
+                port: None,
+            }),
+            cgroup: None,
+            action: Action::Blackhole,
+            expires_at_ns: None,
+        }
+    }
+
+    /// The same rule limited to `protocol` and, if given, one remote `port`.
+    pub fn on(mut self, protocol: Protocol, port: Option<u16>) -> Self {
+        let Match::Ip(m) = &mut self.matches;
+        m.protocol = protocol;
+        m.port = port;
+        self
+    }
+
+    /// The same rule with another action.
+    pub fn with_action(mut self, action: Action) -> Self {
+        self.action = action;
+        self
+    }
+
+    /// The same rule, ignored by the kernel from `ns` (CLOCK_MONOTONIC) on.
+    pub fn expiring_at(mut self, ns: u64) -> Self {
+        self.expires_at_ns = Some(ns);
+        self
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Any => "any",
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Icmp => "icmp",
+        })
+    }
+}

@@ -1,0 +1,179 @@
+//! `/v1/faults` and `/v1/faults/{id}`.
+
+use std::sync::Arc;
+
+use axum::{
+    Extension, Json,
+    body::Body,
+    extract::{Path, Request, State, rejection::PathRejection},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+use super::{ApiError, AppState, body};
+use crate::{
+    audit::{Caller, Event},
+    faults::FaultError,
+    host,
+    spec::Removed,
+    validate::{Env, Validated, validate},
+};
+
+/// A JSON answer whose bytes count against the listings in flight until it has been sent.
+fn bounded_json<T: Serialize>(
+    status: StatusCode,
+    value: &T,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Result<Response, ApiError> {
+    let bytes = serde_json::to_vec(value)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let body = Body::new(Guarded {
+        inner: http_body_util::Full::new(bytes::Bytes::from(bytes)),
+        _permit: permit,
+    });
+    Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// A body that holds a semaphore permit until it is dropped (sent, or the client went away).
+struct Guarded {
+    inner: http_body_util::Full<bytes::Bytes>,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl http_body::Body for Guarded {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// How long a listing waits for memory held by other listings.
+const LISTING_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn listing_permit(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    tokio::time::timeout(LISTING_WAIT, state.list_permits.clone().acquire_owned())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many fault listings in flight (clients not reading their answers); retry",
+            )
+        })
+}
+
+/// `POST /v1/faults`: one fault object or an array of them, all or nothing.
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (parts, req_body) = req.into_parts();
+    let bytes = body::read(&parts.headers, req_body).await?;
+    let (specs, batch) = body::parse_faults(&bytes)?;
+    drop(bytes);
+    let protected = state.protected();
+    // In a block: `Env` borrows closures that must not live across the await below.
+    let validated = {
+        let env = Env {
+            max_ttl: state.config.max_ttl,
+            // Only read the routing table when a spec leaves the interface out.
+            default_iface: if specs.iter().any(|s| s.interface.is_none()) {
+                host::default_iface()
+            } else {
+                None
+            },
+            iface_exists: &|i| host::iface_exists(i).map_err(|e| e.to_string()),
+            protected: protected.as_deref().map_err(Clone::clone),
+        };
+        specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                validate(s, &env).map_err(|e| if batch { e.at(&format!("[{i}]")) } else { e })
+            })
+            .collect::<Result<Vec<Validated>, _>>()?
+    };
+    drop(specs);
+    let count = validated.len();
+    let created = state.table.create(validated, caller).await.map_err(|e| {
+        let index = match &e {
+            FaultError::Conflict { index, .. } => Some(*index),
+            _ => None,
+        };
+        let mut api = ApiError::from(e);
+        if batch {
+            if let (Some(i), Some(f)) = (index, &api.field) {
+                api.field = Some(format!("[{i}].{f}"));
+            }
+            if count > 1 {
+                api.error = format!("{} (batch not applied)", api.error);
+            }
+        }
+        api
+    })?;
+    let response = if batch {
+        bounded_json(StatusCode::CREATED, &created, None)
+    } else {
+        bounded_json(StatusCode::CREATED, &created[0], None)
+    };
+    if created.len() > 100 {
+        drop(created);
+        crate::release_freed_memory();
+    }
+    response
+}
+
+/// `GET /v1/faults`.
+pub async fn list(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let permit = listing_permit(&state).await?;
+    let faults = state.table.list().await?;
+    bounded_json(StatusCode::OK, &faults, Some(permit))
+}
+
+fn id_of(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(id)| id)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad fault id: {e}")))
+}
+
+/// `GET /v1/faults/{id}`.
+pub async fn get_one(
+    State(state): State<Arc<AppState>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = id_of(path)?;
+    match state.table.get(id.clone()).await? {
+        Some(f) => Ok(Json(f).into_response()),
+        None => Err(FaultError::NotFound(id).into()),
+    }
+}
+
+/// `DELETE /v1/faults/{id}`.
+pub async fn delete_one(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    state.table.remove(id_of(path)?, caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /v1/faults`: the panic button.
+pub async fn delete_all(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Removed>, ApiError> {
+    let removed = state.table.remove_all(Event::DeleteAll, caller).await?;
+    Ok(Json(Removed { removed }))
+}

@@ -1,0 +1,27 @@
+//! `GET /v1/health`: answers from the table's summary, never waiting for a change in progress.
+
+use std::sync::Arc;
+
+use axum::{Json, extract::State};
+
+use super::AppState;
+use crate::{
+    host,
+    spec::{Features, Health},
+};
+
+/// `GET /v1/health`.
+pub async fn get(State(state): State<Arc<AppState>>) -> Json<Health> {
+    let summary = state.table.summary();
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        kernel: host::kernel_release(),
+        interfaces: summary.interfaces,
+        features: Features {
+            fq: host::has_fq(),
+            tcx: host::has_tcx(),
+        },
+        faults: summary.faults,
+    })
+}

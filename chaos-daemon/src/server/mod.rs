@@ -1,0 +1,193 @@
+//! The API server: HTTP/1.1 + JSON over a Unix socket. [`run`] serves a listener until a
+//! shutdown future resolves; [`router`] maps paths to the handlers, one file per resource
+//! ([`health`], [`faults`], [`metrics`]). Domain errors become statuses only in [`error`].
+//!
+//! No client can hold the server: headers must arrive within [`HEADER_TIMEOUT`], bodies within
+//! [`body::BODY_TIMEOUT`], a connection lives at most [`CONNECTION_LIFETIME`], and at most
+//! [`max_connections`] are served at once (beyond that new ones are closed at once, so the fd
+//! limit is never reached; the panic button stays reachable by SIGUSR1).
+
+mod body;
+mod error;
+mod faults;
+mod health;
+mod metrics;
+mod peer;
+mod state;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::Request,
+    http::StatusCode,
+    middleware::{self, Next},
+    response::Response,
+    routing::get,
+};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+    service::TowerToHyperService,
+};
+use tokio::net::UnixListener;
+use tower::ServiceExt;
+
+pub use body::{MAX_BATCH_BODY, MAX_SINGLE_BODY, parse_faults};
+pub use error::ApiError;
+pub use state::{AppState, PeerReader};
+
+/// A request's headers must arrive within this time.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection is closed after this long, whatever it is doing (requests take milliseconds).
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+/// After shutdown starts, open connections get this long to finish.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
+
+/// Connections served at once: well below the open-file limit, which every map, link and the
+/// sock_diag reads also need.
+pub fn max_connections() -> usize {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    (soft.saturating_sub(256) / 2).clamp(16, 4096) as usize
+}
+
+/// The API routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health::get))
+        .route(
+            "/v1/faults",
+            get(faults::list)
+                .post(faults::create)
+                .delete(faults::delete_all),
+        )
+        .route(
+            "/v1/faults/{id}",
+            get(faults::get_one).delete(faults::delete_one),
+        )
+        .route("/metrics", get(metrics::get))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no such endpoint; see GET /v1/health, /v1/faults, /metrics",
+            )
+        })
+        .method_not_allowed_fallback(|req: Request| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{} is not allowed on {}", req.method(), req.uri().path()),
+            )
+        })
+        .layer(middleware::from_fn(refuse_query))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .with_state(state)
+}
+
+/// No endpoint takes query parameters yet: one a client expects to narrow a request (say
+/// `DELETE /v1/faults?name=x`) must never be ignored and widen it into the panic button.
+async fn refuse_query(req: Request, next: Next) -> Result<Response, ApiError> {
+    if let Some(q) = req.uri().query() {
+        let names: Vec<String> = q
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.split('=')
+                    .next()
+                    .unwrap_or("")
+                    .escape_default()
+                    .to_string()
+            })
+            .collect();
+        return Err(ApiError::bad_request(
+            names.first().cloned().unwrap_or_default(),
+            format!(
+                "{} {} takes no query parameters (got: {})",
+                req.method(),
+                req.uri().path(),
+                if names.is_empty() {
+                    "an empty query".into()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        ));
+    }
+    Ok(next.run(req).await)
+}
+
+async fn count_requests(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let method = req.method().to_string();
+    let resp = next.run(req).await;
+    state.metrics.count_request(&method, resp.status().as_u16());
+    resp
+}
+
+/// Serves `listener` until `shutdown` resolves, then gives open connections
+/// [`SHUTDOWN_DRAIN`] to finish. Returns false if some were still open then.
+pub async fn run(
+    listener: UnixListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) -> bool {
+    let app = router(state);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections()));
+    let mut refused_at: Option<std::time::Instant> = None;
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning on the same error.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            if refused_at.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                tracing::warn!(
+                    limit = max_connections(),
+                    "connection limit reached: closing new connections (SIGUSR1 removes every fault)"
+                );
+                refused_at = Some(std::time::Instant::now());
+            }
+            drop(stream);
+            continue;
+        };
+        let caller = peer::caller_of(&stream);
+        let service = app
+            .clone()
+            .map_request(move |mut req: Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(caller);
+                req
+            });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            // A client that shuts down its write side after the request still gets the answer.
+            .half_close(true)
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tokio::time::timeout(SHUTDOWN_DRAIN, graceful.shutdown())
+        .await
+        .is_ok()
+}

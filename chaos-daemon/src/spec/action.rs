@@ -1,0 +1,74 @@
+//! The `action` part of a fault: what happens to the packets it matches.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What a fault does. Tagged by `kind`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ActionSpec {
+    /// Drop every matching packet, silently.
+    Blackhole {},
+    /// Drop `percent` % of matching packets at random.
+    Loss {
+        /// Loss probability, 0 < percent ≤ 100.
+        percent: f64,
+    },
+    /// Delay matching packets (EDT + fq). Not supported yet by this build.
+    Latency {
+        /// Added delay.
+        #[serde(with = "humantime_serde")]
+        delay: Duration,
+        /// Random extra delay up to this much.
+        #[serde(
+            default,
+            with = "humantime_serde",
+            skip_serializing_if = "Option::is_none"
+        )]
+        jitter: Option<Duration>,
+    },
+    /// Limit matching traffic to a rate. Not supported yet by this build.
+    Bandwidth {
+        /// Rate such as "1mbit".
+        rate: String,
+    },
+    /// Answer DNS queries for a domain with an error. Not supported yet by this build.
+    Dns {
+        /// Exact name or `*.suffix`.
+        domain: String,
+        /// `nxdomain`, `servfail`, `refused` or `drop`.
+        response: String,
+    },
+}
+
+impl ActionSpec {
+    /// The `kind` tag.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ActionSpec::Blackhole {} => "blackhole",
+            ActionSpec::Loss { .. } => "loss",
+            ActionSpec::Latency { .. } => "latency",
+            ActionSpec::Bandwidth { .. } => "bandwidth",
+            ActionSpec::Dns { .. } => "dns",
+        }
+    }
+
+    /// "drop 30%", "delay 300ms"…, with the share of packets affected when below 100 %.
+    pub fn describe(&self, percent: f64) -> String {
+        let a = match self {
+            ActionSpec::Blackhole {} => "drop all".to_string(),
+            ActionSpec::Loss { percent } => format!("drop {percent}%"),
+            ActionSpec::Latency { delay, .. } => {
+                format!("delay {}", humantime::format_duration(*delay))
+            }
+            ActionSpec::Bandwidth { rate } => format!("limit {rate}"),
+            ActionSpec::Dns { domain, response } => format!("{response} for {domain}"),
+        };
+        if percent < 100.0 {
+            format!("{a} on {percent}% of packets")
+        } else {
+            a
+        }
+    }
+}

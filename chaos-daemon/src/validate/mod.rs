@@ -1,0 +1,463 @@
+//! Meaning checks: turns a [`FaultSpec`] into loader [`Rule`]s or a [`ValidationError`] that
+//! names the field. Pure: the environment (interfaces, limits, protected paths) comes in as
+//! [`Env`]. One module per part of the spec: [`matches`], [`action`], [`protect`].
+
+use std::time::Duration;
+
+use crate::{
+    loader::{Direction, Rule},
+    spec::{DirectionSpec, FaultSpec},
+};
+
+mod action;
+mod error;
+mod matches;
+mod protect;
+
+pub use error::{Refusal, ValidationError};
+pub use matches::parse_net;
+pub use protect::{Protected, hits_protected, overlaps};
+
+/// Longest name a fault may carry.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// What validation needs to know about the host.
+pub struct Env<'a> {
+    /// Longest TTL accepted.
+    pub max_ttl: Duration,
+    /// Interface holding the default route, if any.
+    pub default_iface: Option<String>,
+    /// Whether an interface exists, or why that cannot be told.
+    pub iface_exists: &'a dyn Fn(&str) -> Result<bool, String>,
+    /// Protected paths, or why they could not be read (then every fault that could hit one
+    /// without `force` is refused).
+    pub protected: Result<&'a [Protected], String>,
+}
+
+/// A spec that passed validation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Validated {
+    /// The spec with defaults filled in.
+    pub spec: FaultSpec,
+    /// Interface to install on.
+    pub iface: String,
+    /// The rules for the loader (`expires_at_ns` is set when they are installed).
+    pub rules: Vec<Rule>,
+}
+
+/// True for characters that would let a name rewrite what a terminal or log shows: controls,
+/// line/paragraph separators, bidi overrides and zero-width characters.
+fn deceptive(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+fn check_name(spec: &FaultSpec) -> Result<(), ValidationError> {
+    match &spec.name {
+        Some(name) if name.chars().count() > MAX_NAME_CHARS || name.chars().any(deceptive) => {
+            Err(ValidationError::invalid(
+                "name",
+                format!(
+                    "name must be at most {MAX_NAME_CHARS} printable characters (no control, bidi or zero-width characters)"
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_interface(spec: &FaultSpec, env: &Env) -> Result<String, ValidationError> {
+    match &spec.interface {
+        Some(i) if i.is_empty() || i.len() > 15 || i.contains('/') || i.chars().any(deceptive) => {
+            Err(ValidationError::invalid(
+                "interface",
+                format!(
+                    "{:?} is not a valid interface name",
+                    i.escape_default().to_string()
+                ),
+            ))
+        }
+        Some(i) => match (env.iface_exists)(i) {
+            Ok(true) => Ok(i.clone()),
+            Ok(false) => Err(ValidationError::invalid(
+                "interface",
+                format!("interface {i} not found"),
+            )),
+            Err(e) => Err(ValidationError {
+                kind: Refusal::Unavailable,
+                field: Some("interface".into()),
+                message: format!("cannot look up interface {i}: {e}"),
+            }),
+        },
+        None => env.default_iface.clone().ok_or_else(|| {
+            ValidationError::invalid(
+                "interface",
+                "no default route to pick an interface from: give \"interface\"",
+            )
+        }),
+    }
+}
+
+fn check_ttl(spec: &FaultSpec, env: &Env) -> Result<(), ValidationError> {
+    if spec.ttl.is_zero() {
+        return Err(ValidationError::invalid("ttl", "ttl must be positive"));
+    }
+    if spec.ttl > env.max_ttl {
+        return Err(ValidationError::invalid(
+            "ttl",
+            format!(
+                "ttl {} exceeds max_ttl {}",
+                humantime::format_duration(spec.ttl),
+                humantime::format_duration(env.max_ttl)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Validates one spec.
+pub fn validate(spec: &FaultSpec, env: &Env) -> Result<Validated, ValidationError> {
+    let mut spec = spec.clone();
+    check_name(&spec)?;
+    let iface = check_interface(&spec, env)?;
+    spec.interface = Some(iface.clone());
+    let direction = match spec.direction {
+        DirectionSpec::Egress => Direction::Egress,
+        DirectionSpec::Ingress => Direction::Ingress,
+    };
+    let action = action::check(&spec, direction)?;
+    let matches = matches::check(&mut spec)?;
+    check_ttl(&spec, env)?;
+    let rule = Rule {
+        direction,
+        matches,
+        cgroup: None,
+        action,
+        expires_at_ns: None,
+    };
+    if !spec.force {
+        let why = match &env.protected {
+            Ok(protected) => hits_protected(&rule, protected).map(|why| (Refusal::Protected, why)),
+            // Only a rule that could hit a protected path needs the list; a /0 needs force
+            // whatever the list says.
+            Err(e) => Some(match hits_protected(&rule, &[]) {
+                Some(why) => (Refusal::Protected, why),
+                None => (Refusal::Unavailable, e.clone()),
+            }),
+        };
+        match why {
+            Some((Refusal::Unavailable, e)) => {
+                return Err(ValidationError {
+                    kind: Refusal::Unavailable,
+                    field: None,
+                    message: format!(
+                        "cannot check the protected paths ({e}); refusing rather than risk cutting them; retry, or add \"force\": true"
+                    ),
+                });
+            }
+            Some((_, why)) => {
+                return Err(ValidationError {
+                    kind: Refusal::Protected,
+                    field: Some("match".into()),
+                    message: format!(
+                        "fault would hit a protected path ({why}); add \"force\": true to do it anyway"
+                    ),
+                });
+            }
+            None => {}
+        }
+    }
+    Ok(Validated {
+        spec,
+        iface,
+        rules: vec![rule],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use ipnet::IpNet;
+
+    use super::*;
+    use crate::{
+        loader::{Action, IpMatch, Match},
+        spec::{ActionSpec, MatchSpec, ProtocolSpec},
+    };
+
+    fn env(protected: &[Protected]) -> Env<'_> {
+        Env {
+            max_ttl: Duration::from_secs(3600),
+            default_iface: Some("eth0".into()),
+            iface_exists: &|i| Ok(i == "eth0" || i == "veth1"),
+            protected: Ok(protected),
+        }
+    }
+
+    fn ip_match(v: &Validated) -> IpMatch {
+        let Match::Ip(m) = v.rules[0].matches;
+        m
+    }
+
+    /// The status the server answers with, so the cases read as the API does.
+    fn status(e: &ValidationError) -> u16 {
+        match e.kind {
+            Refusal::Invalid => 422,
+            Refusal::Protected => 409,
+            Refusal::Unavailable => 503,
+        }
+    }
+
+    fn spec(json: &str) -> FaultSpec {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn err_field(json: &str) -> (u16, Option<String>) {
+        let e = validate(&spec(json), &env(&[])).unwrap_err();
+        (status(&e), e.field)
+    }
+
+    #[test]
+    fn minimal_blackhole_fills_defaults() {
+        let v = validate(
+            &spec(r#"{"match":{"cidr":"10.0.3.0/24"},"action":{"kind":"blackhole"},"ttl":"5m"}"#),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(v.iface, "eth0");
+        assert_eq!(v.spec.interface.as_deref(), Some("eth0"));
+        assert_eq!(v.rules[0].action, Action::Blackhole);
+        assert_eq!(v.rules[0].direction, Direction::Egress);
+        assert_eq!(ip_match(&v).net, "10.0.3.0/24".parse::<IpNet>().unwrap());
+    }
+
+    #[test]
+    fn loss_percent_times_share_becomes_ppm() {
+        let v = validate(&spec(r#"{"match":{"cidr":"fd00::1"},"action":{"kind":"loss","percent":30},"percent":50,"ttl":"1m"}"#), &env(&[])).unwrap();
+        assert_eq!(v.rules[0].action, Action::Loss { ppm: 150_000 });
+        assert_eq!(ip_match(&v).net, "fd00::1/128".parse::<IpNet>().unwrap());
+        let v = validate(&spec(r#"{"match":{"cidr":"10.0.0.1"},"action":{"kind":"blackhole"},"percent":25,"ttl":"1m"}"#), &env(&[])).unwrap();
+        assert_eq!(v.rules[0].action, Action::Loss { ppm: 250_000 });
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let bh = r#"{"kind":"blackhole"}"#;
+        let latency = r#"{"kind":"latency","delay":"1ms"}"#;
+        // (match, action, extra top-level fields, ttl, field named in the 422)
+        let cases = [
+            (r#"{"cidr":"10.0.0.0/33"}"#, bh, "", "1m", "match.cidr"),
+            (r#"{"cidr":"10.0.0.1/24"}"#, bh, "", "1m", "match.cidr"),
+            (r#"{}"#, bh, "", "1m", "match.cidr"),
+            (
+                r#"{"cidr":"10.0.0.1","port":0}"#,
+                bh,
+                "",
+                "1m",
+                "match.port",
+            ),
+            (
+                r#"{"cidr":"10.0.0.1","port":70000}"#,
+                bh,
+                "",
+                "1m",
+                "match.port",
+            ),
+            (
+                r#"{"cidr":"10.0.0.1","protocol":"icmp","port":7}"#,
+                bh,
+                "",
+                "1m",
+                "match.port",
+            ),
+            (
+                r#"{"cidr":"10.0.0.1","cgroup":"/x"}"#,
+                bh,
+                "",
+                "1m",
+                "match.cgroup",
+            ),
+            (
+                r#"{"cidr":"10.0.0.1"}"#,
+                r#"{"kind":"loss","percent":101}"#,
+                "",
+                "1m",
+                "action.percent",
+            ),
+            (
+                r#"{"cidr":"10.0.0.1"}"#,
+                r#"{"kind":"loss","percent":0}"#,
+                "",
+                "1m",
+                "action.percent",
+            ),
+            (
+                r#"{"cidr":"10.0.0.1"}"#,
+                bh,
+                r#","percent":0"#,
+                "1m",
+                "percent",
+            ),
+            (
+                r#"{"cidr":"10.0.0.1"}"#,
+                bh,
+                r#","interface":"nope0""#,
+                "1m",
+                "interface",
+            ),
+            (
+                r#"{"cidr":"10.0.0.1"}"#,
+                latency,
+                r#","direction":"ingress""#,
+                "1m",
+                "direction",
+            ),
+            (r#"{"cidr":"10.0.0.1"}"#, latency, "", "1m", "action.kind"),
+            (r#"{"cidr":"10.0.0.1"}"#, bh, "", "0s", "ttl"),
+            (r#"{"cidr":"10.0.0.1"}"#, bh, "", "2h", "ttl"),
+        ];
+        for (m, a, extra, ttl, field) in cases {
+            let json = format!(r#"{{"match":{m},"action":{a},"ttl":"{ttl}"{extra}}}"#);
+            assert_eq!(err_field(&json), (422, Some(field.to_string())), "{json}");
+        }
+    }
+
+    #[test]
+    fn protected_paths_need_force() {
+        let protected = [
+            Protected::Net {
+                net: "10.9.0.7/32".parse().unwrap(),
+                why: "SSH session peer".into(),
+            },
+            Protected::TcpPort {
+                port: 22,
+                why: "protected port".into(),
+            },
+        ];
+        let hit = r#"{"match":{"cidr":"10.9.0.0/16"},"action":{"kind":"blackhole"},"ttl":"1m"}"#;
+        let e = validate(&spec(hit), &env(&protected)).unwrap_err();
+        assert_eq!(status(&e), 409);
+        assert!(e.message.contains("SSH session peer"), "{}", e.message);
+        let forced = hit.replace("\"ttl\"", "\"force\":true,\"ttl\"");
+        assert!(validate(&spec(&forced), &env(&protected)).is_ok());
+        let port22 = r#"{"match":{"cidr":"192.0.2.0/24","port":22},"action":{"kind":"loss","percent":5},"ttl":"1m"}"#;
+        assert_eq!(
+            status(&validate(&spec(port22), &env(&protected)).unwrap_err()),
+            409
+        );
+        let udp22 = r#"{"match":{"cidr":"192.0.2.0/24","port":22,"protocol":"udp"},"action":{"kind":"blackhole"},"ttl":"1m"}"#;
+        assert!(validate(&spec(udp22), &env(&protected)).is_ok());
+        let elsewhere =
+            r#"{"match":{"cidr":"10.8.0.0/16"},"action":{"kind":"blackhole"},"ttl":"1m"}"#;
+        assert!(validate(&spec(elsewhere), &env(&protected)).is_ok());
+    }
+
+    #[test]
+    fn overlap_is_symmetric_and_family_aware() {
+        let n = |s: &str| s.parse::<IpNet>().unwrap();
+        assert!(overlaps(&n("10.0.0.0/8"), &n("10.1.2.3/32")));
+        assert!(overlaps(&n("10.1.2.3/32"), &n("10.0.0.0/8")));
+        assert!(!overlaps(&n("10.0.0.0/8"), &n("11.0.0.0/8")));
+        assert!(!overlaps(&n("0.0.0.0/0"), &n("::/0")));
+    }
+
+    #[test]
+    fn unsupported_match_defaults_are_echoed() {
+        let v = validate(
+            &FaultSpec {
+                name: None,
+                interface: Some("veth1".into()),
+                direction: DirectionSpec::Ingress,
+                matches: MatchSpec {
+                    cidr: Some("10.0.0.0/8".into()),
+                    ..Default::default()
+                },
+                action: ActionSpec::Blackhole {},
+                percent: 100.0,
+                ttl: Duration::from_secs(1),
+                force: false,
+            },
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(v.spec.matches.protocol, Some(ProtocolSpec::Any));
+        assert_eq!(v.rules[0].direction, Direction::Ingress);
+    }
+
+    #[test]
+    fn ipv4_mapped_ipv6_is_matched_and_protected_as_ipv4() {
+        let v = validate(
+            &spec(
+                r#"{"match":{"cidr":"::ffff:10.88.0.2"},"action":{"kind":"blackhole"},"ttl":"1m"}"#,
+            ),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(ip_match(&v).net, "10.88.0.2/32".parse::<IpNet>().unwrap());
+        assert_eq!(v.spec.matches.cidr.as_deref(), Some("10.88.0.2"));
+        let ssh = [Protected::Net {
+            net: "10.88.0.2/32".parse().unwrap(),
+            why: "peer of an established SSH session".into(),
+        }];
+        let e = validate(
+            &spec(r#"{"match":{"cidr":"::ffff:10.88.0.0/120"},"action":{"kind":"blackhole"},"ttl":"1m"}"#),
+            &env(&ssh),
+        )
+        .unwrap_err();
+        assert_eq!(status(&e), 409, "{e}");
+    }
+
+    #[test]
+    fn a_rule_for_every_address_needs_force_even_with_nothing_protected() {
+        for cidr in ["0.0.0.0/0", "::/0"] {
+            let json = format!(
+                r#"{{"match":{{"cidr":"{cidr}"}},"action":{{"kind":"blackhole"}},"ttl":"1m"}}"#
+            );
+            let e = validate(&spec(&json), &env(&[])).unwrap_err();
+            assert_eq!(status(&e), 409, "{cidr}: {e}");
+            let forced = json.replace("\"ttl\"", "\"force\":true,\"ttl\"");
+            assert!(validate(&spec(&forced), &env(&[])).is_ok());
+        }
+    }
+
+    #[test]
+    fn probabilities_that_round_to_zero_are_refused() {
+        let (code, field) = err_field(
+            r#"{"match":{"cidr":"10.0.0.1"},"action":{"kind":"loss","percent":0.00001},"ttl":"1m"}"#,
+        );
+        assert_eq!((code, field.as_deref()), (422, Some("action.percent")));
+        let (code, field) = err_field(
+            r#"{"match":{"cidr":"10.0.0.1"},"action":{"kind":"blackhole"},"percent":0.00004,"ttl":"1m"}"#,
+        );
+        assert_eq!((code, field.as_deref()), (422, Some("percent")));
+        let v = validate(
+            &spec(r#"{"match":{"cidr":"10.0.0.1"},"action":{"kind":"loss","percent":0.0001},"ttl":"1m"}"#),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(v.rules[0].action, Action::Loss { ppm: 1 });
+    }
+
+    #[test]
+    fn an_unreadable_protected_list_refuses_unless_forced() {
+        let e = Env {
+            protected: Err("Too many open files".into()),
+            ..env(&[])
+        };
+        let hit = r#"{"match":{"cidr":"10.9.0.7"},"action":{"kind":"blackhole"},"ttl":"1m"}"#;
+        let err = validate(&spec(hit), &e).unwrap_err();
+        assert_eq!(status(&err), 503);
+        assert!(err.message.contains("Too many open files"), "{err}");
+        let forced = hit.replace("\"ttl\"", "\"force\":true,\"ttl\"");
+        assert!(validate(&spec(&forced), &e).is_ok());
+    }
+
+    #[test]
+    fn names_that_could_forge_output_are_refused() {
+        for name in ["a\u{202e}b", "a\u{2028}b", "a\u{200b}b", "tab\\there"] {
+            let json = format!(
+                r#"{{"name":"{name}","match":{{"cidr":"10.0.0.1"}},"action":{{"kind":"blackhole"}},"ttl":"1m"}}"#
+            );
+            assert_eq!(err_field(&json), (422, Some("name".into())), "{name}");
+        }
+    }
+}

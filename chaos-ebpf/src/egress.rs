@@ -1,0 +1,24 @@
+//! TC egress (`chaos_egress`, a TCX link): matches the destination.
+
+use aya_ebpf::{macros::classifier, programs::TcContext};
+use chaos_common::{Direction, TC_ACT_NEXT};
+
+use crate::{
+    actions::{self, Verdict},
+    parse, rules,
+};
+
+/// Matches destination address, protocol and destination port.
+#[classifier]
+pub fn chaos_egress(ctx: TcContext) -> i32 {
+    let Some(pkt) = parse::parse(ctx.data(), ctx.data_end(), Direction::Egress) else {
+        return TC_ACT_NEXT;
+    };
+    let Some(hit) = rules::lookup(&pkt, Direction::Egress) else {
+        return TC_ACT_NEXT;
+    };
+    match actions::apply(&hit, ctx.len()) {
+        Verdict::Pass => TC_ACT_NEXT,
+        Verdict::Drop => actions::silent_egress_drop(),
+    }
+}

@@ -1,0 +1,25 @@
+//! XDP ingress (`chaos_ingress`): matches the source.
+
+use aya_ebpf::{macros::xdp, programs::XdpContext};
+use chaos_common::{Direction, XDP_DROP, XDP_PASS};
+
+use crate::{
+    actions::{self, Verdict},
+    parse, rules,
+};
+
+/// Matches source address, protocol and source port.
+#[xdp]
+pub fn chaos_ingress(ctx: XdpContext) -> u32 {
+    let (data, data_end) = (ctx.data(), ctx.data_end());
+    let Some(pkt) = parse::parse(data, data_end, Direction::Ingress) else {
+        return XDP_PASS;
+    };
+    let Some(hit) = rules::lookup(&pkt, Direction::Ingress) else {
+        return XDP_PASS;
+    };
+    match actions::apply(&hit, (data_end - data) as u32) {
+        Verdict::Pass => XDP_PASS,
+        Verdict::Drop => XDP_DROP,
+    }
+}

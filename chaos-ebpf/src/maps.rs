@@ -1,0 +1,45 @@
+//! Every map the programs read; the daemon writes them (layouts in `chaos-common`).
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LpmTrie, PerCpuArray},
+};
+use chaos_common::{
+    Counters, ExactKeyV4, ExactKeyV6, MAX_SLOTS, MAX_TRIE_ENTRIES, PREFILTER_TABLES,
+    PREFILTER_WORDS, RuleKeyV4, RuleKeyV6, RuleSlot,
+};
+
+/// Egress IPv4 rules (match destination).
+#[map]
+pub static RULES_V4_EGRESS: LpmTrie<RuleKeyV4, u32> =
+    LpmTrie::with_max_entries(MAX_TRIE_ENTRIES, 0);
+/// Egress IPv6 rules.
+#[map]
+pub static RULES_V6_EGRESS: LpmTrie<RuleKeyV6, u32> =
+    LpmTrie::with_max_entries(MAX_TRIE_ENTRIES, 0);
+/// Ingress IPv4 rules (match source).
+#[map]
+pub static RULES_V4_INGRESS: LpmTrie<RuleKeyV4, u32> =
+    LpmTrie::with_max_entries(MAX_TRIE_ENTRIES, 0);
+/// Ingress IPv6 rules.
+#[map]
+pub static RULES_V6_INGRESS: LpmTrie<RuleKeyV6, u32> =
+    LpmTrie::with_max_entries(MAX_TRIE_ENTRIES, 0);
+/// Full-length IPv4 rules (/32), both directions (direction is the first key byte).
+#[map]
+pub static EXACT_V4: HashMap<ExactKeyV4, u32> = HashMap::with_max_entries(MAX_SLOTS, 0);
+/// Full-length IPv6 rules (/128), both directions.
+#[map]
+pub static EXACT_V6: HashMap<ExactKeyV6, u32> = HashMap::with_max_entries(MAX_SLOTS, 0);
+/// Rule slots, indexed by the tries' values.
+#[map]
+pub static SLOTS: Array<RuleSlot> = Array::with_max_entries(MAX_SLOTS, 0);
+/// Per-rule per-CPU counters, indexed like SLOTS.
+#[map]
+pub static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);
+/// One bit per /16 and (direction, family): set when some rule may match addresses in it.
+#[map]
+pub static PREFILTER: Array<u64> = Array::with_max_entries(PREFILTER_TABLES * PREFILTER_WORDS, 0);
+/// Per (direction, family): bitmask of the key shapes (SHAPE_*) some rule uses.
+#[map]
+pub static KEY_SHAPES: Array<u32> = Array::with_max_entries(PREFILTER_TABLES, 0);
