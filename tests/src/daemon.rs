@@ -135,6 +135,13 @@ impl Daemon {
         (status, bytes.to_vec())
     }
 
+    /// `POST /v1/faults` that must answer 201; returns the created fault (or array).
+    pub fn create(&self, body: &str) -> Value {
+        let (status, created) = self.call(Method::POST, "/v1/faults", Some(body));
+        assert_eq!(status, 201, "{created}\n{}", self.log_text());
+        created
+    }
+
     /// Ids of the installed faults (`GET /v1/faults`).
     pub fn fault_ids(&self) -> Vec<String> {
         let (status, list) = self.call(Method::GET, "/v1/faults", None);

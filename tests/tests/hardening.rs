@@ -60,8 +60,7 @@ fn ttls_beyond_what_deadlines_can_hold_are_refused_before_any_map_write() {
     assert_eq!((s, e["field"].as_str()), (422, Some("ttl")), "{e}");
     assert_eq!(p.attached(&p.a, VETH_A), (0, false));
     assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 3));
-    let (s, f) = d.call(Method::POST, "/v1/faults", Some(&blackhole(B4, "9y")));
-    assert_eq!(s, 201, "{f}");
+    let f = d.create(&blackhole(B4, "9y"));
     assert!(f["expires_at"].as_str().unwrap().ends_with('Z'), "{f}");
     assert_eq!(d.fault_ids().len(), 1);
 }
@@ -71,11 +70,7 @@ fn held_connections_cannot_lock_out_the_panic_button() {
     let p = NsPair::new("held");
     // 1024 open files, as systemd's default soft limit: the cap is far below it.
     let d = Daemon::start_under(&p.a, "", &["prlimit", "--nofile=1024:1024", "--"]);
-    assert_eq!(
-        d.call(Method::POST, "/v1/faults", Some(&blackhole(B4, "10m")))
-            .0,
-        201
-    );
+    d.create(&blackhole(B4, "10m"));
     // 1000 idle, partial-header and partial-body connections.
     let mut held = Vec::new();
     for i in 0..1000 {
@@ -147,6 +142,25 @@ fn a_regular_file_in_the_sockets_place_survives() {
 }
 
 #[test]
+fn a_missing_socket_group_leaves_no_socket_behind() {
+    let p = NsPair::new("nogroup");
+    let path = std::env::temp_dir().join(format!("chaos-nogroup-{}.sock", std::process::id()));
+    let out = daemon_once(
+        &p.a,
+        &[
+            "--socket",
+            path.to_str().unwrap(),
+            "--socket-group",
+            "no-such-group-x",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no-such-group-x"), "{stderr}");
+    assert!(!path.exists(), "socket file left behind");
+}
+
+#[test]
 fn a_second_daemon_in_the_namespace_is_refused_and_named() {
     let p = NsPair::new("second");
     let d = Daemon::start(&p.a, "");
@@ -173,11 +187,7 @@ fn a_second_daemon_in_the_namespace_is_refused_and_named() {
 fn a_deleted_socket_stops_its_daemon_and_spares_the_next_ones() {
     let p = NsPair::new("rmsock");
     let mut d = Daemon::start(&p.a, "");
-    assert_eq!(
-        d.call(Method::POST, "/v1/faults", Some(&blackhole(B4, "10m")))
-            .0,
-        201
-    );
+    d.create(&blackhole(B4, "10m"));
     std::fs::remove_file(&d.socket).unwrap();
     let status = d.wait_exit();
     assert_eq!(status.code(), Some(1), "{}", d.log_text());
@@ -198,16 +208,11 @@ fn a_deleted_socket_stops_its_daemon_and_spares_the_next_ones() {
 fn a_recreated_interface_gets_its_faults_enforced() {
     let p = NsPair::new("recreate");
     let d = Daemon::start(&p.a, "");
-    assert_eq!(
-        d.call(Method::POST, "/v1/faults", Some(&blackhole(B4, "10m")))
-            .0,
-        201
-    );
+    d.create(&blackhole(B4, "10m"));
     p.recreate_link();
     // Within the second the old daemon needed to notice: a new fault is in force when 201 says
     // so, and the old one follows the interface.
-    let (s, f) = d.call(Method::POST, "/v1/faults", Some(&blackhole(B4_ALT, "10m")));
-    assert_eq!(s, 201, "{f}");
+    d.create(&blackhole(B4_ALT, "10m"));
     assert_eq!(p.ping(&p.a, B4_ALT, None, 3, "0.02"), (3, 0));
     assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 0));
     std::thread::sleep(Duration::from_millis(1500));
@@ -237,8 +242,7 @@ fn fragmented_datagrams_to_a_blackholed_address_are_dropped_both_ways() {
         (B6, "ingress"),
     ] {
         let spec = json!({"direction": direction, "match": {"cidr": dst}, "action": {"kind": "blackhole"}, "ttl": "1m"});
-        let (s, f) = d.call(Method::POST, "/v1/faults", Some(&spec.to_string()));
-        assert_eq!(s, 201, "{f}");
+        d.create(&spec.to_string());
         assert_eq!(
             p.ping_sized(&p.a, dst, 4000, 5),
             (5, 0),
@@ -249,11 +253,7 @@ fn fragmented_datagrams_to_a_blackholed_address_are_dropped_both_ways() {
     }
     // Fragmented UDP from B to A, blackholed on A's ingress by source: nothing arrives.
     let spec = json!({"direction": "ingress", "match": {"cidr": B4, "protocol": "udp"}, "action": {"kind": "blackhole"}, "ttl": "1m"});
-    assert_eq!(
-        d.call(Method::POST, "/v1/faults", Some(&spec.to_string()))
-            .0,
-        201
-    );
+    d.create(&spec.to_string());
     let got = chaos_tests::netns::in_ns(&p.a, || {
         let rx = std::net::UdpSocket::bind((A4, 7000)).unwrap();
         rx.set_read_timeout(Some(Duration::from_millis(500)))
@@ -275,7 +275,7 @@ fn query_parameters_are_refused_never_ignored() {
     let p = NsPair::new("query");
     let d = Daemon::start(&p.a, "");
     let batch = format!("[{},{}]", blackhole(B4, "1m"), blackhole(B4_ALT, "1m"));
-    assert_eq!(d.call(Method::POST, "/v1/faults", Some(&batch)).0, 201);
+    d.create(&batch);
     for path in ["/v1/faults?name=bulk-7", "/v1/faults?", "/v1/health?x=1"] {
         for method in [Method::DELETE, Method::GET] {
             let (s, e) = d.call(method.clone(), path, None);
@@ -300,11 +300,7 @@ fn query_parameters_are_refused_never_ignored() {
 fn signals_other_than_term_neither_kill_nor_leave_anything() {
     let p = NsPair::new("sigs");
     let d = Daemon::start(&p.a, "");
-    assert_eq!(
-        d.call(Method::POST, "/v1/faults", Some(&blackhole(B4, "10m")))
-            .0,
-        201
-    );
+    d.create(&blackhole(B4, "10m"));
     d.signal(Signal::SIGHUP);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(d.fault_ids().len(), 1, "SIGHUP is ignored");
@@ -352,11 +348,7 @@ fn chaosctl_exits_quietly_on_a_closed_pipe() {
     let batch: Vec<_> = (1..=200)
         .map(|i| json!({"match": {"cidr": format!("10.99.{}.{}", i / 200, i % 200 + 1)}, "action": {"kind": "blackhole"}, "ttl": "1m"}))
         .collect();
-    assert_eq!(
-        d.call(Method::POST, "/v1/faults", Some(&json!(batch).to_string()))
-            .0,
-        201
-    );
+    d.create(&json!(batch).to_string());
     for args in [
         vec!["ls"],
         vec!["--json", "ls"],

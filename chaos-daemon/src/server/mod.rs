@@ -191,3 +191,93 @@ pub async fn run(
         .await
         .is_ok()
 }
+
+/// The HTTP layer's answers, without root: none of these requests reaches the loader.
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::{
+        audit::Caller,
+        config::Config,
+        faults::{FaultTable, Faults},
+        loader::attach::AttachOptions,
+    };
+
+    async fn answer(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        body: &str,
+        len: Option<&str>,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut req = axum::http::Request::builder().method(method).uri(uri);
+        if let Some(l) = len {
+            req = req.header("content-length", l);
+        }
+        let mut req = req.body(Body::from(body.to_string())).unwrap();
+        req.extensions_mut().insert(Caller::Daemon);
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn refusals_are_json_and_name_what_is_wrong() {
+        let guard = FaultTable::start(Faults::new(10, None, AttachOptions::default()));
+        let config = Config {
+            protect_ssh_peers: false,
+            ..Config::default()
+        };
+        let app = router(AppState::new(config, guard.table()));
+        let ok = r#"{"interface":"lo","match":{"cidr":"10.0.0.1"},"action":{"kind":"blackhole"},"ttl":"1m"}"#;
+        let cases = [
+            (
+                "DELETE",
+                "/v1/faults?name=bulk-7",
+                "",
+                None,
+                400,
+                Some("name"),
+            ),
+            ("GET", "/v1/health?", "", None, 400, None),
+            ("GET", "/v1/nothing", "", None, 404, None),
+            ("PUT", "/v1/health", "", None, 405, None),
+            ("GET", "/v1/faults/%ff%fe", "", None, 400, None),
+            ("GET", "/v1/faults/abc", "", None, 404, None),
+            ("POST", "/v1/faults", "{", None, 400, None),
+            ("POST", "/v1/faults", ok, Some("99999999999"), 413, None),
+            (
+                "POST",
+                "/v1/faults",
+                &ok.replace("10.0.0.1", "10.0.0.300"),
+                None,
+                422,
+                Some("match.cidr"),
+            ),
+            (
+                "POST",
+                "/v1/faults",
+                &format!("[{ok},{}]", ok.replace("1m", "2h")),
+                None,
+                422,
+                Some("[1].ttl"),
+            ),
+        ];
+        for (method, uri, body, len, status, field) in cases {
+            let (s, e) = answer(&app, method, uri, body, len).await;
+            assert_eq!(s.as_u16(), status, "{method} {uri} {body}: {e}");
+            assert!(e["error"].is_string(), "{method} {uri}: {e}");
+            if let Some(f) = field {
+                assert_eq!(e["field"], f, "{method} {uri}: {e}");
+            }
+        }
+        let (s, list) = answer(&app, "GET", "/v1/faults", "", None).await;
+        assert_eq!((s, list), (StatusCode::OK, serde_json::json!([])));
+        let (s, removed) = answer(&app, "DELETE", "/v1/faults", "", None).await;
+        assert_eq!((s, removed["removed"].clone()), (StatusCode::OK, 0.into()));
+    }
+}

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::{
     args::{AddKind, Common},
-    output::{Ctx, EXIT_REFUSED, EXIT_USAGE},
+    output::{Ctx, EXIT_USAGE},
 };
 
 fn common(kind: &AddKind) -> &Common {
@@ -79,16 +79,11 @@ pub async fn run(kind: &AddKind, ctx: &Ctx) -> i32 {
         return EXIT_USAGE;
     }
     let body = spec_json(kind).to_string().into_bytes();
-    let (_, answer) = match ctx.call(Method::POST, "/v1/faults", Some(body)).await {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
-    if ctx.json {
-        println!("{}", String::from_utf8_lossy(&answer));
-        return 0;
-    }
-    match serde_json::from_slice::<Fault>(&answer) {
-        Ok(f) => {
+    match ctx
+        .fetch::<Fault>(Method::POST, "/v1/faults", Some(body))
+        .await
+    {
+        Ok(Some(f)) => {
             println!(
                 "created {}: {}; lifts at {}",
                 f.id,
@@ -97,10 +92,8 @@ pub async fn run(kind: &AddKind, ctx: &Ctx) -> i32 {
             );
             0
         }
-        Err(e) => {
-            eprintln!("chaosctl: unexpected answer from the daemon: {e}");
-            EXIT_REFUSED
-        }
+        Ok(None) => 0,
+        Err(code) => code,
     }
 }
 

@@ -40,6 +40,27 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// Sends a request and decodes its answer; with `--json` prints the answer as it came and
+    /// yields `None`. `Err` is the exit code, the reason already reported.
+    pub async fn fetch<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Option<T>, i32> {
+        let (_, answer) = self.call(method, path, body).await?;
+        if self.json {
+            println!("{}", String::from_utf8_lossy(&answer));
+            return Ok(None);
+        }
+        serde_json::from_slice(&answer).map(Some).map_err(|e| {
+            eprintln!("chaosctl: unexpected answer from the daemon: {e}");
+            EXIT_REFUSED
+        })
+    }
+}
+
 /// Percent-encodes one path segment (an id may hold anything a user typed).
 pub fn segment(s: &str) -> String {
     s.bytes()

@@ -9,23 +9,16 @@ use crate::output::{Ctx, EXIT_REFUSED, EXIT_USAGE, segment};
 /// Runs `rm`.
 pub async fn run(ids: &[String], all: bool, ctx: &Ctx) -> i32 {
     if all {
-        let (_, body) = match ctx.call(Method::DELETE, "/v1/faults", None).await {
-            Ok(a) => a,
-            Err(code) => return code,
-        };
-        if ctx.json {
-            println!("{}", String::from_utf8_lossy(&body));
-            return 0;
-        }
-        return match serde_json::from_slice::<Removed>(&body) {
-            Ok(r) => {
+        return match ctx
+            .fetch::<Removed>(Method::DELETE, "/v1/faults", None)
+            .await
+        {
+            Ok(Some(r)) => {
                 println!("removed {} fault(s)", r.removed);
                 0
             }
-            Err(e) => {
-                eprintln!("chaosctl: unexpected answer from the daemon: {e}");
-                EXIT_REFUSED
-            }
+            Ok(None) => 0,
+            Err(code) => code,
         };
     }
     if ids.is_empty() {

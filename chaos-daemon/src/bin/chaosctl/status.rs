@@ -3,20 +3,12 @@
 use chaos_daemon::spec::Health;
 use hyper::Method;
 
-use crate::output::{Ctx, EXIT_REFUSED};
+use crate::output::Ctx;
 
 /// Runs `status`.
 pub async fn run(ctx: &Ctx) -> i32 {
-    let (_, body) = match ctx.call(Method::GET, "/v1/health", None).await {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
-    if ctx.json {
-        println!("{}", String::from_utf8_lossy(&body));
-        return 0;
-    }
-    match serde_json::from_slice::<Health>(&body) {
-        Ok(h) => {
+    match ctx.fetch::<Health>(Method::GET, "/v1/health", None).await {
+        Ok(Some(h)) => {
             println!(
                 "chaos-daemon {} {} — kernel {}, {} fault(s), attached to [{}], tcx: {}, fq: {}",
                 h.version,
@@ -29,9 +21,7 @@ pub async fn run(ctx: &Ctx) -> i32 {
             );
             0
         }
-        Err(e) => {
-            eprintln!("chaosctl: unexpected answer from the daemon: {e}");
-            EXIT_REFUSED
-        }
+        Ok(None) => 0,
+        Err(code) => code,
     }
 }
