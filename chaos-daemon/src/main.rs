@@ -43,6 +43,11 @@ struct Args {
     /// Group that may use the socket (overrides the config).
     #[arg(long)]
     socket_group: Option<String>,
+    /// Let the programs report odd packets (bad IPv4 headers, over-long IPv6 extension
+    /// chains) to the log, target `bpf` at debug level (`CHAOS_LOG=info,bpf=debug`). Off by
+    /// default: then the log calls are not even in the verified programs.
+    #[arg(long)]
+    bpf_log: bool,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -145,6 +150,9 @@ fn main() -> Result<()> {
     }
     let _lock = InstanceLock::acquire(&args.socket)?;
     raise_fd_limit();
+    if args.bpf_log {
+        chaos_daemon::loader::bpf_log::enable(chaos_daemon::loader::bpf_log::Level::Debug);
+    }
 
     // Fail at start, not at the first request, if programs cannot be loaded here; keep the
     // loaded programs for the first interface.

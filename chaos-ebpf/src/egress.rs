@@ -5,15 +5,20 @@ use chaos_common::{Direction, TC_ACT_NEXT};
 
 use crate::{
     actions::{self, Verdict},
-    parse, rules,
+    log, parse, rules,
 };
 
 /// Matches destination address, protocol and destination port.
 #[classifier]
 pub fn chaos_egress(ctx: TcContext) -> i32 {
-    let Some(pkt) = parse::parse(ctx.data(), ctx.data_end(), Direction::Egress) else {
-        return TC_ACT_NEXT;
+    let pkt = match parse::parse(ctx.data(), ctx.data_end(), Direction::Egress) {
+        Ok(pkt) => pkt,
+        Err(anomaly) => {
+            log::report(&ctx, anomaly);
+            return TC_ACT_NEXT;
+        }
     };
+    log::report(&ctx, pkt.anomaly);
     let Some(hit) = rules::lookup(&pkt, Direction::Egress) else {
         return TC_ACT_NEXT;
     };

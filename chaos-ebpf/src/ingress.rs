@@ -5,16 +5,21 @@ use chaos_common::{Direction, XDP_DROP, XDP_PASS};
 
 use crate::{
     actions::{self, Verdict},
-    parse, rules,
+    log, parse, rules,
 };
 
 /// Matches source address, protocol and source port.
 #[xdp]
 pub fn chaos_ingress(ctx: XdpContext) -> u32 {
     let (data, data_end) = (ctx.data(), ctx.data_end());
-    let Some(pkt) = parse::parse(data, data_end, Direction::Ingress) else {
-        return XDP_PASS;
+    let pkt = match parse::parse(data, data_end, Direction::Ingress) {
+        Ok(pkt) => pkt,
+        Err(anomaly) => {
+            log::report(&ctx, anomaly);
+            return XDP_PASS;
+        }
     };
+    log::report(&ctx, pkt.anomaly);
     let Some(hit) = rules::lookup(&pkt, Direction::Ingress) else {
         return XDP_PASS;
     };

@@ -1,6 +1,6 @@
 //! Packet parsing: Ethernet (up to 2 VLAN tags) → IPv4/IPv6 (up to 4 extension headers, then a
 //! fragment header) → TCP/UDP ports, with bounds checks the verifier accepts.
-//! Non-IP and truncated headers yield `None` and pass untouched. Fragments are classified by
+//! Non-IP and truncated headers yield `Err` and pass untouched. Fragments are classified by
 //! their addresses, which every fragment carries; only the first fragment has the transport
 //! header, so later ones have no port (port rules see the first fragment only, and a datagram
 //! whose first fragment is dropped is never reassembled).
@@ -23,6 +23,19 @@ const NEXTHDR_DEST: u8 = 60;
 /// IPv6 extension headers skipped at most before giving up on the transport header.
 const MAX_EXT_HEADERS: usize = 4;
 
+/// Something odd about a packet, reported through aya-log (off unless the daemon runs with
+/// `--bpf-log`); the packet is still handled as well as it can be.
+#[derive(Clone, Copy)]
+pub enum Anomaly {
+    /// An IPv4 header with a wrong version or a header length under 20 bytes: passed untouched.
+    BadIpv4Header,
+    /// More IPv6 extension headers than are followed: only address rules can match.
+    LongIpv6Chain,
+}
+
+/// Why a packet was not classified: `None` for what is simply not ours (non-IP, truncated).
+pub type Skip = Option<Anomaly>;
+
 /// The remote endpoint of a packet, as the rules see it.
 pub struct Packet {
     /// Address family.
@@ -37,6 +50,8 @@ pub struct Packet {
     /// Offset of the transport header from the start of the frame; 0 for a later fragment,
     /// which carries none.
     pub l4_offset: usize,
+    /// Something odd that did not stop classification.
+    pub anomaly: Option<Anomaly>,
 }
 
 /// Returns a pointer to a `T` at `offset` if it lies entirely inside `[start, end)`.
@@ -55,19 +70,24 @@ fn read<T: Copy>(start: usize, end: usize, offset: usize) -> Option<T> {
     ptr_at::<T>(start, end, offset).map(|p| unsafe { p.read_unaligned() })
 }
 
+#[inline(always)]
+fn get<T: Copy>(start: usize, end: usize, offset: usize) -> Result<T, Skip> {
+    read(start, end, offset).ok_or(None)
+}
+
 /// Parses the packet between `data` and `data_end`; `direction` picks destination (egress) or
 /// source (ingress).
 #[inline(always)]
-pub fn parse(data: usize, data_end: usize, direction: Direction) -> Option<Packet> {
+pub fn parse(data: usize, data_end: usize, direction: Direction) -> Result<Packet, Skip> {
     let ingress = direction == Direction::Ingress;
-    let mut ethertype = u16::from_be(read::<u16>(data, data_end, 12)?);
+    let mut ethertype = u16::from_be(get::<u16>(data, data_end, 12)?);
     let mut l3 = ETH_HLEN;
     // 802.1Q / 802.1ad tags (XDP sees them when the NIC does not strip them).
     for _ in 0..MAX_VLAN_TAGS {
         if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
             break;
         }
-        let tag: [u8; 4] = read(data, data_end, l3)?;
+        let tag: [u8; 4] = get(data, data_end, l3)?;
         ethertype = u16::from_be_bytes([tag[2], tag[3]]);
         l3 += 4;
     }
@@ -77,16 +97,17 @@ pub fn parse(data: usize, data_end: usize, direction: Direction) -> Option<Packe
         proto: 0,
         port: 0,
         l4_offset: 0,
+        anomaly: None,
     };
     let l4: usize;
     // False for a fragment other than the first: it has no transport header.
     let has_l4: bool;
     if ethertype == ETH_P_IP {
         // The fixed header in one read: one bounds check, however the compiler orders things.
-        let h: [u8; 20] = read(data, data_end, l3)?;
+        let h: [u8; 20] = get(data, data_end, l3)?;
         let ihl = ((h[0] & 0x0f) as usize) * 4;
         if h[0] >> 4 != 4 || ihl < 20 {
-            return None;
+            return Err(Some(Anomaly::BadIpv4Header));
         }
         // A non-zero fragment offset: the transport header is in the first fragment.
         has_l4 = u16::from_be_bytes([h[6], h[7]]) & 0x1fff == 0;
@@ -94,11 +115,11 @@ pub fn parse(data: usize, data_end: usize, direction: Direction) -> Option<Packe
         let a = if ingress { 12 } else { 16 };
         pkt.addr[..4].copy_from_slice(&h[a..a + 4]);
         // The header must be complete even if options are present.
-        read::<u8>(data, data_end, l3 + ihl - 1)?;
+        get::<u8>(data, data_end, l3 + ihl - 1)?;
         l4 = l3 + ihl;
     } else if ethertype == ETH_P_IPV6 {
         pkt.ipv6 = true;
-        let h: [u8; IPV6_HLEN] = read(data, data_end, l3)?;
+        let h: [u8; IPV6_HLEN] = get(data, data_end, l3)?;
         let a = if ingress { 8 } else { 24 };
         pkt.addr.copy_from_slice(&h[a..a + 16]);
         let mut next = h[6];
@@ -113,7 +134,7 @@ pub fn parse(data: usize, data_end: usize, direction: Direction) -> Option<Packe
                 break;
             }
             // Next header and length in one read: one bounds check the verifier can follow.
-            let [following, len]: [u8; 2] = read(data, data_end, off)?;
+            let [following, len]: [u8; 2] = get(data, data_end, off)?;
             off += if next == NEXTHDR_AUTH {
                 (len as usize + 2) * 4
             } else {
@@ -121,9 +142,15 @@ pub fn parse(data: usize, data_end: usize, direction: Direction) -> Option<Packe
             };
             next = following;
         }
+        if matches!(
+            next,
+            NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST | NEXTHDR_AUTH
+        ) {
+            pkt.anomaly = Some(Anomaly::LongIpv6Chain);
+        }
         if next == NEXTHDR_FRAGMENT {
             // Next header, reserved, then offset (13 bits) and flags.
-            let f: [u8; 4] = read(data, data_end, off)?;
+            let f: [u8; 4] = get(data, data_end, off)?;
             next = f[0];
             has_l4 = u16::from_be_bytes([f[2], f[3]]) >> 3 == 0;
             off += 8;
@@ -133,17 +160,17 @@ pub fn parse(data: usize, data_end: usize, direction: Direction) -> Option<Packe
         pkt.proto = next;
         l4 = off;
     } else {
-        return None;
+        return Err(None);
     }
     if !has_l4 {
-        return Some(pkt);
+        return Ok(pkt);
     }
     pkt.l4_offset = l4;
     if pkt.proto == IPPROTO_TCP || pkt.proto == IPPROTO_UDP {
         // Both ports must be there: a header cut inside the ports is "too short to parse".
-        let ports: [u8; 4] = read(data, data_end, l4)?;
+        let ports: [u8; 4] = get(data, data_end, l4)?;
         let at = if ingress { 0 } else { 2 };
         pkt.port = u16::from_be_bytes([ports[at], ports[at + 1]]);
     }
-    Some(pkt)
+    Ok(pkt)
 }

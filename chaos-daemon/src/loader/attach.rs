@@ -24,14 +24,17 @@ pub type EgressLink = tc::SchedClassifierLinkId;
 pub type IngressLink = XdpLinkId;
 
 /// Loads the object and both programs into the kernel (verifier runs here); attaches nothing.
-pub fn load() -> Result<Ebpf, Error> {
+/// `log_level` is the programs' aya-log level (0 = off).
+pub fn load(log_level: u8) -> Result<Ebpf, Error> {
     if EBPF_OBJECT.is_empty() {
         return Err(Error::Load(
             "this binary was built with AYA_BUILD_SKIP=1 and contains no eBPF object; rebuild without it"
                 .into(),
         ));
     }
-    let mut ebpf = Ebpf::load(EBPF_OBJECT)
+    let mut ebpf = aya::EbpfLoader::new()
+        .override_global("AYA_LOG_LEVEL", &log_level, true)
+        .load(EBPF_OBJECT)
         .map_err(|e| Error::from_bpf("loading the eBPF object", e, Error::Load))?;
     egress(&mut ebpf)?
         .load()

@@ -12,6 +12,7 @@ use chaos_common::{ACTION_NONE, Counters, MAX_SLOTS, RuleSlot};
 use super::{
     Direction, Error, Rule,
     attach::{self, AttachOptions, EgressLink, IngressLink},
+    bpf_log,
     compile::{Compiled, MapKey, compile},
     maps::RuleMaps,
 };
@@ -62,6 +63,8 @@ pub struct Injector {
     attach: AttachOptions,
     /// Installed rules per direction (index: `Direction as usize`).
     per_direction: [usize; 2],
+    /// Drains the programs' log records while logging is on.
+    _log_pump: Option<bpf_log::LogPump>,
 }
 
 impl Injector {
@@ -71,21 +74,38 @@ impl Injector {
         // Fail fast, before the verifier runs.
         nix::net::if_::if_nametoindex(iface)
             .map_err(|_| Error::InterfaceNotFound(iface.to_string()))?;
-        let mut inj = Self::load()?;
+        let mut inj = Self::detached()?;
         inj.rebind(iface)?;
         Ok(inj)
     }
 
     /// Loads the programs without an interface: for BPF_PROG_TEST_RUN tests and benchmarks.
-    /// Adding a rule does not attach anything.
+    /// Adding a rule does not attach anything. The programs log as [`bpf_log::enable`] said,
+    /// into the daemon's log.
     pub fn detached() -> Result<Self, Error> {
-        Self::load()
+        match bpf_log::level() {
+            0 => Self::load(0, None::<bpf_log::ToTracing>),
+            level => Self::load(level, Some(bpf_log::ToTracing)),
+        }
     }
 
-    fn load() -> Result<Self, Error> {
-        let mut ebpf = attach::load()?;
+    /// As [`Injector::detached`], the programs reporting anomalies at `level` to `logger`.
+    pub fn detached_logging<T: log::Log + Send + 'static>(
+        level: bpf_log::Level,
+        logger: T,
+    ) -> Result<Self, Error> {
+        Self::load(level as u8, Some(logger))
+    }
+
+    fn load<T: log::Log + Send + 'static>(level: u8, logger: Option<T>) -> Result<Self, Error> {
+        let mut ebpf = attach::load(level)?;
         let maps = RuleMaps::take(&mut ebpf)?;
+        let log_pump = match logger {
+            Some(l) => Some(bpf_log::LogPump::start(&mut ebpf, l)?),
+            None => None,
+        };
         Ok(Injector {
+            _log_pump: log_pump,
             iface: String::new(),
             ifindex: 0,
             maps,

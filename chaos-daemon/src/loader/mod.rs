@@ -7,8 +7,10 @@
 //! * [`attach`] — loading the embedded object and attaching TCX/XDP links (never pinned).
 //! * [`injector`] — [`Injector`]: one interface, atomic add/remove, counters, detach on drop.
 //! * [`testrun`] — BPF_PROG_TEST_RUN for program tests and benchmarks.
+//! * [`bpf_log`] — the programs' anomaly reports (aya-log), off by default.
 
 pub mod attach;
+pub mod bpf_log;
 pub mod compile;
 pub mod error;
 pub mod injector;

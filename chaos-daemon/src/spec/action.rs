@@ -54,7 +54,7 @@ impl ActionSpec {
         }
     }
 
-    /// "drop 30%", "delay 300ms"…, with the share of packets affected when below 100 %.
+    /// "drop 30%", "delay 300ms"…, with the percent of packets affected when below 100.
     pub fn describe(&self, percent: f64) -> String {
         let a = match self {
             ActionSpec::Blackhole {} => "drop all".to_string(),

@@ -9,7 +9,7 @@ use crate::{
 /// Parts per million in one percent.
 const PPM_PER_PERCENT: f64 = 10_000.0;
 
-fn percent(field: &str, p: f64) -> Result<f64, ValidationError> {
+fn check_percent(field: &str, p: f64) -> Result<f64, ValidationError> {
     if !(p > 0.0 && p <= 100.0) {
         return Err(ValidationError::invalid(
             field,
@@ -35,21 +35,22 @@ fn ppm(field: &str, fraction_percent: f64) -> Result<u32, ValidationError> {
 
 /// The loader action for `spec` in `direction`.
 pub fn check(spec: &FaultSpec, direction: Direction) -> Result<Action, ValidationError> {
-    let percent_affected = percent("percent", spec.percent)?;
+    // The top-level `percent`: of the matching packets, how many the action applies to.
+    let percent = check_percent("percent", spec.percent)?;
     match &spec.action {
-        ActionSpec::Blackhole {} if percent_affected >= 100.0 => Ok(Action::Blackhole),
+        ActionSpec::Blackhole {} if percent >= 100.0 => Ok(Action::Blackhole),
         ActionSpec::Blackhole {} => Ok(Action::Loss {
-            ppm: ppm("percent", percent_affected)?,
+            ppm: ppm("percent", percent)?,
         }),
         ActionSpec::Loss { percent: p } => {
-            let p = percent("action.percent", *p)?;
+            let p = check_percent("action.percent", *p)?;
             let field = if spec.percent < 100.0 {
                 "percent"
             } else {
                 "action.percent"
             };
             Ok(Action::Loss {
-                ppm: ppm(field, p * percent_affected / 100.0)?,
+                ppm: ppm(field, p * percent / 100.0)?,
             })
         }
         ActionSpec::Latency { .. } | ActionSpec::Bandwidth { .. }

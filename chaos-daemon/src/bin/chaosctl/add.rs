@@ -22,9 +22,7 @@ fn common(kind: &AddKind) -> &Common {
 pub fn spec_json(kind: &AddKind) -> Value {
     let (action, percent) = match kind {
         AddKind::Blackhole { percent, .. } => (json!({"kind": "blackhole"}), *percent),
-        AddKind::Loss { percent, share, .. } => {
-            (json!({"kind": "loss", "percent": percent}), *share)
-        }
+        AddKind::Loss { percent, .. } => (json!({"kind": "loss", "percent": percent}), None),
         AddKind::Latency { delay, jitter, .. } => {
             let mut a = json!({"kind": "latency", "delay": delay});
             if let Some(j) = jitter {

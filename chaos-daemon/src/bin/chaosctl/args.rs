@@ -65,22 +65,18 @@ pub enum Cmd {
 pub enum AddKind {
     /// Drop every matching packet (or, with --percent, that share of them).
     Blackhole {
-        /// Share of matching packets dropped, in percent [default: 100] (the API's "percent").
+        /// Percent of matching packets dropped [default: 100] (the API's "percent").
         #[arg(long, alias = "share")]
         percent: Option<f64>,
         /// Match, TTL and the rest.
         #[command(flatten)]
         common: Common,
     },
-    /// Drop a share of matching packets at random.
+    /// Drop a random percent of matching packets (as netem's `loss`).
     Loss {
-        /// Loss in percent (0 < p ≤ 100).
+        /// Percent of matching packets lost (0 < p ≤ 100; resolution 0.0001).
         #[arg(long)]
         percent: f64,
-        /// Share of matching packets the loss applies to, in percent [default: 100] (the API's
-        /// top-level "percent"; the effective loss is the product).
-        #[arg(long)]
-        share: Option<f64>,
         /// Match, TTL and the rest.
         #[command(flatten)]
         common: Common,
