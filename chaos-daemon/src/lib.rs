@@ -4,7 +4,7 @@
 //! into rules ([`validate`]), keeps the fault table with its timer ([`faults`]), serves the
 //! API ([`server`]) and audits every change ([`audit`]). [`host`] reads facts about the host,
 //! [`config`] the config file, [`socket`] and [`instance`] own the socket file and the
-//! one-daemon-per-namespace lock, [`client`] is the HTTP client `chaosctl` and the tests use.
+//! one-daemon-per-namespace lock, [`lifecycle`] signals and offline cleanup, [`client`] is the HTTP client `chaosctl` and the tests use.
 
 #![warn(missing_docs)]
 
@@ -15,6 +15,7 @@ pub mod config;
 pub mod faults;
 pub mod host;
 pub mod instance;
+pub mod lifecycle;
 pub mod loader;
 pub mod metrics;
 pub mod server;
@@ -35,25 +36,4 @@ pub fn release_freed_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
-}
-
-/// Removes clsact filters a crashed daemon left on any interface of this namespace (netlink
-/// attach path only; TCX and XDP links never outlive their owner); returns the interfaces
-/// cleaned.
-pub fn remove_stale_filters() -> Vec<String> {
-    let mut cleaned = Vec::new();
-    for iface in host::interfaces() {
-        match loader::attach::remove_stale_filters(&iface) {
-            Ok(true) => {
-                tracing::warn!(
-                    iface,
-                    "removed a chaos_egress filter left by an earlier daemon"
-                );
-                cleaned.push(iface);
-            }
-            Ok(false) => {}
-            Err(e) => tracing::debug!(iface, error = %e, "cannot check for stale filters"),
-        }
-    }
-    cleaned
 }

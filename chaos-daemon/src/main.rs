@@ -6,15 +6,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use chaos_daemon::{
     Injector,
-    audit::{Caller, Event},
     config::{Config, DEFAULT_CONFIG, DEFAULT_SOCKET, LogFormat},
     faults::{FaultTable, Faults},
     instance::InstanceLock,
+    lifecycle::{self, Stop},
     server::{self, AppState},
-    socket::{self, ApiSocket},
+    socket::ApiSocket,
 };
 use clap::{Parser, Subcommand};
-use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Parser)]
 #[command(
@@ -72,64 +71,6 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn cleanup(socket_path: &Path) -> Result<()> {
-    let _lock = InstanceLock::acquire(socket_path)
-        .context("a chaos-daemon is running: stop it instead (its faults go with it)")?;
-    if socket::remove_stale(socket_path)? {
-        println!("removed stale socket {}", socket_path.display());
-    }
-    let cleaned = chaos_daemon::remove_stale_filters();
-    if cleaned.is_empty() {
-        println!("no stale filters (TCX/XDP links never outlive the daemon)");
-    } else {
-        println!(
-            "removed stale chaos_egress filters from: {}",
-            cleaned.join(", ")
-        );
-    }
-    Ok(())
-}
-
-/// Raises the soft open-file limit to the hard one: every map, link and connection is an fd.
-fn raise_fd_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
-        && soft < hard
-    {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-    }
-}
-
-/// Why the daemon stops.
-enum Stop {
-    Signal(&'static str),
-    SocketGone,
-}
-
-/// Resolves when the daemon must stop: SIGTERM/SIGINT, or the socket file stopped being ours.
-/// SIGUSR1 (the panic button) and SIGHUP are handled on the way.
-async fn stop_reason(table: FaultTable, api_socket: &ApiSocket) -> Result<Stop> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut usr1 = signal(SignalKind::user_defined1())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut check = tokio::time::interval(std::time::Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(Stop::Signal("SIGTERM")),
-            _ = int.recv() => return Ok(Stop::Signal("SIGINT")),
-            _ = usr1.recv() => {
-                let n = table.remove_all(Event::DeleteAll, Caller::Daemon).await.unwrap_or(0);
-                tracing::warn!(removed = n, "SIGUSR1: every fault removed (panic button)");
-            }
-            _ = hup.recv() => tracing::info!("SIGHUP ignored: restart the daemon to re-read its config"),
-            _ = check.tick() => if !api_socket.still_ours() {
-                return Ok(Stop::SocketGone);
-            },
-        }
-    }
-}
-
 fn main() -> Result<()> {
     let args = Args::parse();
     let started = std::time::Instant::now();
@@ -146,10 +87,10 @@ fn main() -> Result<()> {
     init_logging(config.log_format);
 
     if let Some(Cmd::Cleanup) = args.cmd {
-        return cleanup(&args.socket);
+        return lifecycle::cleanup(&args.socket);
     }
     let _lock = InstanceLock::acquire(&args.socket)?;
-    raise_fd_limit();
+    lifecycle::raise_fd_limit();
     if args.bpf_log {
         chaos_daemon::loader::bpf_log::enable(chaos_daemon::loader::bpf_log::Level::Debug);
     }
@@ -167,7 +108,7 @@ fn main() -> Result<()> {
     runtime.block_on(async move {
         let (api_socket, listener) = ApiSocket::bind(&args.socket, config.socket_group.as_deref())?;
         // We hold the namespace lock, so any filter of ours still attached is stale.
-        chaos_daemon::remove_stale_filters();
+        lifecycle::remove_stale_filters();
         let guard = FaultTable::start(Faults::new(
             config.max_rules,
             Some(spare),
@@ -177,7 +118,7 @@ fn main() -> Result<()> {
         let state = AppState::new(config, table.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<Result<Stop>>();
         let reason = async {
-            let stop = stop_reason(table.clone(), &api_socket).await;
+            let stop = lifecycle::stop_reason(table.clone(), &api_socket).await;
             // Faults go first, then open connections get a short drain; creates meanwhile
             // get 503.
             let removed = table.close().await.unwrap_or(0);

@@ -1,0 +1,97 @@
+//! The daemon's life outside the API: offline cleanup, the open-file limit, and the signals
+//! and events that make it stop.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::{
+    audit::{Caller, Event},
+    faults::FaultTable,
+    instance::InstanceLock,
+    socket::{self, ApiSocket},
+};
+
+/// `chaos-daemon cleanup`: removes a stale socket and clsact filters a daemon on a pre-6.6
+/// kernel left behind; refuses while a daemon runs in this namespace.
+pub fn cleanup(socket_path: &Path) -> Result<()> {
+    let _lock = InstanceLock::acquire(socket_path)
+        .context("a chaos-daemon is running: stop it instead (its faults go with it)")?;
+    if socket::remove_stale(socket_path)? {
+        println!("removed stale socket {}", socket_path.display());
+    }
+    let cleaned = remove_stale_filters();
+    if cleaned.is_empty() {
+        println!("no stale filters (TCX/XDP links never outlive the daemon)");
+    } else {
+        println!(
+            "removed stale chaos_egress filters from: {}",
+            cleaned.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Raises the soft open-file limit to the hard one: every map, link and connection is an fd.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+/// Why the daemon stops.
+pub enum Stop {
+    /// SIGTERM or SIGINT.
+    Signal(&'static str),
+    /// The socket file was deleted or replaced: nobody can reach this daemon.
+    SocketGone,
+}
+
+/// Resolves when the daemon must stop: SIGTERM/SIGINT, or the socket file stopped being ours.
+/// SIGUSR1 (the panic button) and SIGHUP are handled on the way.
+pub async fn stop_reason(table: FaultTable, api_socket: &ApiSocket) -> Result<Stop> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut check = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(Stop::Signal("SIGTERM")),
+            _ = int.recv() => return Ok(Stop::Signal("SIGINT")),
+            _ = usr1.recv() => {
+                let n = table.remove_all(Event::DeleteAll, Caller::Daemon).await.unwrap_or(0);
+                tracing::warn!(removed = n, "SIGUSR1: every fault removed (panic button)");
+            }
+            _ = hup.recv() => tracing::info!("SIGHUP ignored: restart the daemon to re-read its config"),
+            _ = check.tick() => if !api_socket.still_ours() {
+                return Ok(Stop::SocketGone);
+            },
+        }
+    }
+}
+
+/// Removes clsact filters a crashed daemon left on any interface of this namespace (netlink
+/// attach path only; TCX and XDP links never outlive their owner); returns the interfaces
+/// cleaned.
+pub fn remove_stale_filters() -> Vec<String> {
+    let mut cleaned = Vec::new();
+    for iface in crate::host::interfaces() {
+        match crate::loader::attach::remove_stale_filters(&iface) {
+            Ok(true) => {
+                tracing::warn!(
+                    iface,
+                    "removed a chaos_egress filter left by an earlier daemon"
+                );
+                cleaned.push(iface);
+            }
+            Ok(false) => {}
+            Err(e) => tracing::debug!(iface, error = %e, "cannot check for stale filters"),
+        }
+    }
+    cleaned
+}
