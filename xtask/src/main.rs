@@ -4,6 +4,9 @@
 //! * `test`  — setup, then fmt check, clippy `-D warnings`, unit, program and namespace tests.
 //! * `bench` — setup, then the classifier and daemon benchmarks → BENCHMARKS.md, target/bench/results.json.
 //! * `demo`  — setup, build, then a narrated end-to-end run in two network namespaces.
+//! * `vm`    — setup, then one command inside a qemu VM on Debian's 6.1 or 6.12 kernel ([`vm`]).
+
+mod vm;
 
 use std::{
     path::{Path, PathBuf},
@@ -27,6 +30,14 @@ const APT_PACKAGES: &[&str] = &[
     "nftables",
     "systemd",
     "util-linux",
+    // The VM harness (`cargo xtask vm`).
+    "qemu-system-x86",
+    "busybox-static",
+    "kmod",
+    "cpio",
+    "xz-utils",
+    "zstd",
+    "binutils",
 ];
 
 #[derive(Parser)]
@@ -46,6 +57,20 @@ enum Cmd {
     Bench,
     /// Setup, build, then a narrated end-to-end demo in two network namespaces (root).
     Demo,
+    /// Setup, then run a command inside a qemu VM booted on Debian's generic 6.1 (no TCX) or
+    /// 6.12 kernel, the host's root mounted read-only as its root (root). Kernels are cached
+    /// under target/vm. Example: `cargo xtask vm --kernel 6.1 -- tc qdisc add dev lo root fq`.
+    Vm {
+        /// 6.1 or 6.12 [default: both, one after the other].
+        #[arg(long)]
+        kernel: Option<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// The command (a shell command line) [default: uname -r].
+        #[arg(last = true)]
+        cmd: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -70,6 +95,33 @@ fn main() -> Result<()> {
             setup()?;
             build_release()?;
             run(&mut Command::new(root.join("target/release/chaos-demo")))
+        }
+        Cmd::Vm {
+            kernel,
+            timeout,
+            cmd,
+        } => {
+            require_root("qemu's 9p export of / and the kernel setup need root")?;
+            setup()?;
+            let kernels = match kernel {
+                Some(k) => vec![vm::Kernel::named(&k)?],
+                None => vm::KERNELS.to_vec(),
+            };
+            let cmd = if cmd.is_empty() {
+                "uname -r".to_string()
+            } else {
+                cmd.join(" ")
+            };
+            let mut worst = 0;
+            for k in kernels {
+                let p = vm::prepare(&root, k)?;
+                let code = vm::run_in(&root, &p, &cmd, std::time::Duration::from_secs(timeout))?;
+                worst = worst.max(code);
+            }
+            if worst != 0 {
+                std::process::exit(worst);
+            }
+            Ok(())
         }
     }
 }
@@ -246,8 +298,61 @@ fn test() -> Result<()> {
         bail!("tests left network namespaces behind: {}", left.join(" "));
     }
     println!("test: no namespaces left behind");
-    println!("tests: {passed} passed, {failed} failed");
+    let vm_runs = vm_tests()?;
+    println!("tests: {passed} passed, {failed} failed on the host; {vm_runs}");
     Ok(())
+}
+
+/// Runs the program tests (the verifier and BPF_PROG_TEST_RUN) inside a VM on each kernel of
+/// [`vm::KERNELS`]: the programs must load and behave the same on 6.1 as on this host.
+fn vm_tests() -> Result<String> {
+    let root = workspace_root();
+    let exe = test_executable("program")?;
+    let mut done = Vec::new();
+    for kernel in vm::KERNELS {
+        println!(
+            "test: program tests in a VM on Debian's {} kernel",
+            kernel.label
+        );
+        let p = vm::prepare(&root, kernel)?;
+        let cmd = format!(
+            "cd '{}' && RUST_BACKTRACE=1 '{}' --test-threads 2",
+            root.display(),
+            exe.display()
+        );
+        let code = vm::run_in(&root, &p, &cmd, std::time::Duration::from_secs(900))?;
+        if code != 0 {
+            bail!(
+                "program tests failed on kernel {} (exit code {code})",
+                kernel.label
+            );
+        }
+        done.push(kernel.label);
+    }
+    Ok(format!(
+        "program tests passed in VMs on {}",
+        done.join(" and ")
+    ))
+}
+
+/// Builds the integration test `name` of chaos-tests and returns its executable.
+fn test_executable(name: &str) -> Result<PathBuf> {
+    let out = Command::new(env!("CARGO"))
+        .args(["test", "-p", "chaos-tests", "--test", name, "--no-run"])
+        .args(["--message-format", "json"])
+        .env("CARGO_BUILD_JOBS", "2")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cannot run cargo test --no-run")?;
+    if !out.status.success() {
+        bail!("building the {name} tests failed");
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .with_context(|| format!("cargo named no executable for the {name} tests"))
 }
 
 /// Network namespaces created by our tests (`chaos-<test>-<pid>-a|b`).

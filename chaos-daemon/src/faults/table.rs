@@ -52,6 +52,15 @@ pub struct Faults {
     closed: bool,
 }
 
+/// A loader error as the table reports it: a missing interface is the caller's mistake, not
+/// the loader's failure.
+fn loader_error(e: loader::Error) -> FaultError {
+    match e {
+        loader::Error::InterfaceNotFound(i) => FaultError::InterfaceNotFound(i),
+        e => FaultError::Loader(e),
+    }
+}
+
 /// RFC 3339 with milliseconds; never panics (humantime's formatter does past year 9999, which
 /// no TTL accepted by the config reaches).
 pub fn rfc3339(t: SystemTime) -> String {
@@ -242,8 +251,7 @@ impl Faults {
                     }),
                 }
             }
-            loader::Error::InterfaceNotFound(i) => FaultError::InterfaceNotFound(i),
-            e => FaultError::Loader(e),
+            e => loader_error(e),
         }
     }
 
@@ -263,14 +271,11 @@ impl Faults {
                     Ok(()) => spare,
                     Err(e) => {
                         self.spare = Some(spare);
-                        return Err(self.explain(e, &[], &[]));
+                        return Err(loader_error(e));
                     }
                 },
                 None => {
-                    let mut inj = Injector::open(iface).map_err(|e| match e {
-                        loader::Error::InterfaceNotFound(i) => FaultError::InterfaceNotFound(i),
-                        e => FaultError::Loader(e),
-                    })?;
+                    let mut inj = Injector::open(iface).map_err(loader_error)?;
                     inj.set_attach_options(self.attach);
                     inj
                 }
