@@ -75,19 +75,21 @@ impl NsPair {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
             run(&["ip", "netns", "add", ns]);
         }
-        pair.link();
+        pair.link(&[B4, B4_ALT, B6, B6_ALT]);
         pair
     }
 
     /// Deletes the veth pair and creates it again, same names and addresses (new ifindexes):
-    /// an interface that vanishes and returns.
-    pub fn recreate_link(&self) {
+    /// an interface that vanishes and returns. Waits until B answers on `reachable` (faults
+    /// that follow the interface may keep the others silent).
+    pub fn recreate_link(&self, reachable: &[&str]) {
         run(&["ip", "-n", &self.a, "link", "del", VETH_A]);
-        self.link();
+        self.link(reachable);
     }
 
-    /// Creates `va <-> vb` with the addresses and A's default route, then waits until B answers.
-    fn link(&self) {
+    /// Creates `va <-> vb` with the addresses and A's default route, then waits until B answers
+    /// on `reachable`.
+    fn link(&self, reachable: &[&str]) {
         let (a, b) = (self.a.as_str(), self.b.as_str());
         run(&[
             "ip", "-n", a, "link", "add", VETH_A, "type", "veth", "peer", "name", VETH_B, "netns",
@@ -110,13 +112,13 @@ impl NsPair {
         }
         // A's default route points at B, so "interface" defaults to va in A.
         run(&["ip", "-n", a, "route", "add", "default", "via", B4]);
-        self.wait_until_reachable();
+        self.wait_until_reachable(reachable);
     }
 
-    /// Waits (≤ 5 s) until A reaches every address of B: a fresh veth needs a moment before
+    /// Waits (≤ 5 s) until A reaches each of `addresses` in B: a fresh veth needs a moment before
     /// IPv6 neighbour discovery answers, and tests must not mistake that for a fault.
-    fn wait_until_reachable(&self) {
-        for dst in [B4, B4_ALT, B6, B6_ALT] {
+    fn wait_until_reachable(&self, addresses: &[&str]) {
+        for &dst in addresses {
             let start = std::time::Instant::now();
             while self.ping(&self.a, dst, None, 1, "0.1") != (1, 1) {
                 assert!(

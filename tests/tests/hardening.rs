@@ -209,7 +209,8 @@ fn a_recreated_interface_gets_its_faults_enforced() {
     let p = NsPair::new("recreate");
     let d = Daemon::start(&p.a, "");
     d.create(&blackhole(B4, "10m"));
-    p.recreate_link();
+    // B6 carries no fault: it tells when the new link is up.
+    p.recreate_link(&[B6]);
     // Within the second the old daemon needed to notice: a new fault is in force when 201 says
     // so, and the old one follows the interface.
     d.create(&blackhole(B4_ALT, "10m"));

@@ -303,36 +303,41 @@ fn test() -> Result<()> {
     Ok(())
 }
 
-/// Runs the program tests (the verifier and BPF_PROG_TEST_RUN) inside a VM on each kernel of
-/// [`vm::KERNELS`]: the programs must load and behave the same on 6.1 as on this host.
+/// Integration tests run inside a VM, per kernel. On 6.1 (no TCX) only the program tests
+/// (verifier and BPF_PROG_TEST_RUN) run so far: the namespace and daemon tests read the
+/// attached programs through TCX and expect `kill -9` to detach them, which a clsact filter
+/// does not do (the dead-man switch issue).
+const VM_SUITES: [(&str, &[&str]); 2] = [
+    ("6.1", &["program"]),
+    ("6.12", &["program", "netns", "daemon", "hardening"]),
+];
+
+/// Runs [`VM_SUITES`], one VM boot per kernel.
 fn vm_tests() -> Result<String> {
     let root = workspace_root();
-    let exe = test_executable("program")?;
     let mut done = Vec::new();
-    for kernel in vm::KERNELS {
+    for (label, suites) in VM_SUITES {
+        let kernel = vm::Kernel::named(label)?;
         println!(
-            "test: program tests in a VM on Debian's {} kernel",
-            kernel.label
+            "test: {} in a VM on Debian's {label} kernel",
+            suites.join(", ")
         );
         let p = vm::prepare(&root, kernel)?;
-        let cmd = format!(
-            "cd '{}' && RUST_BACKTRACE=1 '{}' --test-threads 2",
-            root.display(),
-            exe.display()
-        );
-        let code = vm::run_in(&root, &p, &cmd, std::time::Duration::from_secs(900))?;
-        if code != 0 {
-            bail!(
-                "program tests failed on kernel {} (exit code {code})",
-                kernel.label
-            );
+        let mut cmd = format!("cd '{}'", root.display());
+        for suite in suites {
+            let exe = test_executable(suite)?;
+            cmd.push_str(&format!(
+                " && RUST_BACKTRACE=1 '{}' --test-threads 2",
+                exe.display()
+            ));
         }
-        done.push(kernel.label);
+        let code = vm::run_in(&root, &p, &cmd, std::time::Duration::from_secs(1200))?;
+        if code != 0 {
+            bail!("tests failed in the {label} VM (exit code {code}); its console is above");
+        }
+        done.push(format!("{} on {label}", suites.join("+")));
     }
-    Ok(format!(
-        "program tests passed in VMs on {}",
-        done.join(" and ")
-    ))
+    Ok(format!("in VMs: {} passed", done.join(", ")))
 }
 
 /// Builds the integration test `name` of chaos-tests and returns its executable.
