@@ -49,10 +49,16 @@ pub const ACTION_NONE: u8 = 0;
 pub const ACTION_BLACKHOLE: u8 = 1;
 /// Drop a random `ppm` share of matching packets.
 pub const ACTION_LOSS: u8 = 2;
-/// Reserved: delay packets via EDT (`delay_ns`, `jitter_ns`), needs `fq`.
+/// Delay a `ppm` share of matching packets (egress only): their departure time becomes
+/// `max(now, skb->tstamp) + delay_ns ± jitter_ns` (uniform), kept monotonic per flow; `fq`
+/// holds them until then.
 pub const ACTION_LATENCY: u8 = 3;
 /// Reserved: pace packets via EDT to `rate_bytes_per_sec`.
 pub const ACTION_BANDWIDTH: u8 = 4;
+
+/// Flows whose last departure time the egress program remembers (LRU), so jitter never
+/// reorders a flow.
+pub const MAX_FLOWS: u32 = 65_536;
 
 /// `ppm` value meaning "every packet".
 pub const PPM_ALL: u32 = 1_000_000;
@@ -225,9 +231,9 @@ pub struct RuleSlot {
     pub expires_at_ns: u64,
     /// cgroup v2 id the rule is scoped to (egress only); 0 = any. Reserved.
     pub cgroup_id: u64,
-    /// Latency: added delay in ns. Reserved.
+    /// Latency: added delay in ns.
     pub delay_ns: u64,
-    /// Latency: jitter in ns. Reserved.
+    /// Latency: the delay varies uniformly by up to this much either way, in ns.
     pub jitter_ns: u64,
     /// Bandwidth: rate in bytes per second. Reserved.
     pub rate_bytes_per_sec: u64,

@@ -21,6 +21,13 @@ pub fn cleanup(socket_path: &Path) -> Result<()> {
     if socket::remove_stale(socket_path)? {
         println!("removed stale socket {}", socket_path.display());
     }
+    let restored = restore_qdiscs(&state_file(socket_path));
+    if !restored.is_empty() {
+        println!(
+            "restored the default root qdisc of: {}",
+            restored.join(", ")
+        );
+    }
     let cleaned = remove_stale_filters();
     if cleaned.is_empty() {
         println!("no stale filters (TCX/XDP links never outlive the daemon)");
@@ -94,4 +101,30 @@ pub fn remove_stale_filters() -> Vec<String> {
         }
     }
     cleaned
+}
+
+/// The state file beside the socket (`/run/chaos-daemon/state.json` by default).
+pub fn state_file(socket: &Path) -> std::path::PathBuf {
+    socket.with_file_name("state.json")
+}
+
+/// Removes the fq a crashed daemon installed on the interfaces its state file names (only
+/// where the root qdisc is still fq), then clears the file; returns the interfaces restored.
+pub fn restore_qdiscs(state: &Path) -> Vec<String> {
+    let mut restored = Vec::new();
+    for iface in crate::faults::StateFile::read(state) {
+        let Ok(ifindex) = nix::net::if_::if_nametoindex(iface.as_str()) else {
+            continue;
+        };
+        match crate::loader::qdisc::remove_fq(ifindex) {
+            Ok(true) => {
+                tracing::warn!(iface, "removed the fq an earlier daemon installed");
+                restored.push(iface);
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(iface, error = %e, "cannot remove a leftover fq"),
+        }
+    }
+    let _ = std::fs::remove_file(state);
+    restored
 }

@@ -107,13 +107,14 @@ fn main() -> Result<()> {
         .build()?;
     runtime.block_on(async move {
         let (api_socket, listener) = ApiSocket::bind(&args.socket, config.socket_group.as_deref())?;
-        // We hold the namespace lock, so any filter of ours still attached is stale.
+        // We hold the namespace lock, so any filter or fq of ours still in place is stale.
         lifecycle::remove_stale_filters();
-        let guard = FaultTable::start(Faults::new(
-            config.max_rules,
-            Some(spare),
-            config.attach_options(),
-        ));
+        let state_file = lifecycle::state_file(&args.socket);
+        lifecycle::restore_qdiscs(&state_file);
+        let guard = FaultTable::start(
+            Faults::new(config.max_rules, Some(spare), config.attach_options()),
+            Some(state_file),
+        );
         let table = guard.table();
         let state = AppState::new(config, table.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<Result<Stop>>();

@@ -59,8 +59,12 @@ impl ApiSocket {
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         remove_stale(path)?;
-        let listener = UnixListener::bind(path)
-            .with_context(|| format!("cannot listen on {}", path.display()))?;
+        // Create the socket 0660 already: a client may connect the moment it exists, before
+        // any chmod after bind could run.
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o117));
+        let bound = UnixListener::bind(path);
+        nix::sys::stat::umask(old);
+        let listener = bound.with_context(|| format!("cannot listen on {}", path.display()))?;
         let socket = ApiSocket {
             path: path.to_path_buf(),
             id: file_id(path).context("the socket vanished right after bind")?,

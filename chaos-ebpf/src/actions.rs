@@ -1,7 +1,7 @@
 //! Actions: count the match, roll the dice, decide the verdict.
 
 use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_redirect};
-use chaos_common::{ACTION_BLACKHOLE, ACTION_LOSS, PPM_ALL};
+use chaos_common::{ACTION_BLACKHOLE, ACTION_LATENCY, ACTION_LOSS, PPM_ALL};
 
 use crate::{maps::COUNTERS, rules::Hit};
 
@@ -13,6 +13,8 @@ pub enum Verdict {
     Pass,
     /// Drop it, silently.
     Drop,
+    /// Let it leave this many ns later than it would have (egress only).
+    Delay(u64),
 }
 
 /// True for a random `ppm` share of calls; exact at 0 and 1,000,000.
@@ -26,11 +28,24 @@ fn roll(ppm: u32) -> bool {
     ((r * PPM_ALL as u64) >> 32) < ppm as u64
 }
 
+/// `delay ± jitter`, uniform, never below zero.
+#[inline(always)]
+fn sample_delay(delay: u64, jitter: u64) -> u64 {
+    if jitter == 0 {
+        return delay;
+    }
+    // SAFETY: plain helper call.
+    let r = unsafe { bpf_get_prandom_u32() } as u64;
+    // r * (2j + 1) >> 32 is uniform over 0..=2j without a division.
+    let offset = (r * (2 * jitter + 1)) >> 32;
+    (delay + offset).saturating_sub(jitter)
+}
+
 /// Counts the match, applies the rule's action and returns the verdict.
 #[inline(always)]
 pub fn apply(hit: &Hit, len: u32) -> Verdict {
     let affected = match hit.slot.action {
-        ACTION_BLACKHOLE | ACTION_LOSS => roll(hit.slot.ppm),
+        ACTION_BLACKHOLE | ACTION_LOSS | ACTION_LATENCY => roll(hit.slot.ppm),
         _ => false,
     };
     if let Some(c) = COUNTERS.get_ptr_mut(hit.index) {
@@ -43,10 +58,12 @@ pub fn apply(hit: &Hit, len: u32) -> Verdict {
             }
         }
     }
-    if affected {
-        Verdict::Drop
-    } else {
-        Verdict::Pass
+    match (affected, hit.slot.action) {
+        (false, _) => Verdict::Pass,
+        (true, ACTION_LATENCY) => {
+            Verdict::Delay(sample_delay(hit.slot.delay_ns, hit.slot.jitter_ns))
+        }
+        (true, _) => Verdict::Drop,
     }
 }
 

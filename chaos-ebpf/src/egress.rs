@@ -5,7 +5,7 @@ use chaos_common::{Direction, TC_ACT_NEXT};
 
 use crate::{
     actions::{self, Verdict},
-    log, parse, rules,
+    edt, log, parse, rules,
 };
 
 /// Matches destination address, protocol and destination port.
@@ -25,5 +25,9 @@ pub fn chaos_egress(ctx: TcContext) -> i32 {
     match actions::apply(&hit, ctx.len()) {
         Verdict::Pass => TC_ACT_NEXT,
         Verdict::Drop => actions::silent_egress_drop(),
+        Verdict::Delay(ns) => {
+            edt::delay(&ctx, ns);
+            TC_ACT_NEXT
+        }
     }
 }

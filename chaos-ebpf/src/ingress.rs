@@ -24,7 +24,8 @@ pub fn chaos_ingress(ctx: XdpContext) -> u32 {
         return XDP_PASS;
     };
     match actions::apply(&hit, (data_end - data) as u32) {
-        Verdict::Pass => XDP_PASS,
+        // Received packets cannot be held back; the daemon refuses latency on ingress.
+        Verdict::Pass | Verdict::Delay(_) => XDP_PASS,
         Verdict::Drop => XDP_DROP,
     }
 }

@@ -7,6 +7,7 @@
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 mod actions;
+mod edt;
 mod egress;
 mod ingress;
 mod log;

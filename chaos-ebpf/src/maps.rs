@@ -2,10 +2,10 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
 };
 use chaos_common::{
-    Counters, ExactKeyV4, ExactKeyV6, MAX_SLOTS, MAX_TRIE_ENTRIES, PREFILTER_TABLES,
+    Counters, ExactKeyV4, ExactKeyV6, MAX_FLOWS, MAX_SLOTS, MAX_TRIE_ENTRIES, PREFILTER_TABLES,
     PREFILTER_WORDS, RuleKeyV4, RuleKeyV6, RuleSlot,
 };
 
@@ -43,3 +43,6 @@ pub static PREFILTER: Array<u64> = Array::with_max_entries(PREFILTER_TABLES * PR
 /// Per (direction, family): bitmask of the key shapes (SHAPE_*) some rule uses.
 #[map]
 pub static KEY_SHAPES: Array<u32> = Array::with_max_entries(PREFILTER_TABLES, 0);
+/// Last departure time (CLOCK_MONOTONIC ns) per flow (the skb hash) of delayed packets.
+#[map]
+pub static FLOW_DEPARTURES: LruHashMap<u32, u64> = LruHashMap::with_max_entries(MAX_FLOWS, 0);

@@ -67,30 +67,11 @@ impl Daemon {
             .write_all(config.as_bytes())
             .unwrap();
         let log = dir.join("daemon.log");
-        let mut child = Command::new("ip");
-        child
-            .args(["netns", "exec", ns])
-            .args(wrapper)
-            .arg(bin("chaos-daemon"))
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--config")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        // If the test process dies without unwinding (abort, SIGKILL), take the daemon along.
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            child.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                    .map_err(std::io::Error::from)
-            });
-        }
-        let child = child.spawn().expect("start chaos-daemon");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
+        let child = Self::spawn(ns, &socket, &conf, &log, wrapper);
         let d = Daemon {
             child,
             dir,
@@ -99,16 +80,59 @@ impl Daemon {
             log,
             rt,
         };
+        d.wait_ready();
+        d
+    }
+
+    fn spawn(ns: &str, socket: &Path, conf: &Path, log: &Path, wrapper: &[&str]) -> Child {
+        let mut child = Command::new("ip");
+        child
+            .args(["netns", "exec", ns])
+            .args(wrapper)
+            .arg(bin("chaos-daemon"))
+            .arg("--socket")
+            .arg(socket)
+            .arg("--config")
+            .arg(conf)
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .unwrap(),
+            );
+        // If the test process dies without unwinding (abort, SIGKILL), take the daemon along.
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            child.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        child.spawn().expect("start chaos-daemon")
+    }
+
+    fn wait_ready(&self) {
         let start = Instant::now();
-        while std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
             assert!(
                 start.elapsed() < Duration::from_secs(10),
                 "daemon did not start:\n{}",
-                d.log_text()
+                self.log_text()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        d
+    }
+
+    /// Starts the daemon again with the same socket, config and log (after it exited or was
+    /// killed), as systemd's restart would; waits until it answers.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let conf = self.dir.join("config.toml");
+        self.child = Self::spawn(&self.ns, &self.socket, &conf, &self.log, &[]);
+        self.wait_ready();
     }
 
     /// The daemon's log so far.

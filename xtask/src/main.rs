@@ -303,13 +303,16 @@ fn test() -> Result<()> {
     Ok(())
 }
 
-/// Integration tests run inside a VM, per kernel. On 6.1 (no TCX) only the program tests
-/// (verifier and BPF_PROG_TEST_RUN) run so far: the namespace and daemon tests read the
-/// attached programs through TCX and expect `kill -9` to detach them, which a clsact filter
-/// does not do (the dead-man switch issue).
+/// Integration tests run inside a VM, per kernel (both have `sch_fq`, so `latency` tests the
+/// delay there and the refusal on this host). On 6.1 (no TCX) the namespace, daemon and
+/// hardening suites do not run yet: they read the attached programs through TCX and expect
+/// `kill -9` to detach them, which a clsact filter does not do (the dead-man switch issue).
 const VM_SUITES: [(&str, &[&str]); 2] = [
-    ("6.1", &["program"]),
-    ("6.12", &["program", "netns", "daemon", "hardening"]),
+    ("6.1", &["program", "latency"]),
+    (
+        "6.12",
+        &["program", "latency", "netns", "daemon", "hardening"],
+    ),
 ];
 
 /// Runs [`VM_SUITES`], one VM boot per kernel.

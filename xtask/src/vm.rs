@@ -16,6 +16,8 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
+use crate::run;
+
 const MIRROR: &str = "http://deb.debian.org/debian";
 const INIT: &str = include_str!("../vm/init");
 
@@ -63,17 +65,6 @@ pub struct Prepared {
     kernel: Kernel,
     image: PathBuf,
     initrd: PathBuf,
-}
-
-fn run(cmd: &mut Command) -> Result<()> {
-    let desc = format!("{cmd:?}");
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {desc}"))?;
-    if !status.success() {
-        bail!("{desc} failed with {status}");
-    }
-    Ok(())
 }
 
 fn output(cmd: &mut Command) -> Result<String> {

@@ -8,9 +8,12 @@ mod error;
 mod ids;
 mod table;
 
-use std::sync::{
-    Arc, Mutex,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 pub use error::FaultError;
@@ -34,6 +37,8 @@ pub struct FaultTable {
 
 struct Shared {
     faults: Mutex<Faults>,
+    /// Where the interfaces with our fq are recorded, for the next start after a crash.
+    state_file: Option<PathBuf>,
     /// Wakes the timer task: a deadline may have moved, or the guard was dropped.
     wake: Notify,
     summary: watch::Sender<Summary>,
@@ -60,11 +65,13 @@ impl Drop for TableGuard {
 }
 
 impl FaultTable {
-    /// Wraps `faults` and starts its timer task on the current tokio runtime.
-    pub fn start(faults: Faults) -> TableGuard {
+    /// Wraps `faults` and starts its timer task on the current tokio runtime. The interfaces
+    /// whose root qdisc the table replaced are kept in `state_file` (see [`StateFile`]).
+    pub fn start(faults: Faults, state_file: Option<PathBuf>) -> TableGuard {
         let (summary, _) = watch::channel(faults.summary());
         let table = FaultTable {
             shared: Arc::new(Shared {
+                state_file,
                 faults: Mutex::new(faults),
                 wake: Notify::new(),
                 summary,
@@ -86,7 +93,14 @@ impl FaultTable {
         tokio::task::spawn_blocking(move || {
             let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
             let out = f(&mut faults);
-            shared.summary.send_replace(faults.summary());
+            let summary = faults.summary();
+            if summary.fq_interfaces != shared.summary.borrow().fq_interfaces
+                && let Some(path) = &shared.state_file
+                && let Err(e) = StateFile::write(path, &summary.fq_interfaces)
+            {
+                tracing::error!(path = %path.display(), error = %e, "cannot record the qdiscs to restore");
+            }
+            shared.summary.send_replace(summary);
             drop(faults);
             shared.wake.notify_one();
             out
@@ -160,5 +174,36 @@ async fn timer(table: FaultTable) {
                 let _ = table.with(|f| f.follow_interfaces()).await;
             }
         }
+    }
+}
+
+/// The state file: interfaces whose root qdisc was replaced by fq, so that a daemon that
+/// crashed can have them restored at its next start or by `chaos-daemon cleanup`.
+pub struct StateFile;
+
+impl StateFile {
+    /// Records `fq_interfaces` (atomically: a crash mid-write leaves the old file).
+    pub fn write(path: &Path, fq_interfaces: &[String]) -> std::io::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(
+            &tmp,
+            serde_json::json!({ "fq_interfaces": fq_interfaces }).to_string(),
+        )?;
+        std::fs::rename(tmp, path)
+    }
+
+    /// The interfaces recorded at `path` (none if there is no file).
+    pub fn read(path: &Path) -> Vec<String> {
+        std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| {
+                v["fq_interfaces"].as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|i| i.as_str().map(str::to_string))
+                        .collect()
+                })
+            })
+            .unwrap_or_default()
     }
 }

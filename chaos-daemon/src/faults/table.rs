@@ -37,6 +37,8 @@ pub struct Summary {
     pub interfaces: Vec<String>,
     /// CLOCK_MONOTONIC ns of the next deadline.
     pub next_deadline_ns: Option<u64>,
+    /// Interfaces whose root qdisc the daemon replaced with fq (to restore after a crash).
+    pub fq_interfaces: Vec<String>,
 }
 
 /// All installed faults.
@@ -108,6 +110,12 @@ impl Faults {
             faults: self.entries.len(),
             interfaces: self.injectors.keys().cloned().collect(),
             next_deadline_ns: self.deadlines.first().map(|(at, _)| *at),
+            fq_interfaces: self
+                .injectors
+                .iter()
+                .filter(|(_, inj)| inj.fq_installed())
+                .map(|(i, _)| i.clone())
+                .collect(),
         }
     }
 

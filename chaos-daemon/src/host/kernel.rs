@@ -1,7 +1,5 @@
 //! Kernel release and the features the fault kinds depend on.
 
-use std::path::Path;
-
 /// Kernel release (`uname -r`).
 pub fn kernel_release() -> String {
     nix::sys::utsname::uname()
@@ -17,13 +15,12 @@ pub fn has_tcx() -> bool {
     (major, minor) >= (6, 6)
 }
 
-/// Whether `sch_fq` is loaded or built in (needed for latency/bandwidth faults).
+/// Whether this kernel can run `sch_fq` (needed for latency), measured once by installing it
+/// in a private network namespace: a module that loads on demand is in neither
+/// `/sys/module` nor `modules.builtin` until then.
 pub fn has_fq() -> bool {
-    if Path::new("/sys/module/sch_fq").exists() {
-        return true;
-    }
-    let builtin = format!("/lib/modules/{}/modules.builtin", kernel_release());
-    std::fs::read_to_string(builtin).is_ok_and(|s| s.contains("sch_fq.ko"))
+    static FQ: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FQ.get_or_init(crate::loader::qdisc::fq_available)
 }
 
 #[cfg(test)]

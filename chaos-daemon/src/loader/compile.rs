@@ -4,10 +4,10 @@
 use std::ops::RangeInclusive;
 
 use chaos_common::{
-    ACTION_BLACKHOLE, ACTION_LOSS, EXACT_SHAPE_SHIFT, ExactKeyV4, ExactKeyV6, IPPROTO_ICMP,
-    IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, KEY_HEADER_BITS, PORT_ANY, PPM_ALL, PROTO_ANY,
-    RuleKeyV4, RuleKeyV6, RuleSlot, exact_key_v4, exact_key_v6, key_shape, key_v4, key_v6,
-    prefilter_table,
+    ACTION_BLACKHOLE, ACTION_LATENCY, ACTION_LOSS, EXACT_SHAPE_SHIFT, ExactKeyV4, ExactKeyV6,
+    IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, KEY_HEADER_BITS, PORT_ANY, PPM_ALL,
+    PROTO_ANY, RuleKeyV4, RuleKeyV6, RuleSlot, exact_key_v4, exact_key_v6, key_shape, key_v4,
+    key_v6, prefilter_table,
 };
 use ipnet::IpNet;
 
@@ -179,14 +179,24 @@ pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
         }
         (IpNet::V6(n), false) => KeyData::V6(key_v6(proto, port, n.network().octets())),
     };
-    let (action, ppm) = match rule.action {
-        Action::Blackhole => (ACTION_BLACKHOLE, PPM_ALL),
-        Action::Loss { ppm } if ppm <= PPM_ALL => (ACTION_LOSS, ppm),
-        Action::Loss { ppm } => {
+    let (action, ppm, delay_ns, jitter_ns) = match rule.action {
+        Action::Blackhole => (ACTION_BLACKHOLE, PPM_ALL, 0, 0),
+        Action::Loss { ppm } | Action::Latency { ppm, .. } if ppm > PPM_ALL => {
             return Err(Error::Invalid(format!(
-                "loss of {ppm} ppm exceeds 1,000,000 (100 %)"
+                "a probability of {ppm} ppm exceeds 1,000,000 (100 %)"
             )));
         }
+        Action::Loss { ppm } => (ACTION_LOSS, ppm, 0, 0),
+        Action::Latency { .. } if direction == Direction::Ingress => {
+            return Err(Error::Invalid(
+                "received packets cannot be delayed: latency is egress only".into(),
+            ));
+        }
+        Action::Latency {
+            delay_ns,
+            jitter_ns,
+            ppm,
+        } => (ACTION_LATENCY, ppm, delay_ns, jitter_ns),
     };
     Ok(Compiled {
         key: MapKey {
@@ -198,6 +208,8 @@ pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
             action,
             prefix_len: net.prefix_len(),
             ppm,
+            delay_ns,
+            jitter_ns,
             expires_at_ns: rule.expires_at_ns.unwrap_or(0),
             ..Default::default()
         },
@@ -294,6 +306,23 @@ mod tests {
             (c.slot.action, c.slot.ppm, c.slot.expires_at_ns),
             (ACTION_LOSS, 300_000, 42)
         );
+    }
+
+    #[test]
+    fn latency_goes_into_the_slot_on_egress_only() {
+        let delay = Action::Latency {
+            delay_ns: 50_000_000,
+            jitter_ns: 5_000_000,
+            ppm: PPM_ALL,
+        };
+        let c = compile(&rule("10.1.2.3/32").with_action(delay)).unwrap();
+        assert_eq!(
+            (c.slot.action, c.slot.delay_ns, c.slot.jitter_ns, c.slot.ppm),
+            (ACTION_LATENCY, 50_000_000, 5_000_000, PPM_ALL)
+        );
+        let ingress =
+            Rule::blackhole(Direction::Ingress, "10.1.2.3/32".parse().unwrap()).with_action(delay);
+        assert!(matches!(compile(&ingress), Err(Error::Invalid(_))));
     }
 
     #[test]

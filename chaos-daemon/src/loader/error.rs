@@ -51,6 +51,9 @@ pub enum Error {
     /// The rule is invalid for the data plane (port on ICMP, …).
     #[error("invalid rule: {0}")]
     Invalid(String),
+    /// The root qdisc latency needs could not be put in place.
+    #[error("{0}")]
+    Qdisc(String),
     /// Unknown rule id.
     #[error("no rule with id {0}")]
     NoSuchRule(u32),

@@ -15,6 +15,7 @@ use super::{
     bpf_log,
     compile::{Compiled, MapKey, compile},
     maps::RuleMaps,
+    qdisc,
 };
 
 /// Handle of an installed rule. Stale handles (rule removed, slot reused) are refused.
@@ -30,6 +31,8 @@ struct Installed {
     compiled: Compiled,
     direction: Direction,
     generation: u64,
+    /// The rule stamps departure times (needs fq).
+    delays: bool,
 }
 
 /// What [`Injector::interface_state`] found.
@@ -65,7 +68,14 @@ pub struct Injector {
     per_direction: [usize; 2],
     /// Drains the programs' log records while logging is on.
     _log_pump: Option<bpf_log::LogPump>,
+    /// Installed rules that stamp departure times.
+    delayed: usize,
+    /// This injector made fq the interface's root qdisc (and removes it with its last delay).
+    fq_ours: bool,
 }
+
+/// Longest delay plus jitter a rule may ask for: fq's horizon is set beyond it.
+pub const MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Injector {
     /// Loads the programs for `iface` (which must exist in the caller's network namespace).
@@ -118,6 +128,8 @@ impl Injector {
             next_generation: 1,
             attach: AttachOptions::default(),
             per_direction: [0; 2],
+            delayed: 0,
+            fq_ours: false,
         })
     }
 
@@ -159,10 +171,14 @@ impl Injector {
     pub fn reattach(&mut self) -> Result<(), Error> {
         let ifindex = nix::net::if_::if_nametoindex(self.iface.as_str())
             .map_err(|_| Error::InterfaceNotFound(self.iface.clone()))?;
-        // The kernel already dropped these links with their device.
+        // The kernel already dropped these links, and our fq, with their device.
         self.egress_link = None;
         self.ingress_link = None;
         self.ifindex = ifindex;
+        self.fq_ours = false;
+        if self.delayed > 0 {
+            self.ensure_fq()?;
+        }
         for direction in [Direction::Egress, Direction::Ingress] {
             if self.per_direction[direction as usize] > 0 {
                 self.ensure_attached(direction)?;
@@ -224,8 +240,14 @@ impl Injector {
         if total > MAX_SLOTS as usize {
             return Err(Error::Full(self.installed.len() as u32));
         }
+        if rules.iter().any(|r| r.action.needs_fq()) {
+            self.ensure_fq()?;
+        }
         for rule in rules {
-            self.ensure_attached(rule.direction)?;
+            if let Err(e) = self.ensure_attached(rule.direction) {
+                self.detach_unused();
+                return Err(e);
+            }
         }
         let mut done = Vec::with_capacity(compiled.len());
         for (c, rule) in compiled.into_iter().zip(rules) {
@@ -241,6 +263,29 @@ impl Injector {
             }
         }
         Ok(done)
+    }
+
+    /// Makes fq the root qdisc before the first delaying rule goes in (a delay without fq is
+    /// silently no delay).
+    fn ensure_fq(&mut self) -> Result<(), Error> {
+        if self.iface.is_empty() || self.fq_ours {
+            return Ok(());
+        }
+        match qdisc::install_fq(self.ifindex, MAX_DELAY) {
+            Ok(ours) => {
+                self.fq_ours = ours;
+                if ours {
+                    tracing::info!(iface = %self.iface, "fq installed as root qdisc (latency needs it)");
+                }
+                Ok(())
+            }
+            Err(e) => Err(Error::Qdisc(format!("{}: {e}", self.iface))),
+        }
+    }
+
+    /// Whether this injector made fq the root qdisc of its interface.
+    pub fn fq_installed(&self) -> bool {
+        self.fq_ours
     }
 
     fn install(&mut self, mut c: Compiled, direction: Direction) -> Result<RuleId, Error> {
@@ -271,9 +316,12 @@ impl Injector {
         }
         self.by_key.insert(c.key, slot);
         self.per_direction[direction as usize] += 1;
+        let delays = c.slot.action == chaos_common::ACTION_LATENCY;
+        self.delayed += usize::from(delays);
         self.installed.insert(
             slot,
             Installed {
+                delays,
                 compiled: c,
                 direction,
                 generation,
@@ -291,6 +339,7 @@ impl Injector {
         }
         let inst = self.installed.remove(&id.slot).expect("checked above");
         self.per_direction[inst.direction as usize] -= 1;
+        self.delayed -= usize::from(inst.delays);
         let c = &inst.compiled;
         self.by_key.remove(&c.key);
         // Even if one step fails, do the others: the key removal alone already stops matching.
@@ -375,6 +424,9 @@ impl Injector {
 
     /// Detaches the program of each direction that has no rules left.
     fn detach_unused(&mut self) {
+        if self.delayed == 0 && self.fq_ours {
+            self.restore_qdisc();
+        }
         let egress = self.per_direction[Direction::Egress as usize] > 0;
         let ingress = self.per_direction[Direction::Ingress as usize] > 0;
         if !egress && let Some(link) = self.egress_link.take() {
@@ -388,6 +440,27 @@ impl Injector {
                 let _ = p.detach(link);
             }
             tracing::info!(iface = %self.iface, "detached chaos_ingress");
+        }
+    }
+}
+
+impl Injector {
+    /// Removes the fq this injector installed; the kernel attaches its default qdisc again.
+    fn restore_qdisc(&mut self) {
+        match qdisc::remove_fq(self.ifindex) {
+            Ok(_) => {
+                tracing::info!(iface = %self.iface, "fq removed: the default root qdisc is back")
+            }
+            Err(e) => tracing::error!(iface = %self.iface, error = %e, "cannot remove fq"),
+        }
+        self.fq_ours = false;
+    }
+}
+
+impl Drop for Injector {
+    fn drop(&mut self) {
+        if self.fq_ours {
+            self.restore_qdisc();
         }
     }
 }

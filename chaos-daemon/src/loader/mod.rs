@@ -5,6 +5,7 @@
 //! * [`compile`] — pure translation of a rule into map entries (key, slot, prefilter bits).
 //! * [`maps`] — typed writers over the programs' maps.
 //! * [`attach`] — loading the embedded object and attaching TCX/XDP links (never pinned).
+//! * [`qdisc`] — the root `fq` latency needs, over netlink.
 //! * [`injector`] — [`Injector`]: one interface, atomic add/remove, counters, detach on drop.
 //! * [`testrun`] — BPF_PROG_TEST_RUN for program tests and benchmarks.
 //! * [`bpf_log`] — the programs' anomaly reports (aya-log), off by default.
@@ -15,6 +16,7 @@ pub mod compile;
 pub mod error;
 pub mod injector;
 pub mod maps;
+pub mod qdisc;
 pub mod rule;
 pub mod testrun;
 

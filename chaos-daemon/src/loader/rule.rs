@@ -39,6 +39,22 @@ pub enum Action {
         /// Loss probability in parts per million.
         ppm: u32,
     },
+    /// Delay a random share of matching packets (egress only; needs `fq` as root qdisc).
+    Latency {
+        /// Added delay, ns.
+        delay_ns: u64,
+        /// The delay varies uniformly by up to this much either way, ns.
+        jitter_ns: u64,
+        /// Share of matching packets delayed, parts per million.
+        ppm: u32,
+    },
+}
+
+impl Action {
+    /// True for actions that stamp departure times, which only `fq` honours.
+    pub fn needs_fq(&self) -> bool {
+        matches!(self, Action::Latency { .. })
+    }
 }
 
 /// Packets selected by the remote endpoint's address, protocol and port.

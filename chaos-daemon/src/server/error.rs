@@ -86,6 +86,9 @@ impl From<FaultError> for ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, Some("match".into()))
             }
             FaultError::Loader(loader::Error::Full(_)) => (StatusCode::CONFLICT, None),
+            FaultError::Loader(loader::Error::Qdisc(_)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, Some("interface".into()))
+            }
             FaultError::Internal(_) | FaultError::Loader(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, None)
             }

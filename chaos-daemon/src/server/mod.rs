@@ -227,7 +227,7 @@ mod tests {
 
     #[tokio::test]
     async fn refusals_are_json_and_name_what_is_wrong() {
-        let guard = FaultTable::start(Faults::new(10, None, AttachOptions::default()));
+        let guard = FaultTable::start(Faults::new(10, None, AttachOptions::default()), None);
         let config = Config {
             protect_ssh_peers: false,
             ..Config::default()

@@ -130,7 +130,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_ssh_peer_read_refuses_and_is_never_cached() {
-        let guard = FaultTable::start(Faults::new(10, None, AttachOptions::default()));
+        let guard = FaultTable::start(Faults::new(10, None, AttachOptions::default()), None);
         let state = AppState::with_peer_reader(Config::default(), guard.table(), flaky);
         let first = state.protected().unwrap_err();
         assert!(first.contains("Too many open files"), "{first}");

@@ -2,7 +2,7 @@
 
 use super::ValidationError;
 use crate::{
-    loader::{Action, Direction},
+    loader::{Action, Direction, injector::MAX_DELAY},
     spec::{ActionSpec, FaultSpec},
 };
 
@@ -33,8 +33,8 @@ fn ppm(field: &str, fraction_percent: f64) -> Result<u32, ValidationError> {
     Ok(ppm as u32)
 }
 
-/// The loader action for `spec` in `direction`.
-pub fn check(spec: &FaultSpec, direction: Direction) -> Result<Action, ValidationError> {
+/// The loader action for `spec` in `direction`; `fq` says whether this kernel has `sch_fq`.
+pub fn check(spec: &FaultSpec, direction: Direction, fq: bool) -> Result<Action, ValidationError> {
     // The top-level `percent`: of the matching packets, how many the action applies to.
     let percent = check_percent("percent", spec.percent)?;
     match &spec.action {
@@ -53,18 +53,63 @@ pub fn check(spec: &FaultSpec, direction: Direction) -> Result<Action, Validatio
                 ppm: ppm(field, p * percent / 100.0)?,
             })
         }
-        ActionSpec::Latency { .. } | ActionSpec::Bandwidth { .. }
-            if direction == Direction::Ingress =>
-        {
+        ActionSpec::Latency { .. } if direction == Direction::Ingress => {
             Err(ValidationError::invalid(
                 "direction",
-                format!("{} faults work on egress only", spec.action.kind()),
+                "latency works on egress only: a received packet cannot be held back (the delay is a \
+             departure time that fq honours on the way out). Delay the other direction instead: \
+             a latency fault on the peer's egress, or on this host's egress to the peer, which \
+             delays the requests the replies answer",
             ))
+        }
+        ActionSpec::Bandwidth { .. } if direction == Direction::Ingress => {
+            Err(ValidationError::invalid(
+                "direction",
+                "bandwidth faults work on egress only in this version",
+            ))
+        }
+        ActionSpec::Latency { .. } if !fq => Err(ValidationError::invalid(
+            "action.kind",
+            "latency needs the sch_fq qdisc, which this kernel does not have (GET /v1/health \
+             shows features.fq=false): without fq a departure time is ignored and nothing is delayed",
+        )),
+        ActionSpec::Latency { delay, jitter } => {
+            let jitter = jitter.unwrap_or_default();
+            if delay.is_zero() {
+                return Err(ValidationError::invalid(
+                    "action.delay",
+                    "delay must be positive",
+                ));
+            }
+            if jitter > *delay {
+                return Err(ValidationError::invalid(
+                    "action.jitter",
+                    format!(
+                        "jitter {} exceeds the delay {}: a packet cannot leave before it was sent",
+                        humantime::format_duration(jitter),
+                        humantime::format_duration(*delay)
+                    ),
+                ));
+            }
+            if *delay + jitter > MAX_DELAY {
+                return Err(ValidationError::invalid(
+                    "action.delay",
+                    format!(
+                        "delay + jitter must be at most {}",
+                        humantime::format_duration(MAX_DELAY)
+                    ),
+                ));
+            }
+            Ok(Action::Latency {
+                delay_ns: delay.as_nanos() as u64,
+                jitter_ns: jitter.as_nanos() as u64,
+                ppm: ppm("percent", percent)?,
+            })
         }
         other => Err(ValidationError::invalid(
             "action.kind",
             format!(
-                "{} faults are not supported by this version yet (supported: blackhole, loss)",
+                "{} faults are not supported by this version yet (supported: blackhole, loss, latency)",
                 other.kind()
             ),
         )),

@@ -32,6 +32,8 @@ pub struct Env<'a> {
     /// Protected paths, or why they could not be read (then every fault that could hit one
     /// without `force` is refused).
     pub protected: Result<&'a [Protected], String>,
+    /// Whether the kernel has `sch_fq` (latency needs it).
+    pub fq: bool,
 }
 
 /// A spec that passed validation.
@@ -125,7 +127,7 @@ pub fn validate(spec: &FaultSpec, env: &Env) -> Result<Validated, ValidationErro
         DirectionSpec::Egress => Direction::Egress,
         DirectionSpec::Ingress => Direction::Ingress,
     };
-    let action = action::check(&spec, direction)?;
+    let action = action::check(&spec, direction, env.fq)?;
     let matches = matches::check(&mut spec)?;
     check_ttl(&spec, env)?;
     let rule = Rule {
@@ -190,6 +192,7 @@ mod tests {
             default_iface: Some("eth0".into()),
             iface_exists: &|i| Ok(i == "eth0" || i == "veth1"),
             protected: Ok(protected),
+            fq: false,
         }
     }
 

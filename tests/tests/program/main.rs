@@ -4,6 +4,7 @@
 mod expiry;
 mod fragments;
 mod ingress;
+mod latency;
 mod logging;
 mod loss;
 mod matching;

@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
     after_help = "Examples:\n  \
         chaosctl add blackhole --to 10.0.3.7 --ttl 60s\n  \
         chaosctl add loss --to 10.0.3.0/24 --port 6379 --proto tcp --percent 30 --ttl 5m\n  \
+        chaosctl add latency --to 10.0.3.0/24 --port 6379 --proto tcp --delay 300ms --ttl 5m\n  \
         chaosctl add blackhole --from 192.0.2.0/24 --ttl 2m      # ingress, by source\n  \
         chaosctl ls\n  \
         chaosctl rm 3f9c2a1b7d04                                 # one fault\n  \
@@ -81,12 +82,14 @@ pub enum AddKind {
         #[command(flatten)]
         common: Common,
     },
-    /// Delay matching packets (needs sch_fq; refused by this daemon version).
+    /// Delay matching packets (egress only; the daemon puts fq, which honours the departure
+    /// times, on the interface while latency faults are there; a kernel without sch_fq refuses).
     Latency {
-        /// Delay, e.g. 300ms.
+        /// Delay, e.g. 300ms (delay + jitter ≤ 60s).
         #[arg(long)]
         delay: String,
-        /// Jitter, e.g. 20ms.
+        /// The delay varies uniformly by up to this much either way, e.g. 20ms (≤ delay); a
+        /// flow is never reordered.
         #[arg(long)]
         jitter: Option<String>,
         /// Match, TTL and the rest.
