@@ -214,7 +214,7 @@ pub const fn key_v6(proto: u8, port: u16, addr: [u8; 16]) -> RuleKeyV6 {
     k
 }
 
-/// One installed rule, as the programs see it. 56 bytes; the reserved fields give room for
+/// One installed rule, as the programs see it. 64 bytes; the reserved fields give room for
 /// latency/bandwidth parameters and cgroup scoping without changing the map layout.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -223,8 +223,10 @@ pub struct RuleSlot {
     pub action: u8,
     /// Address prefix length of the rule (0–32 / 0–128): the longest prefix wins among matches.
     pub prefix_len: u8,
-    /// Reserved flags (0).
-    pub flags: u16,
+    /// Latency: how the jitter is distributed (`DIST_*`).
+    pub distribution: u8,
+    /// Padding (0).
+    pub reserved: u8,
     /// Share of matching packets the action applies to, in parts per million (0..=1,000,000).
     pub ppm: u32,
     /// CLOCK_MONOTONIC nanoseconds (`bpf_ktime_get_ns`) after which the slot is ignored; 0 = never.
@@ -233,13 +235,33 @@ pub struct RuleSlot {
     pub cgroup_id: u64,
     /// Latency: added delay in ns.
     pub delay_ns: u64,
-    /// Latency: the delay varies uniformly by up to this much either way, in ns.
+    /// Latency: the jitter in ns: the half-width of a uniform spread, or the standard deviation
+    /// of a table distribution.
     pub jitter_ns: u64,
     /// Bandwidth: rate in bytes per second. Reserved.
     pub rate_bytes_per_sec: u64,
     /// Userspace generation tag, to tell reused slots apart in counters. Not read by the programs.
     pub generation: u64,
+    /// Latency: correlation of successive jitter samples, as netem's ρ scaled to 2^32 (0 = none).
+    pub correlation: u32,
+    /// Padding (0).
+    pub reserved2: u32,
 }
+
+/// Jitter distributions. Uniform is computed; the others read an inverse-CDF table, as netem.
+pub const DIST_UNIFORM: u8 = 0;
+/// Normal (Gaussian).
+pub const DIST_NORMAL: u8 = 1;
+/// Pareto (a = 3), standardised.
+pub const DIST_PARETO: u8 = 2;
+/// netem's paretonormal: (normal + 3·pareto) / 4.
+pub const DIST_PARETONORMAL: u8 = 3;
+/// Table distributions (normal, pareto, paretonormal), in `DIST_TABLES` in that order.
+pub const DIST_TABLES: u32 = 3;
+/// Entries per table: the sample for a uniform random r is `table[r >> 20]`.
+pub const DIST_TABLE_SIZE: u32 = 4096;
+/// Table values are standard deviations × this (±4σ fits an i16).
+pub const DIST_SCALE: i64 = 8192;
 
 /// Per-rule, per-CPU packet counters.
 #[repr(C)]
@@ -256,7 +278,7 @@ pub struct Counters {
 #[cfg(feature = "user")]
 mod user {
     // SAFETY: both are repr(C), Copy, contain only integers and have no padding holes that
-    // matter to the kernel (RuleSlot is 56 bytes of explicit fields, Counters 24 bytes).
+    // matter to the kernel (RuleSlot is 64 bytes of explicit fields, Counters 24 bytes).
     unsafe impl aya::Pod for super::RuleSlot {}
     unsafe impl aya::Pod for super::Counters {}
 }
@@ -267,7 +289,7 @@ mod tests {
 
     #[test]
     fn layout_is_stable() {
-        assert_eq!(core::mem::size_of::<RuleSlot>(), 56);
+        assert_eq!(core::mem::size_of::<RuleSlot>(), 64);
         assert_eq!(core::mem::size_of::<Counters>(), 24);
     }
 

@@ -1,9 +1,15 @@
 //! Actions: count the match, roll the dice, decide the verdict.
 
 use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_redirect};
-use chaos_common::{ACTION_BLACKHOLE, ACTION_LATENCY, ACTION_LOSS, PPM_ALL};
+use chaos_common::{
+    ACTION_BLACKHOLE, ACTION_LATENCY, ACTION_LOSS, DIST_SCALE, DIST_TABLE_SIZE, DIST_UNIFORM,
+    PPM_ALL, RuleSlot,
+};
 
-use crate::{maps::COUNTERS, rules::Hit};
+use crate::{
+    maps::{COUNTERS, DIST, LAST_RANDOM},
+    rules::Hit,
+};
 
 /// What the program does with a matched packet. Each entry point maps it to its own return
 /// codes, so a new action (a departure time, a redirect) is a new variant here and one arm in
@@ -28,17 +34,47 @@ fn roll(ppm: u32) -> bool {
     ((r * PPM_ALL as u64) >> 32) < ppm as u64
 }
 
-/// `delay ± jitter`, uniform, never below zero.
+/// A random number correlated with the rule's previous one as netem does it:
+/// `(rnd·(2³²−ρ) + last·ρ) >> 32`.
 #[inline(always)]
-fn sample_delay(delay: u64, jitter: u64) -> u64 {
+fn correlated_random(index: u32, rho: u32) -> u32 {
+    // SAFETY: plain helper call.
+    let rnd = unsafe { bpf_get_prandom_u32() };
+    if rho == 0 {
+        return rnd;
+    }
+    let Some(last) = LAST_RANDOM.get_ptr_mut(index) else {
+        return rnd;
+    };
+    // SAFETY: per-CPU value, only this CPU touches it while we run.
+    unsafe {
+        let mixed =
+            ((rnd as u64 * ((1u64 << 32) - rho as u64) + *last as u64 * rho as u64) >> 32) as u32;
+        *last = mixed;
+        mixed
+    }
+}
+
+/// The rule's delay with its jitter sampled: `delay ± jitter` uniform, or `delay + jitter·t`
+/// with `t` from the distribution's table; never below zero.
+#[inline(always)]
+fn sample_delay(index: u32, slot: &RuleSlot) -> u64 {
+    let (delay, jitter) = (slot.delay_ns, slot.jitter_ns);
     if jitter == 0 {
         return delay;
     }
-    // SAFETY: plain helper call.
-    let r = unsafe { bpf_get_prandom_u32() } as u64;
-    // r * (2j + 1) >> 32 is uniform over 0..=2j without a division.
-    let offset = (r * (2 * jitter + 1)) >> 32;
-    (delay + offset).saturating_sub(jitter)
+    let r = correlated_random(index, slot.correlation) as u64;
+    if slot.distribution == DIST_UNIFORM {
+        // r * (2j + 1) >> 32 is uniform over 0..=2j without a division.
+        let offset = (r * (2 * jitter + 1)) >> 32;
+        return (delay + offset).saturating_sub(jitter);
+    }
+    let table = (slot.distribution as u32).saturating_sub(1) & 3;
+    let entry = table * DIST_TABLE_SIZE + (r as u32 >> 20);
+    let t = DIST.get(entry).copied().unwrap_or(0) as i64;
+    // Arithmetic shift: table values are σ × DIST_SCALE, a power of two.
+    let d = delay as i64 + ((jitter as i64 * t) >> DIST_SCALE.trailing_zeros());
+    if d < 0 { 0 } else { d as u64 }
 }
 
 /// Counts the match, applies the rule's action and returns the verdict.
@@ -60,9 +96,7 @@ pub fn apply(hit: &Hit, len: u32) -> Verdict {
     }
     match (affected, hit.slot.action) {
         (false, _) => Verdict::Pass,
-        (true, ACTION_LATENCY) => {
-            Verdict::Delay(sample_delay(hit.slot.delay_ns, hit.slot.jitter_ns))
-        }
+        (true, ACTION_LATENCY) => Verdict::Delay(sample_delay(hit.index, hit.slot)),
         (true, _) => Verdict::Drop,
     }
 }

@@ -5,8 +5,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
 };
 use chaos_common::{
-    Counters, ExactKeyV4, ExactKeyV6, MAX_FLOWS, MAX_SLOTS, MAX_TRIE_ENTRIES, PREFILTER_TABLES,
-    PREFILTER_WORDS, RuleKeyV4, RuleKeyV6, RuleSlot,
+    Counters, DIST_TABLE_SIZE, DIST_TABLES, ExactKeyV4, ExactKeyV6, MAX_FLOWS, MAX_SLOTS,
+    MAX_TRIE_ENTRIES, PREFILTER_TABLES, PREFILTER_WORDS, RuleKeyV4, RuleKeyV6, RuleSlot,
 };
 
 /// Egress IPv4 rules (match destination).
@@ -46,3 +46,10 @@ pub static KEY_SHAPES: Array<u32> = Array::with_max_entries(PREFILTER_TABLES, 0)
 /// Last departure time (CLOCK_MONOTONIC ns) per flow (the skb hash) of delayed packets.
 #[map]
 pub static FLOW_DEPARTURES: LruHashMap<u32, u64> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
+/// Inverse-CDF tables of the jitter distributions (`DIST_*` − 1, then the quantile index),
+/// in standard deviations × `DIST_SCALE`; written once by the daemon at load.
+#[map]
+pub static DIST: Array<i16> = Array::with_max_entries(DIST_TABLES * DIST_TABLE_SIZE, 0);
+/// Per rule and CPU: the last (correlated) random number, for jitter correlation.
+#[map]
+pub static LAST_RANDOM: PerCpuArray<u32> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);

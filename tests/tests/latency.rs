@@ -37,32 +37,88 @@ fn kernel_has_fq(ns: &str) -> bool {
     ok
 }
 
-/// Median RTT in ms over `n` pings from A to `dst`.
-fn median_rtt(p: &NsPair, dst: &str, n: u32) -> f64 {
+/// (icmp_seq, RTT ms) of each reply, in the order they arrived, over `n` pings `interval`
+/// seconds apart.
+fn replies(p: &NsPair, dst: &str, n: u32, interval: &str) -> Vec<(u32, f64)> {
+    let count = n.to_string();
     let out = p.exec(
         &p.a,
-        &[
-            "ping",
-            "-n",
-            "-c",
-            &n.to_string(),
-            "-i",
-            "0.05",
-            "-W",
-            "2",
-            dst,
-        ],
+        &["ping", "-n", "-c", &count, "-i", interval, "-W", "2", dst],
     );
-    let mut rtts: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+    let got: Vec<(u32, f64)> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.split("time=").nth(1)?.split(' ').next()?.parse().ok())
+        .filter_map(|l| {
+            let seq = l
+                .split("icmp_seq=")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()?;
+            let rtt = l.split("time=").nth(1)?.split(' ').next()?.parse().ok()?;
+            Some((seq, rtt))
+        })
         .collect();
     assert!(
-        rtts.len() as u32 >= n * 9 / 10,
-        "lost pings to {dst}: {rtts:?}"
+        got.len() as u32 >= n * 9 / 10,
+        "lost pings to {dst}: {got:?}"
     );
+    got
+}
+
+/// Median RTT in ms over `n` pings from A to `dst`.
+fn median_rtt(p: &NsPair, dst: &str, n: u32) -> f64 {
+    let mut rtts: Vec<f64> = replies(p, dst, n, "0.05")
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
     rtts.sort_by(f64::total_cmp);
     rtts[rtts.len() / 2]
+}
+
+fn latency_with(cidr: &str, action: serde_json::Value) -> String {
+    json!({"match": {"cidr": cidr}, "action": action, "ttl": "10m"}).to_string()
+}
+
+#[test]
+fn jitter_follows_its_distribution_and_never_reorders_a_flow() {
+    let p = NsPair::new("jitter");
+    let d = Daemon::start(&p.a, "");
+    let normal =
+        json!({"kind": "latency", "delay": "50ms", "jitter": "10ms", "distribution": "normal"});
+    let spec = latency_with(B4, normal);
+    if !kernel_has_fq(&p.a) {
+        assert_eq!(d.call(Method::POST, "/v1/faults", Some(&spec)).0, 422);
+        return;
+    }
+    // Normal, sigma 10 ms, pings 100 ms apart (so a flow's order never holds one back).
+    d.create(&spec);
+    let rtts: Vec<f64> = replies(&p, B4, 150, "0.1")
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    let mean = rtts.iter().sum::<f64>() / rtts.len() as f64;
+    let sd = (rtts.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / rtts.len() as f64).sqrt();
+    eprintln!(
+        "normal 50ms, sigma 10ms: mean {mean:.2} ms, sd {sd:.2} ms over {} pings",
+        rtts.len()
+    );
+    assert!((7.5..=12.5).contains(&sd), "sd {sd} ms, configured 10 ms");
+    assert!((47.0..=54.0).contains(&mean), "mean {mean} ms");
+    // Pings 5 ms apart with ±20 ms uniform jitter: netem would reorder most of them; a flow
+    // under our jitter never is.
+    let (s, _) = d.call(Method::DELETE, "/v1/faults", None);
+    assert_eq!(s, 200);
+    let uniform = json!({"kind": "latency", "delay": "50ms", "jitter": "20ms"});
+    d.create(&latency_with(B4, uniform));
+    let order: Vec<u32> = replies(&p, B4, 100, "0.005")
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "replies reordered: {order:?}"
+    );
 }
 
 fn root_qdisc(p: &NsPair) -> String {

@@ -179,14 +179,15 @@ pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
         }
         (IpNet::V6(n), false) => KeyData::V6(key_v6(proto, port, n.network().octets())),
     };
-    let (action, ppm, delay_ns, jitter_ns) = match rule.action {
-        Action::Blackhole => (ACTION_BLACKHOLE, PPM_ALL, 0, 0),
+    let mut latency = RuleSlot::default();
+    let (action, ppm) = match rule.action {
+        Action::Blackhole => (ACTION_BLACKHOLE, PPM_ALL),
         Action::Loss { ppm } | Action::Latency { ppm, .. } if ppm > PPM_ALL => {
             return Err(Error::Invalid(format!(
                 "a probability of {ppm} ppm exceeds 1,000,000 (100 %)"
             )));
         }
-        Action::Loss { ppm } => (ACTION_LOSS, ppm, 0, 0),
+        Action::Loss { ppm } => (ACTION_LOSS, ppm),
         Action::Latency { .. } if direction == Direction::Ingress => {
             return Err(Error::Invalid(
                 "received packets cannot be delayed: latency is egress only".into(),
@@ -195,8 +196,16 @@ pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
         Action::Latency {
             delay_ns,
             jitter_ns,
+            distribution,
+            correlation,
             ppm,
-        } => (ACTION_LATENCY, ppm, delay_ns, jitter_ns),
+        } => {
+            latency.delay_ns = delay_ns;
+            latency.jitter_ns = jitter_ns;
+            latency.distribution = distribution.code();
+            latency.correlation = correlation;
+            (ACTION_LATENCY, ppm)
+        }
     };
     Ok(Compiled {
         key: MapKey {
@@ -208,10 +217,8 @@ pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
             action,
             prefix_len: net.prefix_len(),
             ppm,
-            delay_ns,
-            jitter_ns,
             expires_at_ns: rule.expires_at_ns.unwrap_or(0),
-            ..Default::default()
+            ..latency
         },
         prefilter: prefilter_range(&net),
         shape: key_shape(proto, port) << if exact { EXACT_SHAPE_SHIFT } else { 0 },
@@ -313,12 +320,18 @@ mod tests {
         let delay = Action::Latency {
             delay_ns: 50_000_000,
             jitter_ns: 5_000_000,
+            distribution: crate::loader::Distribution::Normal,
+            correlation: 1 << 31,
             ppm: PPM_ALL,
         };
         let c = compile(&rule("10.1.2.3/32").with_action(delay)).unwrap();
         assert_eq!(
             (c.slot.action, c.slot.delay_ns, c.slot.jitter_ns, c.slot.ppm),
             (ACTION_LATENCY, 50_000_000, 5_000_000, PPM_ALL)
+        );
+        assert_eq!(
+            (c.slot.distribution, c.slot.correlation),
+            (chaos_common::DIST_NORMAL, 1 << 31)
         );
         let ingress =
             Rule::blackhole(Direction::Ingress, "10.1.2.3/32".parse().unwrap()).with_action(delay);

@@ -109,7 +109,8 @@ impl Injector {
 
     fn load<T: log::Log + Send + 'static>(level: u8, logger: Option<T>) -> Result<Self, Error> {
         let mut ebpf = attach::load(level)?;
-        let maps = RuleMaps::take(&mut ebpf)?;
+        let mut maps = RuleMaps::take(&mut ebpf)?;
+        maps.write_distributions()?;
         let log_pump = match logger {
             Some(l) => Some(bpf_log::LogPump::start(&mut ebpf, l)?),
             None => None,

@@ -32,6 +32,7 @@ pub struct RuleMaps {
     counters: PerCpuArray<MapData, Counters>,
     prefilter: Array<MapData, u64>,
     key_shapes: Array<MapData, u32>,
+    dist: Array<MapData, i16>,
     /// Rules per (prefilter table, /16): a bit is set while its count is non-zero.
     prefilter_refs: Vec<u32>,
     /// Rules per (prefilter table, key shape bit index: 4 trie shapes, then 4 exact shapes).
@@ -69,10 +70,22 @@ impl RuleMaps {
             counters: take(ebpf, "COUNTERS")?,
             prefilter: take(ebpf, "PREFILTER")?,
             key_shapes: take(ebpf, "KEY_SHAPES")?,
+            dist: take(ebpf, "DIST")?,
             prefilter_refs: vec![0; PREFILTER_TABLES as usize * SLASH16S],
             shape_refs: Default::default(),
             nr_cpus,
         })
+    }
+
+    /// Writes the jitter distributions' tables (once, after load).
+    pub fn write_distributions(&mut self) -> Result<(), Error> {
+        for (t, table) in super::distribution::tables().iter().enumerate() {
+            for (i, v) in table.iter().enumerate() {
+                let index = (t * table.len() + i) as u32;
+                self.dist.set(index, *v, 0).map_err(map_err("DIST"))?;
+            }
+        }
+        Ok(())
     }
 
     /// Inserts `key → slot`; fails if the key is already present.

@@ -6,6 +6,7 @@
 //! * [`maps`] — typed writers over the programs' maps.
 //! * [`attach`] — loading the embedded object and attaching TCX/XDP links (never pinned).
 //! * [`qdisc`] — the root `fq` latency needs, over netlink.
+//! * [`distribution`] — the jitter distributions' inverse-CDF tables.
 //! * [`injector`] — [`Injector`]: one interface, atomic add/remove, counters, detach on drop.
 //! * [`testrun`] — BPF_PROG_TEST_RUN for program tests and benchmarks.
 //! * [`bpf_log`] — the programs' anomaly reports (aya-log), off by default.
@@ -13,6 +14,7 @@
 pub mod attach;
 pub mod bpf_log;
 pub mod compile;
+pub mod distribution;
 pub mod error;
 pub mod injector;
 pub mod maps;
@@ -20,6 +22,7 @@ pub mod qdisc;
 pub mod rule;
 pub mod testrun;
 
+pub use distribution::Distribution;
 pub use error::Error;
 pub use injector::{Injector, InterfaceState, RuleId};
 pub use rule::{Action, Direction, IpMatch, Match, Protocol, Rule};

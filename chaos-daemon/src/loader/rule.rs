@@ -43,8 +43,12 @@ pub enum Action {
     Latency {
         /// Added delay, ns.
         delay_ns: u64,
-        /// The delay varies uniformly by up to this much either way, ns.
+        /// Jitter, ns: half-width of the uniform spread, or the standard deviation.
         jitter_ns: u64,
+        /// How the jitter is distributed.
+        distribution: super::Distribution,
+        /// Correlation of successive samples, netem's ρ scaled to 2^32.
+        correlation: u32,
         /// Share of matching packets delayed, parts per million.
         ppm: u32,
     },

@@ -4,6 +4,20 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// How latency jitter is distributed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DistributionSpec {
+    /// Every value in `delay ± jitter` equally likely.
+    Uniform,
+    /// Normal, standard deviation `jitter`.
+    Normal,
+    /// Pareto: a long tail of late packets.
+    Pareto,
+    /// netem's mix of normal and Pareto.
+    Paretonormal,
+}
+
 /// What a fault does. Tagged by `kind`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
@@ -20,13 +34,19 @@ pub enum ActionSpec {
         /// Added delay.
         #[serde(with = "humantime_serde")]
         delay: Duration,
-        /// Random extra delay up to this much.
+        /// Variation of the delay: half-width (uniform) or standard deviation (the others).
         #[serde(
             default,
             with = "humantime_serde",
             skip_serializing_if = "Option::is_none"
         )]
         jitter: Option<Duration>,
+        /// `uniform` (default), `normal`, `pareto` or `paretonormal`, as netem.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        distribution: Option<DistributionSpec>,
+        /// Correlation of successive jitter samples in percent (0–100), as netem.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        correlation: Option<f64>,
     },
     /// Limit matching traffic to a rate. Not supported yet by this build.
     Bandwidth {
@@ -59,9 +79,23 @@ impl ActionSpec {
         let a = match self {
             ActionSpec::Blackhole {} => "drop all".to_string(),
             ActionSpec::Loss { percent } => format!("drop {percent}%"),
-            ActionSpec::Latency { delay, .. } => {
-                format!("delay {}", humantime::format_duration(*delay))
-            }
+            ActionSpec::Latency {
+                delay,
+                jitter,
+                distribution,
+                ..
+            } => match jitter {
+                Some(j) if !j.is_zero() => format!(
+                    "delay {} ± {}{}",
+                    humantime::format_duration(*delay),
+                    humantime::format_duration(*j),
+                    distribution
+                        .filter(|d| *d != DistributionSpec::Uniform)
+                        .map(|d| format!(" {d:?}").to_lowercase())
+                        .unwrap_or_default()
+                ),
+                _ => format!("delay {}", humantime::format_duration(*delay)),
+            },
             ActionSpec::Bandwidth { rate } => format!("limit {rate}"),
             ActionSpec::Dns { domain, response } => format!("{response} for {domain}"),
         };

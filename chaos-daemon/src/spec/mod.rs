@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 mod action;
 mod matches;
 
-pub use action::ActionSpec;
+pub use action::{ActionSpec, DistributionSpec};
 pub use matches::{MatchSpec, ProtocolSpec};
 
 /// A fault as a client describes it (`POST /v1/faults`).

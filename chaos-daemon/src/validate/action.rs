@@ -2,8 +2,8 @@
 
 use super::ValidationError;
 use crate::{
-    loader::{Action, Direction, injector::MAX_DELAY},
-    spec::{ActionSpec, FaultSpec},
+    loader::{Action, Direction, Distribution, injector::MAX_DELAY},
+    spec::{ActionSpec, DistributionSpec, FaultSpec},
 };
 
 /// Parts per million in one percent.
@@ -73,8 +73,25 @@ pub fn check(spec: &FaultSpec, direction: Direction, fq: bool) -> Result<Action,
             "latency needs the sch_fq qdisc, which this kernel does not have (GET /v1/health \
              shows features.fq=false): without fq a departure time is ignored and nothing is delayed",
         )),
-        ActionSpec::Latency { delay, jitter } => {
+        ActionSpec::Latency {
+            delay,
+            jitter,
+            distribution,
+            correlation,
+        } => {
             let jitter = jitter.unwrap_or_default();
+            let correlation = match correlation {
+                None => 0,
+                Some(c) if (0.0..=100.0).contains(c) => {
+                    ((c / 100.0) * 4_294_967_296.0).round().min(u32::MAX as f64) as u32
+                }
+                Some(c) => {
+                    return Err(ValidationError::invalid(
+                        "action.correlation",
+                        format!("correlation must be 0-100 (percent), got {c}"),
+                    ));
+                }
+            };
             if delay.is_zero() {
                 return Err(ValidationError::invalid(
                     "action.delay",
@@ -103,6 +120,13 @@ pub fn check(spec: &FaultSpec, direction: Direction, fq: bool) -> Result<Action,
             Ok(Action::Latency {
                 delay_ns: delay.as_nanos() as u64,
                 jitter_ns: jitter.as_nanos() as u64,
+                distribution: match distribution.unwrap_or(DistributionSpec::Uniform) {
+                    DistributionSpec::Uniform => Distribution::Uniform,
+                    DistributionSpec::Normal => Distribution::Normal,
+                    DistributionSpec::Pareto => Distribution::Pareto,
+                    DistributionSpec::Paretonormal => Distribution::ParetoNormal,
+                },
+                correlation,
                 ppm: ppm("percent", percent)?,
             })
         }

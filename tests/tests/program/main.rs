@@ -16,6 +16,7 @@ pub use std::net::IpAddr;
 pub use chaos_daemon::{
     Action, Direction, Injector, Protocol, Rule,
     clock::monotonic_ns,
+    loader::Distribution,
     loader::testrun::Verdict::{self, Drop, Pass},
 };
 pub use chaos_tests::packet::{

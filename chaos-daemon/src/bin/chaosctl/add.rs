@@ -23,10 +23,22 @@ pub fn spec_json(kind: &AddKind) -> Value {
     let (action, percent) = match kind {
         AddKind::Blackhole { percent, .. } => (json!({"kind": "blackhole"}), *percent),
         AddKind::Loss { percent, .. } => (json!({"kind": "loss", "percent": percent}), None),
-        AddKind::Latency { delay, jitter, .. } => {
+        AddKind::Latency {
+            delay,
+            jitter,
+            distribution,
+            correlation,
+            ..
+        } => {
             let mut a = json!({"kind": "latency", "delay": delay});
             if let Some(j) = jitter {
                 a["jitter"] = json!(j);
+            }
+            if let Some(d) = distribution {
+                a["distribution"] = json!(d);
+            }
+            if let Some(c) = correlation {
+                a["correlation"] = json!(c);
             }
             (a, None)
         }

@@ -92,6 +92,13 @@ pub enum AddKind {
         /// flow is never reordered.
         #[arg(long)]
         jitter: Option<String>,
+        /// uniform (default), normal, pareto or paretonormal, as netem; with normal and the
+        /// Pareto kinds --jitter is the standard deviation.
+        #[arg(long, value_parser = ["uniform", "normal", "pareto", "paretonormal"])]
+        distribution: Option<String>,
+        /// Correlation of successive jitter samples, percent (0-100), as netem.
+        #[arg(long)]
+        correlation: Option<f64>,
         /// Match, TTL and the rest.
         #[command(flatten)]
         common: Common,
