@@ -13,8 +13,8 @@ use crate::{
     socket::{self, ApiSocket},
 };
 
-/// `chaos-daemon cleanup`: removes a stale socket and clsact filters a daemon on a pre-6.6
-/// kernel left behind; refuses while a daemon runs in this namespace.
+/// `chaos-daemon cleanup`: removes a stale socket, clsact filters a daemon on a pre-6.6
+/// kernel left behind and the fq it installed; refuses while a daemon runs in this namespace.
 pub fn cleanup(socket_path: &Path) -> Result<()> {
     let _lock = InstanceLock::acquire(socket_path)
         .context("a chaos-daemon is running: stop it instead (its faults go with it)")?;

@@ -53,8 +53,9 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Offline cleanup after a crash: remove a stale socket and clsact filters a daemon on a
-    /// pre-6.6 kernel left behind. (TCX/XDP links die with the daemon.)
+    /// Offline cleanup after a crash: remove a stale socket, clsact filters a daemon on a
+    /// pre-6.6 kernel left behind, and the fq it installed for latency faults (state.json
+    /// beside the socket). TCX/XDP links die with the daemon.
     Cleanup,
 }
 

@@ -69,9 +69,10 @@ fn sample_delay(index: u32, slot: &RuleSlot) -> u64 {
         let offset = (r * (2 * jitter + 1)) >> 32;
         return (delay + offset).saturating_sub(jitter);
     }
-    let table = (slot.distribution as u32).saturating_sub(1) & 3;
-    let entry = table * DIST_TABLE_SIZE + (r as u32 >> 20);
-    let t = DIST.get(entry).copied().unwrap_or(0) as i64;
+    let table = (slot.distribution as u32).saturating_sub(1);
+    // The top 12 bits of r: an index below DIST_TABLE_SIZE the verifier can see.
+    let i = (r as u32 >> 20) as usize & (DIST_TABLE_SIZE as usize - 1);
+    let t = DIST.get(table).map_or(0, |t| t[i]) as i64;
     // Arithmetic shift: table values are σ × DIST_SCALE, a power of two.
     let d = delay as i64 + ((jitter as i64 * t) >> DIST_SCALE.trailing_zeros());
     if d < 0 { 0 } else { d as u64 }

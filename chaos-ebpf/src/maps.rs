@@ -46,10 +46,10 @@ pub static KEY_SHAPES: Array<u32> = Array::with_max_entries(PREFILTER_TABLES, 0)
 /// Last departure time (CLOCK_MONOTONIC ns) per flow (the skb hash) of delayed packets.
 #[map]
 pub static FLOW_DEPARTURES: LruHashMap<u32, u64> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
-/// Inverse-CDF tables of the jitter distributions (`DIST_*` − 1, then the quantile index),
-/// in standard deviations × `DIST_SCALE`; written once by the daemon at load.
+/// Inverse-CDF tables of the jitter distributions, one entry per table (`DIST_*` − 1), in
+/// standard deviations × `DIST_SCALE`; written once by the daemon at load (three writes).
 #[map]
-pub static DIST: Array<i16> = Array::with_max_entries(DIST_TABLES * DIST_TABLE_SIZE, 0);
+pub static DIST: Array<[i16; DIST_TABLE_SIZE as usize]> = Array::with_max_entries(DIST_TABLES, 0);
 /// Per rule and CPU: the last (correlated) random number, for jitter correlation.
 #[map]
 pub static LAST_RANDOM: PerCpuArray<u32> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);

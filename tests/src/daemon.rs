@@ -117,7 +117,8 @@ impl Daemon {
         let start = Instant::now();
         while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
             assert!(
-                start.elapsed() < Duration::from_secs(10),
+                // Generous for the VMs, where loading and verifying the programs is slow.
+                start.elapsed() < Duration::from_secs(30),
                 "daemon did not start:\n{}",
                 self.log_text()
             );

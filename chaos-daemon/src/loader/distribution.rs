@@ -91,19 +91,21 @@ fn quantiles(f: impl Fn(f64) -> f64) -> Vec<f64> {
         .collect()
 }
 
-fn scaled(values: &[f64]) -> Vec<i16> {
-    values
-        .iter()
-        .map(|v| {
-            (v.clamp(-4.0, 4.0) * DIST_SCALE as f64)
-                .round()
-                .clamp(-32768.0, 32767.0) as i16
-        })
-        .collect()
+/// One table as the `DIST` map holds it.
+pub type Table = [i16; DIST_TABLE_SIZE as usize];
+
+fn scaled(values: &[f64]) -> Table {
+    let mut t = [0; DIST_TABLE_SIZE as usize];
+    for (out, v) in t.iter_mut().zip(values) {
+        *out = (v.clamp(-4.0, 4.0) * DIST_SCALE as f64)
+            .round()
+            .clamp(-32768.0, 32767.0) as i16;
+    }
+    t
 }
 
 /// The three tables the `DIST` map holds, in `DIST_*` order: normal, pareto, paretonormal.
-pub fn tables() -> [Vec<i16>; 3] {
+pub fn tables() -> [Table; 3] {
     let normal = quantiles(inverse_normal);
     let pareto = quantiles(inverse_pareto);
     let paretonormal: Vec<f64> = normal

@@ -32,7 +32,7 @@ pub struct RuleMaps {
     counters: PerCpuArray<MapData, Counters>,
     prefilter: Array<MapData, u64>,
     key_shapes: Array<MapData, u32>,
-    dist: Array<MapData, i16>,
+    dist: Array<MapData, [i16; chaos_common::DIST_TABLE_SIZE as usize]>,
     /// Rules per (prefilter table, /16): a bit is set while its count is non-zero.
     prefilter_refs: Vec<u32>,
     /// Rules per (prefilter table, key shape bit index: 4 trie shapes, then 4 exact shapes).
@@ -79,11 +79,8 @@ impl RuleMaps {
 
     /// Writes the jitter distributions' tables (once, after load).
     pub fn write_distributions(&mut self) -> Result<(), Error> {
-        for (t, table) in super::distribution::tables().iter().enumerate() {
-            for (i, v) in table.iter().enumerate() {
-                let index = (t * table.len() + i) as u32;
-                self.dist.set(index, *v, 0).map_err(map_err("DIST"))?;
-            }
+        for (t, table) in super::distribution::tables().into_iter().enumerate() {
+            self.dist.set(t as u32, table, 0).map_err(map_err("DIST"))?;
         }
         Ok(())
     }
