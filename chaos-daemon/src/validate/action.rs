@@ -108,7 +108,10 @@ pub fn check(spec: &FaultSpec, direction: Direction, fq: bool) -> Result<Action,
                     ),
                 ));
             }
-            if *delay + jitter > MAX_DELAY {
+            if delay
+                .checked_add(jitter)
+                .is_none_or(|total| total > MAX_DELAY)
+            {
                 return Err(ValidationError::invalid(
                     "action.delay",
                     format!(

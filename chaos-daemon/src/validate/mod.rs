@@ -463,4 +463,66 @@ mod tests {
             assert_eq!(err_field(&json), (422, Some("name".into())), "{name}");
         }
     }
+
+    #[test]
+    fn latency_values_are_bounded_where_fq_exists() {
+        let with_fq = Env {
+            fq: true,
+            ..env(&[])
+        };
+        let check = |action: &str| {
+            let json = format!(r#"{{"match":{{"cidr":"10.0.0.1"}},"action":{action},"ttl":"1m"}}"#);
+            validate(&spec(&json), &with_fq).map_err(|e| (status(&e), e.field))
+        };
+        let ok = check(r#"{"kind":"latency","delay":"300ms","jitter":"20ms","distribution":"pareto","correlation":25}"#)
+            .unwrap();
+        let Action::Latency {
+            delay_ns,
+            jitter_ns,
+            correlation,
+            ..
+        } = ok.rules[0].action
+        else {
+            panic!("latency expected")
+        };
+        assert_eq!((delay_ns, jitter_ns), (300_000_000, 20_000_000));
+        assert_eq!(correlation, 1 << 30);
+        for (action, field) in [
+            (r#"{"kind":"latency","delay":"0s"}"#, "action.delay"),
+            (r#"{"kind":"latency","delay":"100y"}"#, "action.delay"),
+            (
+                r#"{"kind":"latency","delay":"500000000000y","jitter":"500000000000y"}"#,
+                "action.delay",
+            ),
+            (
+                r#"{"kind":"latency","delay":"50s","jitter":"20s"}"#,
+                "action.delay",
+            ),
+            (
+                r#"{"kind":"latency","delay":"10ms","jitter":"20ms"}"#,
+                "action.jitter",
+            ),
+            (
+                r#"{"kind":"latency","delay":"10ms","correlation":1e9}"#,
+                "action.correlation",
+            ),
+            (
+                r#"{"kind":"latency","delay":"10ms","correlation":-1}"#,
+                "action.correlation",
+            ),
+        ] {
+            assert_eq!(
+                check(action).unwrap_err(),
+                (422, Some(field.into())),
+                "{action}"
+            );
+        }
+        // Without fq the same valid spec is refused, naming the qdisc.
+        let e = validate(
+            &spec(r#"{"match":{"cidr":"10.0.0.1"},"action":{"kind":"latency","delay":"1ms"},"ttl":"1m"}"#),
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("sch_fq"), "{e}");
+    }
 }
