@@ -140,7 +140,8 @@ pub async fn run(
 ) -> bool {
     let app = router(state);
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections()));
+    let limit = max_connections();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limit));
     let mut refused_at: Option<std::time::Instant> = None;
     tokio::pin!(shutdown);
     loop {
@@ -159,7 +160,7 @@ pub async fn run(
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             if refused_at.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                 tracing::warn!(
-                    limit = max_connections(),
+                    limit,
                     "connection limit reached: closing new connections (SIGUSR1 removes every fault)"
                 );
                 refused_at = Some(std::time::Instant::now());
