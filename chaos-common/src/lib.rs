@@ -53,8 +53,18 @@ pub const ACTION_LOSS: u8 = 2;
 /// `max(now, skb->tstamp) + delay_ns ± jitter_ns` (uniform), kept monotonic per flow; `fq`
 /// holds them until then.
 pub const ACTION_LATENCY: u8 = 3;
-/// Reserved: pace packets via EDT to `rate_bytes_per_sec`.
+/// Limit matching packets to `rate_bytes_per_sec`: on egress, EDT pacing of the rule's
+/// aggregate (`t_next = max(now, t_last) + len·1e9/rate`, dropped beyond [`PACING_HORIZON_NS`]);
+/// on ingress, a token-bucket policer of `burst_bytes` (drops above the rate).
 pub const ACTION_BANDWIDTH: u8 = 4;
+
+/// Egress pacing drops a packet that would leave more than this far in the future: the queue a
+/// bandwidth fault builds is at most two seconds deep (Cilium's bandwidth manager does the same).
+pub const PACING_HORIZON_NS: u64 = 2_000_000_000;
+
+/// `RuleSlot::flags`: jitter may reorder a flow (netem's behaviour); without it a flow's
+/// departure times stay monotonic.
+pub const FLAG_REORDER: u8 = 1;
 
 /// Flows whose last departure time the egress program remembers (LRU), so jitter never
 /// reorders a flow.
@@ -225,8 +235,8 @@ pub struct RuleSlot {
     pub prefix_len: u8,
     /// Latency: how the jitter is distributed (`DIST_*`).
     pub distribution: u8,
-    /// Padding (0).
-    pub reserved: u8,
+    /// `FLAG_*` bits.
+    pub flags: u8,
     /// Share of matching packets the action applies to, in parts per million (0..=1,000,000).
     pub ppm: u32,
     /// CLOCK_MONOTONIC nanoseconds (`bpf_ktime_get_ns`) after which the slot is ignored; 0 = never.
@@ -238,14 +248,27 @@ pub struct RuleSlot {
     /// Latency: the jitter in ns: the half-width of a uniform spread, or the standard deviation
     /// of a table distribution.
     pub jitter_ns: u64,
-    /// Bandwidth: rate in bytes per second. Reserved.
+    /// Bandwidth: rate in bytes per second.
     pub rate_bytes_per_sec: u64,
     /// Userspace generation tag, to tell reused slots apart in counters. Not read by the programs.
     pub generation: u64,
     /// Latency: correlation of successive jitter samples, as netem's ρ scaled to 2^32 (0 = none).
     pub correlation: u32,
-    /// Padding (0).
-    pub reserved2: u32,
+    /// Bandwidth on ingress: the policer's bucket size in bytes.
+    pub burst_bytes: u32,
+}
+
+/// Per-rule state of a bandwidth fault (`RATE_STATE`, indexed like `SLOTS`), shared by all CPUs.
+/// A slot reused by another rule starts afresh: `generation` differs from the slot's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateState {
+    /// The `RuleSlot::generation` this state belongs to.
+    pub generation: u64,
+    /// Egress: departure time of the rule's last paced packet. Ingress: when tokens were last added.
+    pub last_ns: u64,
+    /// Ingress: tokens (bytes) in the bucket.
+    pub tokens: u64,
 }
 
 /// Jitter distributions. Uniform is computed; the others read an inverse-CDF table, as netem.
@@ -281,6 +304,8 @@ mod user {
     // matter to the kernel (RuleSlot is 64 bytes of explicit fields, Counters 24 bytes).
     unsafe impl aya::Pod for super::RuleSlot {}
     unsafe impl aya::Pod for super::Counters {}
+    // SAFETY: repr(C), three u64s.
+    unsafe impl aya::Pod for super::RateState {}
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 
 use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_redirect};
 use chaos_common::{
-    ACTION_BLACKHOLE, ACTION_LATENCY, ACTION_LOSS, DIST_SCALE, DIST_TABLE_SIZE, DIST_UNIFORM,
-    PPM_ALL, RuleSlot,
+    ACTION_BANDWIDTH, ACTION_BLACKHOLE, ACTION_LATENCY, ACTION_LOSS, DIST_SCALE, DIST_TABLE_SIZE,
+    DIST_UNIFORM, PPM_ALL, RuleSlot,
 };
 
 use crate::{
@@ -21,6 +21,9 @@ pub enum Verdict {
     Drop,
     /// Let it leave this many ns later than it would have (egress only).
     Delay(u64),
+    /// Hold it to the rule's rate: the entry point paces (egress) or polices (ingress), and
+    /// counts the packet as affected if it was held back or dropped.
+    Limit,
 }
 
 /// True for a random `ppm` share of calls; exact at 0 and 1,000,000.
@@ -81,11 +84,25 @@ fn sample_delay(index: u32, slot: &RuleSlot) -> u64 {
 /// Counts the match, applies the rule's action and returns the verdict.
 #[inline(always)]
 pub fn apply(hit: &Hit, len: u32) -> Verdict {
+    if hit.slot.action == ACTION_BANDWIDTH {
+        count(hit.index, len, false);
+        return Verdict::Limit;
+    }
     let affected = match hit.slot.action {
         ACTION_BLACKHOLE | ACTION_LOSS | ACTION_LATENCY => roll(hit.slot.ppm),
         _ => false,
     };
-    if let Some(c) = COUNTERS.get_ptr_mut(hit.index) {
+    count(hit.index, len, affected);
+    match (affected, hit.slot.action) {
+        (false, _) => Verdict::Pass,
+        (true, ACTION_LATENCY) => Verdict::Delay(sample_delay(hit.index, hit.slot)),
+        (true, _) => Verdict::Drop,
+    }
+}
+
+#[inline(always)]
+fn count(index: u32, len: u32, affected: bool) {
+    if let Some(c) = COUNTERS.get_ptr_mut(index) {
         // SAFETY: per-CPU value, only this CPU writes it while we run.
         unsafe {
             (*c).matched_packets += 1;
@@ -95,10 +112,14 @@ pub fn apply(hit: &Hit, len: u32) -> Verdict {
             }
         }
     }
-    match (affected, hit.slot.action) {
-        (false, _) => Verdict::Pass,
-        (true, ACTION_LATENCY) => Verdict::Delay(sample_delay(hit.index, hit.slot)),
-        (true, _) => Verdict::Drop,
+}
+
+/// Counts a packet a [`Verdict::Limit`] held back or dropped.
+#[inline(always)]
+pub fn count_affected(index: u32) {
+    if let Some(c) = COUNTERS.get_ptr_mut(index) {
+        // SAFETY: per-CPU value, only this CPU writes it while we run.
+        unsafe { (*c).affected_packets += 1 }
     }
 }
 

@@ -18,23 +18,37 @@ const TSTAMP_MONO: u32 = 1;
 /// a receive time of another clock.
 const PLAUSIBLE_AHEAD_NS: u64 = 10_000_000_000;
 
-/// Makes the packet leave `delay_ns` later than it would have, and never before the last
-/// delayed packet of its flow (jitter must not reorder a flow).
+/// (now, when the packet would leave without us): its own departure time if it has a
+/// plausible one, else now.
 #[inline(always)]
-pub fn delay(ctx: &TcContext, delay_ns: u64) {
-    let skb = ctx.skb.skb;
+pub fn departure(ctx: &TcContext) -> (u64, u64) {
     // SAFETY: plain helper call.
     let now = unsafe { bpf_ktime_get_ns() };
-    // SAFETY: `skb` is the context pointer the kernel handed this program.
-    let stamped = unsafe { (*skb).tstamp };
-    let base = if stamped > now && stamped - now <= PLAUSIBLE_AHEAD_NS {
-        stamped
+    // SAFETY: `ctx.skb.skb` is the context pointer the kernel handed this program.
+    let stamped = unsafe { (*ctx.skb.skb).tstamp };
+    if stamped > now && stamped - now <= PLAUSIBLE_AHEAD_NS {
+        (now, stamped)
     } else {
-        now
-    };
-    let mut departure = base + delay_ns;
+        (now, now)
+    }
+}
+
+/// Makes the packet leave `delay_ns` later than it would have; unless `reorder`, never before
+/// the last delayed packet of its flow (jitter must not reorder a flow).
+#[inline(always)]
+pub fn delay(ctx: &TcContext, delay_ns: u64, reorder: bool) {
+    let mut departure = departure(ctx).1 + delay_ns;
+    if !reorder {
+        departure = after_flow(ctx, departure);
+    }
+    stamp(ctx, departure);
+}
+
+/// `departure`, or the flow's last departure if that is later; remembered for the next packet.
+#[inline(always)]
+fn after_flow(ctx: &TcContext, mut departure: u64) -> u64 {
     // SAFETY: plain helper call on the context pointer.
-    let flow = unsafe { bpf_get_hash_recalc(skb) };
+    let flow = unsafe { bpf_get_hash_recalc(ctx.skb.skb) };
     if let Some(last) = FLOW_DEPARTURES.get_ptr_mut(flow) {
         // SAFETY: a map value pointer, valid for this program run.
         unsafe {
@@ -46,9 +60,15 @@ pub fn delay(ctx: &TcContext, delay_ns: u64) {
     } else {
         let _ = FLOW_DEPARTURES.insert(flow, departure, 0);
     }
+    departure
+}
+
+/// Sets the packet's departure time (CLOCK_MONOTONIC ns).
+#[inline(always)]
+pub fn stamp(ctx: &TcContext, departure: u64) {
     // SAFETY: plain helper call on the context pointer; MONO: fq and veth read it as
     // CLOCK_MONOTONIC across the namespace crossing.
     unsafe {
-        bpf_skb_set_tstamp(skb, departure, TSTAMP_MONO);
+        bpf_skb_set_tstamp(ctx.skb.skb, departure, TSTAMP_MONO);
     }
 }

@@ -1,11 +1,13 @@
 //! TC egress (`chaos_egress`, a TCX link): matches the destination.
 
 use aya_ebpf::{macros::classifier, programs::TcContext};
-use chaos_common::{Direction, TC_ACT_NEXT};
+use chaos_common::{Direction, FLAG_REORDER, TC_ACT_NEXT};
 
 use crate::{
     actions::{self, Verdict},
-    edt, log, parse, rules,
+    edt, log, parse,
+    rate::{self, Paced},
+    rules,
 };
 
 /// Matches destination address, protocol and destination port.
@@ -26,8 +28,23 @@ pub fn chaos_egress(ctx: TcContext) -> i32 {
         Verdict::Pass => TC_ACT_NEXT,
         Verdict::Drop => actions::silent_egress_drop(),
         Verdict::Delay(ns) => {
-            edt::delay(&ctx, ns);
+            edt::delay(&ctx, ns, hit.slot.flags & FLAG_REORDER != 0);
             TC_ACT_NEXT
+        }
+        Verdict::Limit => {
+            let (now, t) = edt::departure(&ctx);
+            match rate::pace(&hit, ctx.len(), now, t) {
+                Paced::Now => TC_ACT_NEXT,
+                Paced::At(departure) => {
+                    actions::count_affected(hit.index);
+                    edt::stamp(&ctx, departure);
+                    TC_ACT_NEXT
+                }
+                Paced::Drop => {
+                    actions::count_affected(hit.index);
+                    actions::silent_egress_drop()
+                }
+            }
         }
     }
 }

@@ -5,7 +5,7 @@ use chaos_common::{Direction, XDP_DROP, XDP_PASS};
 
 use crate::{
     actions::{self, Verdict},
-    log, parse, rules,
+    log, parse, rate, rules,
 };
 
 /// Matches source address, protocol and source port.
@@ -23,9 +23,15 @@ pub fn chaos_ingress(ctx: XdpContext) -> u32 {
     let Some(hit) = rules::lookup(&pkt, Direction::Ingress) else {
         return XDP_PASS;
     };
-    match actions::apply(&hit, (data_end - data) as u32) {
+    let len = (data_end - data) as u32;
+    match actions::apply(&hit, len) {
         // Received packets cannot be held back; the daemon refuses latency on ingress.
         Verdict::Pass | Verdict::Delay(_) => XDP_PASS,
         Verdict::Drop => XDP_DROP,
+        Verdict::Limit if rate::police(&hit, len) => XDP_PASS,
+        Verdict::Limit => {
+            actions::count_affected(hit.index);
+            XDP_DROP
+        }
     }
 }

@@ -13,6 +13,7 @@ mod ingress;
 mod log;
 mod maps;
 mod parse;
+mod rate;
 mod rules;
 
 #[cfg(target_arch = "bpf")]

@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use chaos_common::{
     Counters, DIST_TABLE_SIZE, DIST_TABLES, ExactKeyV4, ExactKeyV6, MAX_FLOWS, MAX_SLOTS,
-    MAX_TRIE_ENTRIES, PREFILTER_TABLES, PREFILTER_WORDS, RuleKeyV4, RuleKeyV6, RuleSlot,
+    MAX_TRIE_ENTRIES, PREFILTER_TABLES, PREFILTER_WORDS, RateState, RuleKeyV4, RuleKeyV6, RuleSlot,
 };
 
 /// Egress IPv4 rules (match destination).
@@ -53,3 +53,7 @@ pub static DIST: Array<[i16; DIST_TABLE_SIZE as usize]> = Array::with_max_entrie
 /// Per rule and CPU: the last (correlated) random number, for jitter correlation.
 #[map]
 pub static LAST_RANDOM: PerCpuArray<u32> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);
+/// Per rule: pacing (egress) or token-bucket (ingress) state of bandwidth faults, shared by all
+/// CPUs (updates race benignly: a lost update lets one packet through early).
+#[map]
+pub static RATE_STATE: Array<RateState> = Array::with_max_entries(MAX_SLOTS, 0);

@@ -6,3 +6,4 @@
 pub mod daemon;
 pub mod netns;
 pub mod packet;
+pub mod traffic;

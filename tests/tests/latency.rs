@@ -8,6 +8,7 @@ use std::process::Command;
 use chaos_tests::{
     daemon::Daemon,
     netns::{B4, B4_ALT, NsPair, VETH_A},
+    traffic::{self, Load, Path},
 };
 use hyper::Method;
 use nix::sys::signal::Signal;
@@ -82,6 +83,7 @@ fn latency_with(cidr: &str, action: serde_json::Value) -> String {
 
 #[test]
 fn jitter_follows_its_distribution_and_never_reorders_a_flow() {
+    let _alone = traffic::exclusive();
     let p = NsPair::new("jitter");
     let d = Daemon::start(&p.a, "");
     let normal =
@@ -128,6 +130,7 @@ fn root_qdisc(p: &NsPair) -> String {
 
 #[test]
 fn fifty_ms_to_one_address_or_a_refusal_that_says_why() {
+    let _alone = traffic::exclusive();
     let p = NsPair::new("latency");
     let fq = kernel_has_fq(&p.a);
     let mut d = Daemon::start(&p.a, "");
@@ -195,6 +198,7 @@ fn fifty_ms_to_one_address_or_a_refusal_that_says_why() {
 
 #[test]
 fn a_crashed_daemons_fq_is_restored_at_the_next_start() {
+    let _alone = traffic::exclusive();
     let p = NsPair::new("fqcrash");
     if !kernel_has_fq(&p.a) {
         // Nothing to restore where fq cannot exist; the refusal is covered above.
@@ -204,11 +208,39 @@ fn a_crashed_daemons_fq_is_restored_at_the_next_start() {
         return;
     }
     let mut d = Daemon::start(&p.a, "");
-    d.create(&latency(B4, "30ms"));
+    let ttl = std::time::Duration::from_secs(5);
+    let spec = json!({"match": {"cidr": B4}, "action": {"kind": "latency", "delay": "30ms"},
+                      "ttl": "5s"});
+    d.create(&spec.to_string());
+    let created = std::time::Instant::now();
     assert!(root_qdisc(&p).contains("qdisc fq "));
     d.signal(Signal::SIGKILL);
     let _ = d.wait_exit();
-    // The links died with the process (TCX) or stay inert until the TTL (clsact); fq stays.
+    let killed = std::time::Instant::now();
+    // TCX links die with the process: the delay is gone at once. A clsact filter (6.1) outlives
+    // it and keeps delaying until the rule's in-kernel TTL, then is inert. fq stays either way.
+    let after_kill = median_rtt(&p, B4, 5);
+    let within = killed.elapsed();
+    if tcx_kernel() {
+        assert!(
+            after_kill < 10.0 && within < std::time::Duration::from_secs(1),
+            "TCX: {after_kill} ms RTT {within:?} after kill -9"
+        );
+    } else {
+        assert!(
+            after_kill >= 29.0,
+            "clsact: the leftover filter delays until its TTL"
+        );
+        std::thread::sleep(
+            (ttl + std::time::Duration::from_millis(300)).saturating_sub(created.elapsed()),
+        );
+        let after_ttl = median_rtt(&p, B4, 5);
+        assert!(after_ttl < 10.0, "clsact: {after_ttl} ms RTT after the TTL");
+    }
+    eprintln!(
+        "kill -9 with 30 ms: RTT {after_kill:.2} ms measured {within:?} later (TCX: {})",
+        tcx_kernel()
+    );
     assert!(root_qdisc(&p).contains("qdisc fq "), "{}", root_qdisc(&p));
     let state = d.dir.join("state.json");
     assert!(std::fs::read_to_string(&state).unwrap().contains(VETH_A));
@@ -224,5 +256,152 @@ fn a_crashed_daemons_fq_is_restored_at_the_next_start() {
             .contains("removed the fq an earlier daemon installed"),
         "{}",
         d.log_text()
+    );
+}
+
+/// Whether this kernel attaches with TCX links (6.6 on), which die with their process.
+fn tcx_kernel() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut v = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    (v.next().unwrap(), v.next().unwrap()) >= (6, 6)
+}
+
+/// `TcpExt` counter `name` of namespace `ns` (/proc/net/netstat).
+fn tcp_ext(p: &NsPair, ns: &str, name: &str) -> u64 {
+    let text =
+        String::from_utf8_lossy(&p.exec(ns, &["cat", "/proc/net/netstat"]).stdout).into_owned();
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next().unwrap(), lines.next().unwrap());
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or_else(|| panic!("no TcpExt {name} in {text}"))
+}
+
+/// fq's drops on A's veth, from `tc -s qdisc` ("dropped N").
+fn qdisc_drops(p: &NsPair) -> u64 {
+    let out = p.exec(&p.a, &["tc", "-s", "qdisc", "show", "dev", VETH_A]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("dropped ")
+        .skip(1)
+        .filter_map(|t| {
+            t.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[test]
+fn tcp_under_jitter_stays_in_order_unless_reorder_is_set() {
+    let _alone = traffic::exclusive();
+    let p = NsPair::new("ofo");
+    let d = Daemon::start(&p.a, "");
+    let jitter = |reorder: bool| json!({"kind": "latency", "delay": "30ms", "jitter": "20ms", "reorder": reorder});
+    if !kernel_has_fq(&p.a) {
+        let (s, _) = d.call(
+            Method::POST,
+            "/v1/faults",
+            Some(&latency_with(B4, jitter(true))),
+        );
+        assert_eq!(s, 422);
+        return;
+    }
+    let path = Path {
+        from: &p.a,
+        src: None,
+        to: &p.b,
+        dst: B4,
+    };
+    let mut out_of_order = Vec::new();
+    for reorder in [false, true] {
+        let f = d.create(&latency_with(B4, jitter(reorder)));
+        let before = tcp_ext(&p, &p.b, "TCPOFOQueue");
+        let t = traffic::send(&p, path, Load::Tcp, 3);
+        let ofo = tcp_ext(&p, &p.b, "TCPOFOQueue") - before;
+        eprintln!(
+            "30ms ± 20ms, reorder {reorder}: {ofo} out-of-order segments queued by the receiver, {:.1} Mbit/s",
+            t.mbit()
+        );
+        out_of_order.push(ofo);
+        let id = f["id"].as_str().unwrap();
+        assert_eq!(
+            d.call(Method::DELETE, &format!("/v1/faults/{id}"), None).0,
+            204
+        );
+    }
+    assert_eq!(
+        out_of_order[0], 0,
+        "jitter reordered a TCP flow without reorder"
+    );
+    assert!(out_of_order[1] > 0, "reorder: true reordered nothing");
+}
+
+/// Bulk TCP through 50 ms on A's egress, ours beside netem's, both ways: A sending (the delay
+/// holds A's data segments) and B sending (it holds A's ACKs). TCP Small Queues lets a socket
+/// keep only about a millisecond of its pacing rate in the qdisc below it, and fq holds a
+/// delayed segment there for the whole delay, so a sender on the faulted host stalls at a few
+/// segments per delay; netem orphans the packets it holds and escapes that. ACKs are not
+/// subject to TSQ, so delaying the ACK path costs nothing.
+#[test]
+fn bulk_tcp_under_50ms_loses_nothing_to_fq_beside_netem() {
+    let _alone = traffic::exclusive();
+    let p = NsPair::new("bulk");
+    let d = Daemon::start(&p.a, "");
+    if !kernel_has_fq(&p.a) {
+        let (s, _) = d.call(Method::POST, "/v1/faults", Some(&latency(B4, "50ms")));
+        assert_eq!(s, 422);
+        return;
+    }
+    let data = Path {
+        from: &p.a,
+        src: None,
+        to: &p.b,
+        dst: B4,
+    };
+    let acks = Path {
+        from: &p.b,
+        src: Some(B4),
+        to: &p.a,
+        dst: chaos_tests::netns::A4,
+    };
+    d.create(&latency(B4, "50ms"));
+    let ours_data = traffic::send(&p, data, Load::Tcp, 6);
+    let ours_acks = traffic::send(&p, acks, Load::Tcp, 6);
+    let fq_drops = qdisc_drops(&p);
+    assert_eq!(d.call(Method::DELETE, "/v1/faults", None).0, 200);
+    p.exec(
+        &p.a,
+        &[
+            "tc", "qdisc", "add", "dev", VETH_A, "root", "netem", "delay", "50ms", "limit",
+            "100000",
+        ],
+    );
+    let netem_data = traffic::send(&p, data, Load::Tcp, 6);
+    let netem_acks = traffic::send(&p, acks, Load::Tcp, 6);
+    p.exec(&p.a, &["tc", "qdisc", "del", "dev", VETH_A, "root"]);
+    eprintln!(
+        "TCP through 50 ms, Mbit/s: sender on the faulted host: ours {:.1} ({} retransmits), netem {:.1}; \
+         receiver on it (ACKs delayed): ours {:.1} ({} retransmits), netem {:.1}; fq dropped {fq_drops}",
+        ours_data.mbit(),
+        ours_data.retransmits,
+        netem_data.mbit(),
+        ours_acks.mbit(),
+        ours_acks.retransmits,
+        netem_acks.mbit(),
+    );
+    assert_eq!(fq_drops, 0, "fq dropped packets of a delayed bulk flow");
+    assert!(ours_data.mbit() > 0.1, "{ours_data:?}");
+    // The VMs are CPU-bound at these rates (one emulated CPU): a ratio, not an absolute figure.
+    assert!(
+        ours_acks.mbit() >= 0.3 * netem_acks.mbit(),
+        "delayed ACKs: ours {:.1} Mbit/s, netem {:.1}",
+        ours_acks.mbit(),
+        netem_acks.mbit()
     );
 }

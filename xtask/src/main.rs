@@ -308,10 +308,17 @@ fn test() -> Result<()> {
 /// hardening suites do not run yet: they read the attached programs through TCX and expect
 /// `kill -9` to detach them, which a clsact filter does not do (the dead-man switch issue).
 const VM_SUITES: [(&str, &[&str]); 2] = [
-    ("6.1", &["program", "latency"]),
+    ("6.1", &["program", "latency", "bandwidth"]),
     (
         "6.12",
-        &["program", "latency", "netns", "daemon", "hardening"],
+        &[
+            "program",
+            "latency",
+            "bandwidth",
+            "netns",
+            "daemon",
+            "hardening",
+        ],
     ),
 ];
 

@@ -4,10 +4,10 @@
 use std::ops::RangeInclusive;
 
 use chaos_common::{
-    ACTION_BLACKHOLE, ACTION_LATENCY, ACTION_LOSS, EXACT_SHAPE_SHIFT, ExactKeyV4, ExactKeyV6,
-    IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, KEY_HEADER_BITS, PORT_ANY, PPM_ALL,
-    PROTO_ANY, RuleKeyV4, RuleKeyV6, RuleSlot, exact_key_v4, exact_key_v6, key_shape, key_v4,
-    key_v6, prefilter_table,
+    ACTION_BANDWIDTH, ACTION_BLACKHOLE, ACTION_LATENCY, ACTION_LOSS, EXACT_SHAPE_SHIFT, ExactKeyV4,
+    ExactKeyV6, FLAG_REORDER, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+    KEY_HEADER_BITS, PORT_ANY, PPM_ALL, PROTO_ANY, RuleKeyV4, RuleKeyV6, RuleSlot, exact_key_v4,
+    exact_key_v6, key_shape, key_v4, key_v6, prefilter_table,
 };
 use ipnet::IpNet;
 
@@ -199,12 +199,27 @@ pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
             distribution,
             correlation,
             ppm,
+            reorder,
         } => {
             latency.delay_ns = delay_ns;
             latency.jitter_ns = jitter_ns;
             latency.distribution = distribution.code();
             latency.correlation = correlation;
+            latency.flags = if reorder { FLAG_REORDER } else { 0 };
             (ACTION_LATENCY, ppm)
+        }
+        Action::Bandwidth {
+            bytes_per_sec: 0, ..
+        } => {
+            return Err(Error::Invalid("a bandwidth of 0 bytes/s".into()));
+        }
+        Action::Bandwidth {
+            bytes_per_sec,
+            burst_bytes,
+        } => {
+            latency.rate_bytes_per_sec = bytes_per_sec;
+            latency.burst_bytes = burst_bytes;
+            (ACTION_BANDWIDTH, PPM_ALL)
         }
     };
     Ok(Compiled {
@@ -323,6 +338,7 @@ mod tests {
             distribution: crate::loader::Distribution::Normal,
             correlation: 1 << 31,
             ppm: PPM_ALL,
+            reorder: true,
         };
         let c = compile(&rule("10.1.2.3/32").with_action(delay)).unwrap();
         assert_eq!(
@@ -330,12 +346,33 @@ mod tests {
             (ACTION_LATENCY, 50_000_000, 5_000_000, PPM_ALL)
         );
         assert_eq!(
-            (c.slot.distribution, c.slot.correlation),
-            (chaos_common::DIST_NORMAL, 1 << 31)
+            (c.slot.distribution, c.slot.correlation, c.slot.flags),
+            (chaos_common::DIST_NORMAL, 1 << 31, FLAG_REORDER)
         );
         let ingress =
             Rule::blackhole(Direction::Ingress, "10.1.2.3/32".parse().unwrap()).with_action(delay);
         assert!(matches!(compile(&ingress), Err(Error::Invalid(_))));
+    }
+
+    #[test]
+    fn bandwidth_goes_into_the_slot_in_both_directions() {
+        let limit = Action::Bandwidth {
+            bytes_per_sec: 1_250_000,
+            burst_bytes: 65_536,
+        };
+        for direction in [Direction::Egress, Direction::Ingress] {
+            let r = Rule::blackhole(direction, "10.1.2.3/32".parse().unwrap()).with_action(limit);
+            let c = compile(&r).unwrap();
+            assert_eq!(
+                (c.slot.action, c.slot.rate_bytes_per_sec, c.slot.burst_bytes),
+                (ACTION_BANDWIDTH, 1_250_000, 65_536)
+            );
+        }
+        let zero = rule("10.1.2.3/32").with_action(Action::Bandwidth {
+            bytes_per_sec: 0,
+            burst_bytes: 1,
+        });
+        assert!(matches!(compile(&zero), Err(Error::Invalid(_))));
     }
 
     #[test]

@@ -241,7 +241,7 @@ impl Injector {
         if total > MAX_SLOTS as usize {
             return Err(Error::Full(self.installed.len() as u32));
         }
-        if rules.iter().any(|r| r.action.needs_fq()) {
+        if rules.iter().any(Rule::needs_fq) {
             self.ensure_fq()?;
         }
         for rule in rules {
@@ -317,7 +317,11 @@ impl Injector {
         }
         self.by_key.insert(c.key, slot);
         self.per_direction[direction as usize] += 1;
-        let delays = c.slot.action == chaos_common::ACTION_LATENCY;
+        let delays = direction == Direction::Egress
+            && matches!(
+                c.slot.action,
+                chaos_common::ACTION_LATENCY | chaos_common::ACTION_BANDWIDTH
+            );
         self.delayed += usize::from(delays);
         self.installed.insert(
             slot,

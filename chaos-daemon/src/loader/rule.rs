@@ -51,14 +51,16 @@ pub enum Action {
         correlation: u32,
         /// Share of matching packets delayed, parts per million.
         ppm: u32,
+        /// Jitter may reorder a flow (netem's way); otherwise a flow's departures stay in order.
+        reorder: bool,
     },
-}
-
-impl Action {
-    /// True for actions that stamp departure times, which only `fq` honours.
-    pub fn needs_fq(&self) -> bool {
-        matches!(self, Action::Latency { .. })
-    }
+    /// Hold matching traffic to a rate: paced on egress (needs `fq`), policed on ingress.
+    Bandwidth {
+        /// Rate, bytes per second (on the wire, L2 header included).
+        bytes_per_sec: u64,
+        /// Ingress policer's bucket, bytes.
+        burst_bytes: u32,
+    },
 }
 
 /// Packets selected by the remote endpoint's address, protocol and port.
@@ -95,6 +97,15 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// True for rules that stamp departure times, which only `fq` honours.
+    pub fn needs_fq(&self) -> bool {
+        self.direction == Direction::Egress
+            && matches!(
+                self.action,
+                Action::Latency { .. } | Action::Bandwidth { .. }
+            )
+    }
+
     /// A blackhole for `net` in `direction`, any protocol and port, no expiry.
     pub fn blackhole(direction: Direction, net: IpNet) -> Self {
         Rule {

@@ -9,6 +9,11 @@ use chaos_common::{TC_ACT_NEXT, TC_ACT_REDIRECT, XDP_DROP, XDP_PASS};
 
 use super::{Direction, Error, Injector, attach};
 
+/// `sizeof(struct __sk_buff)` and the offset of its `tstamp` (uapi/linux/bpf.h): the context a
+/// TC test run takes and hands back, where the departure time a program set can be read.
+const SKB_CTX_SIZE: usize = 192;
+const SKB_TSTAMP_OFFSET: usize = 152;
+
 /// What a program decided for a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -27,6 +32,8 @@ pub struct Outcome {
     pub verdict: Verdict,
     /// Average time per run as measured by the kernel.
     pub per_run: Duration,
+    /// Egress: the departure time (CLOCK_MONOTONIC ns) the program stamped on the last run, if any.
+    pub departure_ns: Option<u64>,
 }
 
 impl Injector {
@@ -37,6 +44,8 @@ impl Injector {
         packet: &[u8],
         repeat: u32,
     ) -> Result<Outcome, Error> {
+        let ctx_in = [0u8; SKB_CTX_SIZE];
+        let mut ctx_out = [0u8; SKB_CTX_SIZE];
         let opts = TestRunOptions {
             data_in: Some(packet),
             repeat,
@@ -44,7 +53,11 @@ impl Injector {
         };
         let (result, verdict_of): (_, fn(u32) -> Option<Verdict>) = match direction {
             Direction::Egress => (
-                attach::egress(self.ebpf_mut())?.test_run(opts),
+                attach::egress(self.ebpf_mut())?.test_run(TestRunOptions {
+                    ctx_in: Some(&ctx_in),
+                    ctx_out: Some(&mut ctx_out),
+                    ..opts
+                }),
                 // The kernel hands back the i32 return code as a u32.
                 |r| match r as i32 {
                     TC_ACT_NEXT => Some(Verdict::Pass),
@@ -65,10 +78,16 @@ impl Injector {
         let verdict = verdict_of(result.return_value).ok_or_else(|| {
             Error::Load(format!("unexpected program return value {}", result.return_value).into())
         })?;
+        let tstamp = u64::from_ne_bytes(
+            ctx_out[SKB_TSTAMP_OFFSET..SKB_TSTAMP_OFFSET + 8]
+                .try_into()
+                .expect("8 bytes"),
+        );
         Ok(Outcome {
             return_value: result.return_value,
             verdict,
             per_run: result.duration,
+            departure_ns: (tstamp != 0).then_some(tstamp),
         })
     }
 }

@@ -29,7 +29,7 @@ pub enum ActionSpec {
         /// Loss probability, 0 < percent ≤ 100.
         percent: f64,
     },
-    /// Delay matching packets (EDT + fq). Not supported yet by this build.
+    /// Delay matching packets (EDT + fq; egress only).
     Latency {
         /// Added delay.
         #[serde(with = "humantime_serde")]
@@ -47,10 +47,15 @@ pub enum ActionSpec {
         /// Correlation of successive jitter samples in percent (0–100), as netem.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         correlation: Option<f64>,
+        /// Let jitter reorder the packets of a flow, as netem does (default: a flow stays in
+        /// order, each packet leaving no earlier than the one before it).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reorder: bool,
     },
-    /// Limit matching traffic to a rate. Not supported yet by this build.
+    /// Hold matching traffic to a rate: paced on egress (EDT + fq), policed (dropped above
+    /// the rate) on ingress.
     Bandwidth {
-        /// Rate such as "1mbit".
+        /// Rate in bits ("10mbit", "1.5gbit") or bytes ("1.25MB/s") per second.
         rate: String,
     },
     /// Answer DNS queries for a domain with an error. Not supported yet by this build.

@@ -1,6 +1,9 @@
 //! Checks of the `action` part and of the share of packets affected (`percent`).
 
-use super::ValidationError;
+use super::{
+    ValidationError,
+    rate::{burst_for, parse_rate},
+};
 use crate::{
     loader::{Action, Direction, Distribution, injector::MAX_DELAY},
     spec::{ActionSpec, DistributionSpec, FaultSpec},
@@ -62,11 +65,25 @@ pub fn check(spec: &FaultSpec, direction: Direction, fq: bool) -> Result<Action,
              delays the requests the replies answer",
             ))
         }
-        ActionSpec::Bandwidth { .. } if direction == Direction::Ingress => {
-            Err(ValidationError::invalid(
-                "direction",
-                "bandwidth faults work on egress only in this version",
-            ))
+        ActionSpec::Bandwidth { .. } if percent < 100.0 => Err(ValidationError::invalid(
+            "percent",
+            "percent does not apply to bandwidth: the rate holds for all matching traffic",
+        )),
+        ActionSpec::Bandwidth { rate } => {
+            let bytes_per_sec =
+                parse_rate(rate).map_err(|m| ValidationError::invalid("action.rate", m))?;
+            if direction == Direction::Egress && !fq {
+                return Err(ValidationError::invalid(
+                    "action.kind",
+                    "bandwidth on egress paces packets with departure times, which need the \
+                     sch_fq qdisc; this kernel does not have it (GET /v1/health shows \
+                     features.fq=false). On ingress bandwidth is a policer and works without fq",
+                ));
+            }
+            Ok(Action::Bandwidth {
+                bytes_per_sec,
+                burst_bytes: burst_for(bytes_per_sec),
+            })
         }
         ActionSpec::Latency { .. } if !fq => Err(ValidationError::invalid(
             "action.kind",
@@ -78,6 +95,7 @@ pub fn check(spec: &FaultSpec, direction: Direction, fq: bool) -> Result<Action,
             jitter,
             distribution,
             correlation,
+            reorder,
         } => {
             let jitter = jitter.unwrap_or_default();
             let correlation = match correlation {
@@ -131,12 +149,13 @@ pub fn check(spec: &FaultSpec, direction: Direction, fq: bool) -> Result<Action,
                 },
                 correlation,
                 ppm: ppm("percent", percent)?,
+                reorder: *reorder,
             })
         }
         other => Err(ValidationError::invalid(
             "action.kind",
             format!(
-                "{} faults are not supported by this version yet (supported: blackhole, loss, latency)",
+                "{} faults are not supported by this version yet (supported: blackhole, loss, latency, bandwidth)",
                 other.kind()
             ),
         )),

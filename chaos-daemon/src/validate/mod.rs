@@ -13,6 +13,7 @@ mod action;
 mod error;
 mod matches;
 mod protect;
+mod rate;
 
 pub use error::{Refusal, ValidationError};
 pub use matches::parse_net;

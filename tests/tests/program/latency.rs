@@ -12,6 +12,7 @@ fn delayed_packets_pass_and_count() {
         distribution,
         correlation,
         ppm: 1_000_000,
+        reorder: false,
     };
     let uniform = inj
         .add(&rule("10.90.0.0/16").with_action(latency(Distribution::Uniform, 0)))
@@ -26,8 +27,34 @@ fn delayed_packets_pass_and_count() {
         }
     }
     assert_eq!(egress(&mut inj, "10.91.1.1", L4::Tcp(1, 80)), Pass);
+    // The departure time handed back by the kernel: 50 ms ± 10 ms uniform from now.
+    let before = monotonic_ns();
+    let out = inj
+        .test_run(
+            Direction::Egress,
+            &frame(ip("192.0.2.1"), ip("10.90.1.1"), L4::Udp(7, 53), 32),
+            1,
+        )
+        .unwrap();
+    let ahead = out.departure_ns.expect("a departure time") as i64 - before as i64;
+    assert!(
+        (40_000_000..=61_000_000).contains(&ahead),
+        "departure {ahead} ns ahead"
+    );
+    let unmatched = inj
+        .test_run(
+            Direction::Egress,
+            &frame(ip("192.0.2.1"), ip("10.91.1.1"), L4::Udp(7, 53), 32),
+            1,
+        )
+        .unwrap();
+    assert_eq!(
+        unmatched.departure_ns, None,
+        "unmatched packets are not stamped"
+    );
     for id in [uniform, normal] {
         let c = inj.counters(id).unwrap();
-        assert_eq!((c.matched_packets, c.affected_packets), (2, 2));
+        let want = if id == uniform { 3 } else { 2 };
+        assert_eq!((c.matched_packets, c.affected_packets), (want, want));
     }
 }

@@ -1,6 +1,7 @@
 //! Program tests: the real eBPF programs run on crafted packets with BPF_PROG_TEST_RUN, one
 //! module per feature. Needs root (CAP_BPF); fails with the reason otherwise.
 
+mod bandwidth;
 mod expiry;
 mod fragments;
 mod ingress;

@@ -14,6 +14,7 @@ fn common(kind: &AddKind) -> &Common {
         AddKind::Blackhole { common, .. }
         | AddKind::Loss { common, .. }
         | AddKind::Latency { common, .. }
+        | AddKind::Bandwidth { common, .. }
         | AddKind::Dns { common, .. } => common,
     }
 }
@@ -28,6 +29,7 @@ pub fn spec_json(kind: &AddKind) -> Value {
             jitter,
             distribution,
             correlation,
+            reorder,
             ..
         } => {
             let mut a = json!({"kind": "latency", "delay": delay});
@@ -40,8 +42,12 @@ pub fn spec_json(kind: &AddKind) -> Value {
             if let Some(c) = correlation {
                 a["correlation"] = json!(c);
             }
+            if *reorder {
+                a["reorder"] = json!(true);
+            }
             (a, None)
         }
+        AddKind::Bandwidth { rate, .. } => (json!({"kind": "bandwidth", "rate": rate}), None),
         AddKind::Dns {
             domain, response, ..
         } => (
@@ -159,6 +165,45 @@ mod tests {
         let spec = spec_json(&k);
         assert_eq!(spec["direction"], "ingress");
         assert_eq!(spec["force"], true);
+    }
+
+    #[test]
+    fn latency_and_bandwidth_options_reach_the_spec() {
+        let k = kind(&[
+            "chaosctl",
+            "add",
+            "latency",
+            "--to",
+            "10.0.0.1",
+            "--delay",
+            "50ms",
+            "--jitter",
+            "10ms",
+            "--reorder",
+            "--ttl",
+            "1m",
+        ]);
+        assert_eq!(
+            spec_json(&k)["action"],
+            json!({"kind": "latency", "delay": "50ms", "jitter": "10ms", "reorder": true})
+        );
+        let k = kind(&[
+            "chaosctl",
+            "add",
+            "bandwidth",
+            "--from",
+            "10.0.0.1",
+            "--rate",
+            "10mbit",
+            "--ttl",
+            "1m",
+        ]);
+        let spec = spec_json(&k);
+        assert_eq!(
+            spec["action"],
+            json!({"kind": "bandwidth", "rate": "10mbit"})
+        );
+        assert_eq!(spec["direction"], "ingress");
     }
 
     #[test]

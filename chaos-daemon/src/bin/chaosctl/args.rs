@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
         chaosctl add blackhole --to 10.0.3.7 --ttl 60s\n  \
         chaosctl add loss --to 10.0.3.0/24 --port 6379 --proto tcp --percent 30 --ttl 5m\n  \
         chaosctl add latency --to 10.0.3.0/24 --port 6379 --proto tcp --delay 300ms --ttl 5m\n  \
+        chaosctl add bandwidth --to 10.0.3.7 --rate 10mbit --ttl 5m\n  \
         chaosctl add blackhole --from 192.0.2.0/24 --ttl 2m      # ingress, by source\n  \
         chaosctl ls\n  \
         chaosctl rm 3f9c2a1b7d04                                 # one fault\n  \
@@ -89,7 +90,7 @@ pub enum AddKind {
         #[arg(long)]
         delay: String,
         /// The delay varies uniformly by up to this much either way, e.g. 20ms (≤ delay); a
-        /// flow is never reordered.
+        /// flow is never reordered unless --reorder.
         #[arg(long)]
         jitter: Option<String>,
         /// uniform (default), normal, pareto or paretonormal, as netem; with normal and the
@@ -99,6 +100,21 @@ pub enum AddKind {
         /// Correlation of successive jitter samples, percent (0-100), as netem.
         #[arg(long)]
         correlation: Option<f64>,
+        /// Let jitter reorder a flow's packets, as netem does.
+        #[arg(long)]
+        reorder: bool,
+        /// Match, TTL and the rest.
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Limit matching traffic to a rate. With --to (egress) packets are paced (queued up to
+    /// 2 s, then dropped; needs sch_fq like latency); with --from (ingress) a policer drops
+    /// what exceeds the rate.
+    Bandwidth {
+        /// Rate in bits ("10mbit", "1gbit") or bytes ("1.25MB/s") per second, L2 headers
+        /// included.
+        #[arg(long)]
+        rate: String,
         /// Match, TTL and the rest.
         #[command(flatten)]
         common: Common,
