@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod daemon;
 pub mod netns;
 pub mod packet;

@@ -42,6 +42,7 @@ pub struct NsPair {
     pub a: String,
     /// Namespace of side B.
     pub b: String,
+    queues: u32,
 }
 
 /// Runs a command and panics with its output if it fails.
@@ -62,6 +63,11 @@ pub fn run(args: &[&str]) -> Output {
 impl NsPair {
     /// Creates the pair. `tag` makes the names unique per test; the pid per test process.
     pub fn new(tag: &str) -> NsPair {
+        NsPair::with_queues(tag, 1)
+    }
+
+    /// As [`NsPair::new`], with `queues` TX and RX queues on each veth end.
+    pub fn with_queues(tag: &str, queues: u32) -> NsPair {
         assert!(
             nix::unistd::geteuid().is_root(),
             "network-namespace tests need root (CAP_NET_ADMIN, CAP_BPF): run `cargo xtask test` as root"
@@ -70,6 +76,7 @@ impl NsPair {
         let pair = NsPair {
             a: format!("{base}-a"),
             b: format!("{base}-b"),
+            queues,
         };
         for ns in [&pair.a, &pair.b] {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
@@ -91,8 +98,28 @@ impl NsPair {
     /// on `reachable`.
     fn link(&self, reachable: &[&str]) {
         let (a, b) = (self.a.as_str(), self.b.as_str());
+        let q = self.queues.to_string();
         run(&[
-            "ip", "-n", a, "link", "add", VETH_A, "type", "veth", "peer", "name", VETH_B, "netns",
+            "ip",
+            "-n",
+            a,
+            "link",
+            "add",
+            VETH_A,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            VETH_B,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+            "netns",
             b,
         ]);
         for (ns, dev, addrs) in [
@@ -172,6 +199,35 @@ impl NsPair {
     /// As [`NsPair::ping`], with `payload` bytes per echo request (above the MTU: fragments).
     pub fn ping_sized(&self, ns: &str, dst: &str, payload: usize, count: u32) -> (u32, u32) {
         self.ping_with(ns, dst, &["-s", &payload.to_string()], count, "0.05")
+    }
+
+    /// (icmp_seq, RTT ms) of each reply, in the order they arrived, over `n` pings from `ns`
+    /// to `dst`, `interval` seconds apart; panics if more than a tenth are lost.
+    pub fn ping_replies(&self, ns: &str, dst: &str, n: u32, interval: &str) -> Vec<(u32, f64)> {
+        let count = n.to_string();
+        let out = self.exec(
+            ns,
+            &["ping", "-n", "-c", &count, "-i", interval, "-W", "2", dst],
+        );
+        let got: Vec<(u32, f64)> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let seq = l
+                    .split("icmp_seq=")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                let rtt = l.split("time=").nth(1)?.split(' ').next()?.parse().ok()?;
+                Some((seq, rtt))
+            })
+            .collect();
+        assert!(
+            got.len() as u32 >= n * 9 / 10,
+            "lost pings to {dst}: {got:?}"
+        );
+        got
     }
 
     fn ping_with(

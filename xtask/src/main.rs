@@ -2,7 +2,8 @@
 //!
 //! * `setup` — installs what is missing (nightly rust-src, bpf-linker, Debian packages); idempotent.
 //! * `test`  — setup, then fmt check, clippy `-D warnings`, unit, program and namespace tests.
-//! * `bench` — setup, then the classifier and daemon benchmarks → BENCHMARKS.md, target/bench/results.json.
+//! * `bench` — setup, then the classifier and daemon benchmarks, then latency accuracy and
+//!   throughput beside netem in a 6.12 VM → BENCHMARKS.md, target/bench/results.json.
 //! * `demo`  — setup, build, then a narrated end-to-end run in two network namespaces.
 //! * `vm`    — setup, then one command inside a qemu VM on Debian's 6.1 or 6.12 kernel ([`vm`]).
 
@@ -88,7 +89,8 @@ fn main() -> Result<()> {
             require_root("benchmarks load eBPF programs")?;
             setup()?;
             build_release()?;
-            run(&mut Command::new(root.join("target/release/chaos-bench")))
+            run(&mut Command::new(root.join("target/release/chaos-bench")))?;
+            vm_bench()
         }
         Cmd::Demo => {
             require_root("the demo creates network namespaces and loads eBPF programs")?;
@@ -348,6 +350,24 @@ fn vm_tests() -> Result<String> {
         done.push(format!("{} on {label}", suites.join("+")));
     }
     Ok(format!("in VMs: {} passed", done.join(", ")))
+}
+
+/// The latency benchmarks that need sch_fq and netem, in a VM on Debian's 6.12 kernel; they
+/// append to BENCHMARKS.md and results.json.
+fn vm_bench() -> Result<()> {
+    let root = workspace_root();
+    println!("bench: latency accuracy and throughput in a VM on Debian's 6.12 kernel");
+    let p = vm::prepare(&root, vm::Kernel::named("6.12")?)?;
+    let cmd = format!(
+        "cd '{}' && '{}'",
+        root.display(),
+        root.join("target/release/chaos-vmbench").display()
+    );
+    let code = vm::run_in(&root, &p, &cmd, std::time::Duration::from_secs(1200))?;
+    if code != 0 {
+        bail!("the VM benchmark failed (exit code {code}); its console is above");
+    }
+    Ok(())
 }
 
 /// Builds the integration test `name` of chaos-tests and returns its executable.

@@ -276,7 +276,7 @@ impl Injector {
             Ok(ours) => {
                 self.fq_ours = ours;
                 if ours {
-                    tracing::info!(iface = %self.iface, "fq installed as root qdisc (latency needs it)");
+                    tracing::info!(iface = %self.iface, "fq installed (latency and bandwidth need it)");
                 }
                 Ok(())
             }
@@ -454,7 +454,7 @@ impl Injector {
     fn restore_qdisc(&mut self) {
         match qdisc::remove_fq(self.ifindex) {
             Ok(_) => {
-                tracing::info!(iface = %self.iface, "fq removed: the default root qdisc is back")
+                tracing::info!(iface = %self.iface, "fq removed: the default qdisc is back")
             }
             Err(e) => tracing::error!(iface = %self.iface, error = %e, "cannot remove fq"),
         }

@@ -11,14 +11,15 @@ use std::{
 };
 
 use anyhow::{Context, Result, ensure};
-use chaos_daemon::{Direction, Injector, Rule};
+use chaos_daemon::{Action, Direction, Injector, Rule, loader::Distribution};
 use chaos_tests::{
+    bench::{cmd_output, merge_json, percentile},
     daemon::Daemon,
     netns::{B4, NsPair},
     packet::{L4, frame},
 };
 use hyper::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Rule counts measured.
 const SIZES: [u32; 4] = [1, 1_000, 10_000, 100_000];
@@ -111,6 +112,49 @@ fn measure(n: u32, prefix: u8) -> Result<Row> {
     })
 }
 
+/// ns/packet of a packet matching one rule of each action kind on egress, and of a miss in the
+/// same /16: what sampling a delay, stamping a departure time or pacing costs over a blackhole.
+fn action_costs() -> Result<Vec<(&'static str, f64)>> {
+    let actions = [
+        ("blackhole", Action::Blackhole),
+        ("loss 30%", Action::Loss { ppm: 300_000 }),
+        (
+            "latency 50ms ± 10ms normal",
+            Action::Latency {
+                delay_ns: 50_000_000,
+                jitter_ns: 10_000_000,
+                distribution: Distribution::Normal,
+                correlation: 0,
+                ppm: 1_000_000,
+                reorder: false,
+            },
+        ),
+        (
+            "bandwidth 100gbit (paced, rarely held)",
+            Action::Bandwidth {
+                bytes_per_sec: 12_500_000_000,
+                burst_bytes: 1 << 20,
+            },
+        ),
+    ];
+    let src: IpAddr = "192.0.2.1".parse()?;
+    let pkt =
+        |dst: &str| -> Result<Vec<u8>> { Ok(frame(src, dst.parse()?, L4::Tcp(40000, 443), 0)) };
+    let mut out = Vec::new();
+    for (name, action) in actions {
+        let mut inj = Injector::detached().context("loading the programs needs root")?;
+        inj.add(&Rule::blackhole(Direction::Egress, "10.60.0.7/32".parse()?).with_action(action))?;
+        if out.is_empty() {
+            out.push((
+                "miss, same /16",
+                ns_per_packet(&mut inj, &pkt("10.60.0.8")?)?,
+            ));
+        }
+        out.push((name, ns_per_packet(&mut inj, &pkt("10.60.0.7")?)?));
+    }
+    Ok(out)
+}
+
 /// Figures of the daemon benchmark.
 struct DaemonFigures {
     start_ms: Vec<f64>,
@@ -134,10 +178,6 @@ fn rss_mb(pid: u32) -> Result<f64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .context("no VmRSS")?;
     Ok(kb / 1024.0)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn fault(cidr: &str) -> serde_json::Value {
@@ -268,14 +308,6 @@ fn health_while_100k_install(d: &Daemon) -> Result<((f64, f64, f64, usize), f64)
     ))
 }
 
-fn cmd_output(cmd: &str, args: &[&str]) -> String {
-    std::process::Command::new(cmd)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
 fn main() -> Result<()> {
     // The daemon binaries sit next to this one (target/release).
     let exe = std::env::current_exe()?;
@@ -312,6 +344,10 @@ fn main() -> Result<()> {
             rows.push(row);
         }
     }
+    let costs = action_costs()?;
+    for (name, ns) in &costs {
+        println!("one /32 rule, {name}: {ns:.1} ns/packet");
+    }
     let dm = bench_daemon()?;
     println!(
         "daemon: start→ready median {:.0} ms; add p50 {:.2} ms p99 {:.2} ms; 10k batch {:.2} s; RSS idle {:.1} MB, 11k rules {:.1} MB",
@@ -333,6 +369,7 @@ fn main() -> Result<()> {
         "classifier_ns_match": map(&rows, |r| r.hit),
         "ratio_100k_vs_1": ((last / base) * 1000.0).round() / 1000.0,
         "rule_load_seconds": map(&rows, |r| r.load.as_secs_f64()),
+        "classifier_ns_by_action": costs.iter().map(|(n, ns)| (n.to_string(), (ns * 10.0).round() / 10.0)).collect::<BTreeMap<_, _>>(),
         "lpm_slash28": {
             "classifier_ns": map(&lpm_rows, |r| r.miss_empty16),
             "classifier_ns_miss_same_slash16": map(&lpm_rows, |r| r.miss_ruled16),
@@ -383,6 +420,11 @@ fn main() -> Result<()> {
         "\nNon-matching cost at 100k rules vs 1 rule: **{:.3}×** (target ≤ 1.25×, ≤ 100 ns).\n",
         last / base
     ));
+    md.push_str("\n### By action (one /32 rule; the packet matches it, except the first row)\n\n| packet | ns/packet |\n|---|---:|\n");
+    for (name, ns) in &costs {
+        md.push_str(&format!("| {name} | {ns:.1} |\n"));
+    }
+    md.push_str("\nLatency adds a random draw, a table read, the flow-order LRU update and the stamp; bandwidth a\nshared state update and a division. Misses pay none of it.\n");
     md.push_str(&format!(
         "\n## Daemon (release binary in a network namespace, API over its Unix socket)\n\n\
          | figure | measured | target |\n|---|---:|---:|\n\
@@ -402,20 +444,5 @@ fn main() -> Result<()> {
         "wrote BENCHMARKS.md and target/bench/results.json (100k/1 ratio {:.3})",
         last / base
     );
-    Ok(())
-}
-
-/// Writes `value`'s keys into the JSON object at `path`, keeping keys other benches wrote.
-fn merge_json(path: &str, value: &Value) -> Result<()> {
-    let mut current: Value = fs::read_to_string(path)
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_else(|| json!({}));
-    if let (Some(obj), Some(new)) = (current.as_object_mut(), value.as_object()) {
-        for (k, v) in new {
-            obj.insert(k.clone(), v.clone());
-        }
-    }
-    fs::write(path, serde_json::to_string_pretty(&current)?)?;
     Ok(())
 }

@@ -1,0 +1,205 @@
+//! `cargo xtask bench`, VM part (runs inside `cargo xtask vm` on a kernel with sch_fq and netem):
+//! latency accuracy of ours beside netem at 1 / 10 / 50 / 300 ms, and the TCP throughput of
+//! traffic no rule matches with 10,000 latency rules installed, against no program at all.
+//! Rounds are interleaved; every figure is compared within this run. Appends a section to
+//! `BENCHMARKS.md` and writes `vm` into `target/bench/results.json`.
+
+use std::{collections::BTreeMap, fs, process::Command};
+
+use anyhow::{Context, Result, ensure};
+use chaos_tests::{
+    bench::{cmd_output, merge_json, percentile},
+    daemon::Daemon,
+    netns::{B4, NsPair, VETH_A},
+    traffic::{self, Load, Path},
+};
+use hyper::Method;
+use serde_json::{Value, json};
+
+/// Pings per accuracy figure and round.
+const PINGS: u32 = 40;
+/// Rounds of each measurement, interleaved ours / reference.
+const ROUNDS: usize = 2;
+/// Rules installed for the throughput figure.
+const RULES: u32 = 10_000;
+
+/// RTT statistics in ms.
+#[derive(Clone, Copy, Debug)]
+struct Rtt {
+    mean: f64,
+    p50: f64,
+    p99: f64,
+    sd: f64,
+}
+
+impl Rtt {
+    fn of(mut ms: Vec<f64>) -> Rtt {
+        ms.sort_by(f64::total_cmp);
+        let mean = ms.iter().sum::<f64>() / ms.len() as f64;
+        let sd = (ms.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / ms.len() as f64).sqrt();
+        Rtt {
+            mean,
+            p50: percentile(&ms, 0.5),
+            p99: percentile(&ms, 0.99),
+            sd,
+        }
+    }
+
+    fn json(&self) -> Value {
+        let r = |v: f64| (v * 1000.0).round() / 1000.0;
+        json!({"mean_ms": r(self.mean), "p50_ms": r(self.p50), "p99_ms": r(self.p99), "stdev_ms": r(self.sd)})
+    }
+}
+
+fn tc(p: &NsPair, args: &[&str]) -> Result<()> {
+    let out = Command::new("tc")
+        .args(["-n", &p.a, "qdisc"])
+        .args(args)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "tc {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+fn rtts(p: &NsPair) -> Vec<f64> {
+    p.ping_replies(&p.a, B4, PINGS, "0.05")
+        .into_iter()
+        .map(|(_, ms)| ms)
+        .collect()
+}
+
+/// (ours, netem) RTT statistics for a `ms` delay to B.
+fn accuracy(p: &NsPair, d: &Daemon, ms: u32) -> Result<(Rtt, Rtt)> {
+    let (mut ours, mut netem) = (Vec::new(), Vec::new());
+    let spec =
+        json!({"match": {"cidr": B4}, "action": {"kind": "latency", "delay": format!("{ms}ms")},
+                      "ttl": "10m"})
+        .to_string();
+    for _ in 0..ROUNDS {
+        let (s, v) = d.call(Method::POST, "/v1/faults", Some(&spec));
+        ensure!(s == 201, "latency fault refused: {v}");
+        ours.extend(rtts(p));
+        let (s, _) = d.call(Method::DELETE, "/v1/faults", None);
+        ensure!(s == 200, "panic button failed");
+        tc(
+            p,
+            &[
+                "add",
+                "dev",
+                VETH_A,
+                "root",
+                "netem",
+                "delay",
+                &format!("{ms}ms"),
+            ],
+        )?;
+        netem.extend(rtts(p));
+        tc(p, &["del", "dev", VETH_A, "root"])?;
+    }
+    Ok((Rtt::of(ours), Rtt::of(netem)))
+}
+
+/// `RULES` latency faults on /32s in `base` (a /16 given as its first two octets), none of them B.
+fn rules(base: [u8; 2]) -> String {
+    let faults: Vec<Value> = (0..RULES)
+        .map(|i| {
+            let (c, d) = ((i / 250 + 1) as u8, (i % 250 + 1) as u8);
+            json!({"match": {"cidr": format!("{}.{}.{c}.{d}", base[0], base[1])},
+                   "action": {"kind": "latency", "delay": "50ms"}, "ttl": "10m"})
+        })
+        .collect();
+    Value::Array(faults).to_string()
+}
+
+fn main() -> Result<()> {
+    let exe = std::env::current_exe()?;
+    // SAFETY: single-threaded here; nothing reads the environment concurrently.
+    unsafe { std::env::set_var("CHAOS_BIN_DIR", exe.parent().context("exe dir")?) };
+    let kernel = cmd_output("uname", &["-r"]);
+    let p = NsPair::new("vmbench");
+    let d = Daemon::start(&p.a, "");
+
+    let mut accuracy_json = BTreeMap::new();
+    let mut md = format!(
+        "\n## Latency and throughput in a VM (`cargo xtask vm`, Debian kernel {kernel}, qemu TCG, one vCPU)\n\n\
+         Ping RTT from one namespace to the other over a veth, {PINGS} pings 50 ms apart per round, {ROUNDS} rounds\n\
+         interleaved with netem's `delay` on the same device. Baseline RTT (no fault) is included in every figure.\n\n\
+         | delay | ours mean / p50 / p99 / sd (ms) | netem mean / p50 / p99 / sd (ms) | mean, ours − netem |\n|---:|---:|---:|---:|\n"
+    );
+    for ms in [1u32, 10, 50, 300] {
+        let (ours, netem) = accuracy(&p, &d, ms)?;
+        println!("{ms} ms: ours {ours:?}, netem {netem:?}");
+        md.push_str(&format!(
+            "| {ms} ms | {:.2} / {:.2} / {:.2} / {:.2} | {:.2} / {:.2} / {:.2} / {:.2} | {:+.2} ms |\n",
+            ours.mean, ours.p50, ours.p99, ours.sd, netem.mean, netem.p50, netem.p99, netem.sd,
+            ours.mean - netem.mean
+        ));
+        accuracy_json.insert(
+            format!("{ms}ms"),
+            json!({"ours": ours.json(), "netem": netem.json(), "mean_diff_ms": ((ours.mean - netem.mean) * 1000.0).round() / 1000.0}),
+        );
+    }
+
+    // Throughput of traffic no rule matches: rules elsewhere (another /16: the prefilter answers)
+    // and rules in B's own /16 (the exact-match lookup runs). fq is the root qdisc while latency
+    // rules exist, so its cost is part of ours.
+    let path = Path {
+        from: &p.a,
+        src: None,
+        to: &p.b,
+        dst: B4,
+    };
+    let mut throughput = BTreeMap::new();
+    let mut rows = String::new();
+    for (label, place, base) in [
+        ("other_slash16", "in another /16", [10u8, 50]),
+        ("same_slash16", "in the traffic's own /16", [10, 200]),
+    ] {
+        let (mut baseline, mut ours) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            baseline.push(traffic::send(&p, path, Load::Tcp, 4).goodput_bps);
+            let (s, v) = d.call(Method::POST, "/v1/faults", Some(&rules(base)));
+            ensure!(s == 201, "{RULES} rules refused: {v}");
+            ours.push(traffic::send(&p, path, Load::Tcp, 4).goodput_bps);
+            let (s, _) = d.call(Method::DELETE, "/v1/faults", None);
+            ensure!(s == 200, "panic button failed");
+        }
+        let (b, o) = (
+            baseline.iter().sum::<f64>() / ROUNDS as f64,
+            ours.iter().sum::<f64>() / ROUNDS as f64,
+        );
+        let ratio = o / b;
+        println!(
+            "{label}: no program {:.0} Mbit/s, {RULES} latency rules {:.0} Mbit/s, ratio {ratio:.3}",
+            b / 1e6,
+            o / 1e6
+        );
+        rows.push_str(&format!(
+            "| {RULES} /32 latency rules {place} | {:.0} | {:.0} | {ratio:.3} |\n",
+            b / 1e6,
+            o / 1e6
+        ));
+        throughput.insert(
+            label.to_string(),
+            json!({"no_program_mbit": (b / 1e4).round() / 100.0, "ours_mbit": (o / 1e4).round() / 100.0,
+                   "throughput_ratio": (ratio * 1000.0).round() / 1000.0}),
+        );
+    }
+    md.push_str(&format!(
+        "\nTCP throughput of traffic no rule matches (iperf3, 4 s per round, {ROUNDS} rounds interleaved; the VM is CPU-bound):\n\n\
+         | rules | no program (Mbit/s) | ours (Mbit/s) | ratio (goal ≥ 0.97) |\n|---|---:|---:|---:|\n{rows}"
+    ));
+    fs::create_dir_all("target/bench")?;
+    merge_json(
+        "target/bench/results.json",
+        &json!({"vm": {"kernel": kernel, "latency_accuracy": accuracy_json, "throughput_unmatched_10k_latency_rules": throughput}}),
+    )?;
+    let mut all = fs::read_to_string("BENCHMARKS.md").unwrap_or_default();
+    all.push_str(&md);
+    fs::write("BENCHMARKS.md", all)?;
+    println!("appended the VM figures to BENCHMARKS.md");
+    Ok(())
+}
