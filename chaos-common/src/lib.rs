@@ -286,6 +286,19 @@ pub const DIST_TABLE_SIZE: u32 = 4096;
 /// Table values are standard deviations × this (±4σ fits an i16).
 pub const DIST_SCALE: i64 = 8192;
 
+/// The dead-man switch (`HEARTBEAT`, one entry): the daemon writes `beat_ns` several times a
+/// second; once it is older than `interval_ns` the programs treat every rule as absent, so a
+/// dead or hung daemon's faults lift by themselves. `interval_ns` 0 = switched off (programs
+/// loaded for tests and benchmarks).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// CLOCK_MONOTONIC ns of the daemon's last beat.
+    pub beat_ns: u64,
+    /// How old a beat may get before the rules are ignored.
+    pub interval_ns: u64,
+}
+
 /// Per-rule, per-CPU packet counters.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -306,6 +319,8 @@ mod user {
     unsafe impl aya::Pod for super::Counters {}
     // SAFETY: repr(C), three u64s.
     unsafe impl aya::Pod for super::RateState {}
+    // SAFETY: repr(C), two u64s.
+    unsafe impl aya::Pod for super::Heartbeat {}
 }
 
 #[cfg(test)]

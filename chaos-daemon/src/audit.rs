@@ -56,6 +56,8 @@ pub enum Event {
     InterfaceGone,
     /// Its interface was re-created under the same name; the programs were attached again.
     InterfaceReplaced,
+    /// The dead-man switch tripped: the kernel had lifted it; the daemon ended it.
+    Deadman,
 }
 
 impl Event {
@@ -69,6 +71,7 @@ impl Event {
             Event::Shutdown => "shutdown",
             Event::InterfaceGone => "interface_gone",
             Event::InterfaceReplaced => "interface_replaced",
+            Event::Deadman => "deadman",
         }
     }
 }

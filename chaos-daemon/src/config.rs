@@ -10,6 +10,7 @@
 //! protected_tcp_ports = [22]     # refuse faults that name these TCP ports without force
 //! tc_attach = "auto"             # or "netlink": force the pre-6.6 clsact filter path
 //! xdp_mode = "auto"              # or "generic" (never touches the NIC driver) or "native"
+//! deadman = "2s"                 # faults lift in the kernel this long after the daemon dies or hangs
 //! ```
 
 use std::{path::Path, time::Duration};
@@ -25,6 +26,10 @@ pub const DEFAULT_CONFIG: &str = "/etc/chaos-daemon/config.toml";
 /// Longest `max_ttl` the config may set: every representation of a deadline (CLOCK_MONOTONIC
 /// ns in a u64, RFC 3339 dates up to year 9999) holds it with centuries to spare.
 pub const MAX_TTL_LIMIT: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+/// Bounds of `deadman`: shorter trips on an ordinary scheduling hiccup, longer is no longer a
+/// safety net.
+pub const DEADMAN_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(500)..=Duration::from_secs(60);
 
 /// Parsed configuration with defaults applied.
 #[derive(Clone, Debug, Deserialize)]
@@ -49,6 +54,10 @@ pub struct Config {
     pub tc_attach: TcAttach,
     /// How the ingress XDP program is attached.
     pub xdp_mode: XdpAttach,
+    /// The dead-man interval: the kernel ignores every rule once the daemon's heartbeat is this
+    /// old (the daemon died or hangs).
+    #[serde(with = "humantime_serde")]
+    pub deadman: Duration,
 }
 
 /// Log output format.
@@ -74,6 +83,7 @@ impl Default for Config {
             protected_tcp_ports: vec![22],
             tc_attach: TcAttach::Auto,
             xdp_mode: XdpAttach::Auto,
+            deadman: Duration::from_secs(2),
         }
     }
 }
@@ -97,6 +107,14 @@ impl Config {
                 "max_ttl {} is over the limit of {}",
                 humantime::format_duration(self.max_ttl),
                 humantime::format_duration(MAX_TTL_LIMIT)
+            ));
+        }
+        if !DEADMAN_RANGE.contains(&self.deadman) {
+            return Err(format!(
+                "deadman {} must be between {} and {}",
+                humantime::format_duration(self.deadman),
+                humantime::format_duration(*DEADMAN_RANGE.start()),
+                humantime::format_duration(*DEADMAN_RANGE.end())
             ));
         }
         if self.max_rules > chaos_common::MAX_SLOTS {
@@ -150,5 +168,10 @@ mod tests {
         assert!(huge.check().unwrap_err().contains("max_ttl"));
         let ok: Config = toml::from_str("max_ttl = \"10y\"").unwrap();
         assert!(ok.check().is_ok());
+        assert_eq!(ok.deadman, Duration::from_secs(2));
+        for bad in ["100ms", "2h"] {
+            let c: Config = toml::from_str(&format!("deadman = \"{bad}\"")).unwrap();
+            assert!(c.check().unwrap_err().contains("deadman"), "{bad}");
+        }
     }
 }

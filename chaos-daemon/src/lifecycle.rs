@@ -60,7 +60,11 @@ pub enum Stop {
 
 /// Resolves when the daemon must stop: SIGTERM/SIGINT, or the socket file stopped being ours.
 /// SIGUSR1 (the panic button) and SIGHUP are handled on the way.
-pub async fn stop_reason(table: FaultTable, api_socket: &ApiSocket) -> Result<Stop> {
+pub async fn stop_reason(
+    table: FaultTable,
+    api_socket: &ApiSocket,
+    deadman: &crate::loader::deadman::Switch,
+) -> Result<Stop> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
@@ -75,6 +79,15 @@ pub async fn stop_reason(table: FaultTable, api_socket: &ApiSocket) -> Result<St
                 tracing::warn!(removed = n, "SIGUSR1: every fault removed (panic button)");
             }
             _ = hup.recv() => tracing::info!("SIGHUP ignored: restart the daemon to re-read its config"),
+            gap = deadman.tripped() => {
+                let n = table.remove_all(Event::Deadman, Caller::Daemon).await.unwrap_or(0);
+                tracing::warn!(
+                    gap_ms = gap.as_millis() as u64,
+                    removed = n,
+                    "dead-man switch tripped: the daemon did not beat for longer than its deadman interval, so the kernel had lifted every fault; they are ended, not re-armed"
+                );
+                deadman.rearm();
+            }
             _ = check.tick() => if !api_socket.still_ours() {
                 return Ok(Stop::SocketGone);
             },

@@ -19,12 +19,13 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "chaos-daemon",
     version,
-    about = "eBPF network fault injector daemon: per-destination loss and blackholes with TTLs",
+    about = "eBPF network fault injector daemon: per-destination loss, blackholes, latency and bandwidth with TTLs",
     long_about = "Loads TC/XDP programs and serves an HTTP/JSON API on a Unix socket (no TCP listener).\n\
         Faults are added with `chaosctl` or curl, e.g.\n  \
         curl --unix-socket /run/chaos-daemon/chaos.sock -d '{\"match\":{\"cidr\":\"10.0.3.0/24\"},\"action\":{\"kind\":\"blackhole\"},\"ttl\":\"60s\"}' http://localhost/v1/faults\n\
         Every fault ends at its TTL (enforced in the kernel too), on DELETE /v1/faults, on SIGTERM/SIGINT,\n\
-        and when the daemon dies (programs are attached with links that are never pinned).\n\
+        and when the daemon dies or hangs (links are never pinned, and the programs ignore every\n\
+        rule once the daemon's heartbeat is older than `deadman`, 2 s by default).\n\
         Signals: TERM/INT remove every fault and exit 0; USR1 removes every fault and keeps running\n\
         (the panic button when the API is unreachable); HUP is ignored (restart to re-read the config).\n\
         One daemon runs per network namespace."
@@ -96,6 +97,8 @@ fn main() -> Result<()> {
         chaos_daemon::loader::bpf_log::enable(chaos_daemon::loader::bpf_log::Level::Debug);
     }
 
+    // Beating before any program is loaded: every loaded object is armed from the start.
+    let deadman = chaos_daemon::loader::deadman::start(config.deadman);
     // Fail at start, not at the first request, if programs cannot be loaded here; keep the
     // loaded programs for the first interface.
     let spare = Injector::detached().context("chaos-daemon cannot load its eBPF programs")?;
@@ -120,7 +123,7 @@ fn main() -> Result<()> {
         let state = AppState::new(config, table.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<Result<Stop>>();
         let reason = async {
-            let stop = lifecycle::stop_reason(table.clone(), &api_socket).await;
+            let stop = lifecycle::stop_reason(table.clone(), &api_socket, &deadman).await;
             // Faults go first, then open connections get a short drain; creates meanwhile
             // get 503.
             let removed = table.close().await.unwrap_or(0);

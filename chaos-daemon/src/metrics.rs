@@ -3,7 +3,11 @@
 
 use prometheus_client::{
     encoding::text::encode,
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{
+        counter::{ConstCounter, Counter},
+        family::Family,
+        gauge::{ConstGauge, Gauge},
+    },
     registry::Registry,
 };
 
@@ -39,6 +43,25 @@ impl Metrics {
         let active = Gauge::<i64>::default();
         active.set(faults.len() as i64);
         reg.register("chaos_faults_active", "Faults currently installed", active);
+        if let Some(d) = crate::loader::deadman::status() {
+            if let Some(age) = d.heartbeat_age {
+                reg.register(
+                    "chaos_deadman_heartbeat_age_seconds",
+                    "Age of the daemon heartbeat the kernel sees; rules are ignored past the interval",
+                    ConstGauge::new(age.as_secs_f64()),
+                );
+            }
+            reg.register(
+                "chaos_deadman_interval_seconds",
+                "The dead-man interval",
+                ConstGauge::new(d.interval.as_secs_f64()),
+            );
+            reg.register(
+                "chaos_deadman_trips",
+                "Times the dead-man switch tripped (the daemon was stopped or starved)",
+                ConstCounter::new(d.trips),
+            );
+        }
         let matched = Family::<Labels, Counter>::default();
         let matched_bytes = Family::<Labels, Counter>::default();
         let affected = Family::<Labels, Counter>::default();

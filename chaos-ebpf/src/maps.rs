@@ -5,8 +5,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
 };
 use chaos_common::{
-    Counters, DIST_TABLE_SIZE, DIST_TABLES, ExactKeyV4, ExactKeyV6, MAX_FLOWS, MAX_SLOTS,
-    MAX_TRIE_ENTRIES, PREFILTER_TABLES, PREFILTER_WORDS, RateState, RuleKeyV4, RuleKeyV6, RuleSlot,
+    Counters, DIST_TABLE_SIZE, DIST_TABLES, ExactKeyV4, ExactKeyV6, Heartbeat, MAX_FLOWS,
+    MAX_SLOTS, MAX_TRIE_ENTRIES, PREFILTER_TABLES, PREFILTER_WORDS, RateState, RuleKeyV4,
+    RuleKeyV6, RuleSlot,
 };
 
 /// Egress IPv4 rules (match destination).
@@ -57,3 +58,6 @@ pub static LAST_RANDOM: PerCpuArray<u32> = PerCpuArray::with_max_entries(MAX_SLO
 /// CPUs (updates race benignly: a lost update lets one packet through early).
 #[map]
 pub static RATE_STATE: Array<RateState> = Array::with_max_entries(MAX_SLOTS, 0);
+/// The daemon's heartbeat (the dead-man switch), read only when a rule matches.
+#[map]
+pub static HEARTBEAT: Array<Heartbeat> = Array::with_max_entries(1, 0);

@@ -11,7 +11,7 @@ use chaos_common::{
 
 use crate::{
     maps::{
-        EXACT_V4, EXACT_V6, KEY_SHAPES, PREFILTER, RULES_V4_EGRESS, RULES_V4_INGRESS,
+        EXACT_V4, EXACT_V6, HEARTBEAT, KEY_SHAPES, PREFILTER, RULES_V4_EGRESS, RULES_V4_INGRESS,
         RULES_V6_EGRESS, RULES_V6_INGRESS, SLOTS,
     },
     parse::Packet,
@@ -25,8 +25,8 @@ pub struct Hit {
     pub slot: &'static RuleSlot,
 }
 
-/// The slot at `index` if it is in use and not expired. The clock is read only here, so
-/// packets that match no rule never pay for it.
+/// The slot at `index` if it is in use, not expired, and its daemon's heartbeat is fresh. The
+/// clock and the heartbeat are read only here, so packets that match no rule never pay for them.
 #[inline(always)]
 fn live(index: Option<&u32>) -> Option<Hit> {
     let index = *index?;
@@ -35,7 +35,14 @@ fn live(index: Option<&u32>) -> Option<Hit> {
         return None;
     }
     // SAFETY: plain helper call, no arguments.
-    if slot.expires_at_ns != 0 && slot.expires_at_ns <= unsafe { bpf_ktime_get_ns() } {
+    let now = unsafe { bpf_ktime_get_ns() };
+    if slot.expires_at_ns != 0 && slot.expires_at_ns <= now {
+        return None;
+    }
+    if let Some(h) = HEARTBEAT.get(0)
+        && h.interval_ns != 0
+        && now.saturating_sub(h.beat_ns) > h.interval_ns
+    {
         return None;
     }
     Some(Hit { index, slot })

@@ -310,13 +310,14 @@ fn test() -> Result<()> {
 /// hardening suites do not run yet: they read the attached programs through TCX and expect
 /// `kill -9` to detach them, which a clsact filter does not do (the dead-man switch issue).
 const VM_SUITES: [(&str, &[&str]); 2] = [
-    ("6.1", &["program", "latency", "bandwidth"]),
+    ("6.1", &["program", "latency", "bandwidth", "deadman"]),
     (
         "6.12",
         &[
             "program",
             "latency",
             "bandwidth",
+            "deadman",
             "netns",
             "daemon",
             "hardening",
@@ -358,16 +359,17 @@ fn vm_bench() -> Result<()> {
     let root = workspace_root();
     println!("bench: latency accuracy and throughput in a VM on Debian's 6.12 kernel");
     let p = vm::prepare(&root, vm::Kernel::named("6.12")?)?;
+    let bench = root.join("target/release/chaos-vmbench");
     let cmd = format!(
-        "cd '{}' && '{}'",
+        "cd '{}' && '{}' measure /run/shared/out",
         root.display(),
-        root.join("target/release/chaos-vmbench").display()
+        bench.display()
     );
     let code = vm::run_in(&root, &p, &cmd, std::time::Duration::from_secs(1200))?;
     if code != 0 {
         bail!("the VM benchmark failed (exit code {code}); its console is above");
     }
-    Ok(())
+    run(Command::new(bench).arg("merge").arg(vm::out_dir(&root)))
 }
 
 /// Builds the integration test `name` of chaos-tests and returns its executable.

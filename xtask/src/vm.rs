@@ -301,9 +301,18 @@ fn build_initrd(modbase: &Path, release: &str, kernel: Kernel, out: &Path) -> Re
     Ok(())
 }
 
+/// Where files a VM command leaves in its `/run/shared/out` end up on the host (the host's root
+/// is read-only inside).
+pub fn out_dir(root: &Path) -> std::path::PathBuf {
+    root.join("target/vm/out")
+}
+
 /// Boots `p`, runs `cmd` (a shell command line) inside with the workspace `root` visible at its
-/// own path, and returns the command's exit code. The console goes to stdout.
+/// own path, and returns the command's exit code. The console goes to stdout; files the command
+/// writes to `/run/shared/out` are moved to [`out_dir`].
 pub fn run_in(root: &Path, p: &Prepared, cmd: &str, timeout: Duration) -> Result<i32> {
+    let out = out_dir(root);
+    let _ = fs::remove_dir_all(&out);
     let shared =
         root.join("target/vm/shared")
             .join(format!("{}-{}", p.kernel.label, std::process::id()));
@@ -350,6 +359,9 @@ pub fn run_in(root: &Path, p: &Prepared, cmd: &str, timeout: Duration) -> Result
     let code = fs::read_to_string(shared.join("exit-code"))
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok());
+    if shared.join("out").is_dir() {
+        fs::rename(shared.join("out"), &out)?;
+    }
     let _ = fs::remove_dir_all(&shared);
     match code {
         Some(c) => {

@@ -36,6 +36,11 @@ pub enum FaultError {
     /// The daemon is stopping: nothing new is installed.
     #[error("chaos-daemon is shutting down; no new faults are accepted")]
     ShuttingDown,
+    /// The dead-man switch tripped and the daemon is ending the faults the kernel lifted.
+    #[error(
+        "the dead-man switch tripped (the daemon was stopped or starved for longer than its deadman interval); its faults are being ended: retry in a moment"
+    )]
+    DeadmanTripped,
     /// A bug: the change panicked (and was undone).
     #[error("internal error: {0}")]
     Internal(String),

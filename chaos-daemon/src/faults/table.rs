@@ -134,6 +134,11 @@ impl Faults {
         if self.closed {
             return Err(FaultError::ShuttingDown);
         }
+        // Rules installed now would be inert until the switch is re-armed, then come alive
+        // unannounced.
+        if crate::loader::deadman::is_tripped() {
+            return Err(FaultError::DeadmanTripped);
+        }
         let rules: usize = items.iter().map(|v| v.rules.len()).sum();
         let installed: usize = self.entries.values().map(|e| e.rules.len()).sum();
         if installed + rules > self.max_rules as usize {

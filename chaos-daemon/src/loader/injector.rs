@@ -14,6 +14,7 @@ use super::{
     attach::{self, AttachOptions, EgressLink, IngressLink},
     bpf_log,
     compile::{Compiled, MapKey, compile},
+    deadman,
     maps::RuleMaps,
     qdisc,
 };
@@ -68,6 +69,8 @@ pub struct Injector {
     per_direction: [usize; 2],
     /// Drains the programs' log records while logging is on.
     _log_pump: Option<bpf_log::LogPump>,
+    /// Keeps the object's heartbeat map beating (the dead-man switch) while it lives.
+    _heartbeat: deadman::Registration,
     /// Installed rules that stamp departure times.
     delayed: usize,
     /// This injector made fq the interface's root qdisc (and removes it with its last delay).
@@ -111,11 +114,13 @@ impl Injector {
         let mut ebpf = attach::load(level)?;
         let mut maps = RuleMaps::take(&mut ebpf)?;
         maps.write_distributions()?;
+        let heartbeat = deadman::register(&mut ebpf)?;
         let log_pump = match logger {
             Some(l) => Some(bpf_log::LogPump::start(&mut ebpf, l)?),
             None => None,
         };
         Ok(Injector {
+            _heartbeat: heartbeat,
             _log_pump: log_pump,
             iface: String::new(),
             ifindex: 0,

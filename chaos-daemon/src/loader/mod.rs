@@ -14,6 +14,7 @@
 pub mod attach;
 pub mod bpf_log;
 pub mod compile;
+pub mod deadman;
 pub mod distribution;
 pub mod error;
 pub mod injector;

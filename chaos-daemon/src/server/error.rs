@@ -81,7 +81,9 @@ impl From<FaultError> for ApiError {
             FaultError::InterfaceNotFound(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, Some("interface".into()))
             }
-            FaultError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, None),
+            FaultError::ShuttingDown | FaultError::DeadmanTripped => {
+                (StatusCode::SERVICE_UNAVAILABLE, None)
+            }
             FaultError::Loader(loader::Error::Invalid(_)) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, Some("match".into()))
             }

@@ -7,7 +7,8 @@ use axum::{Json, extract::State};
 use super::AppState;
 use crate::{
     host,
-    spec::{Features, Health},
+    loader::deadman,
+    spec::{DeadmanHealth, Features, Health},
 };
 
 /// `GET /v1/health`.
@@ -23,5 +24,11 @@ pub async fn get(State(state): State<Arc<AppState>>) -> Json<Health> {
             tcx: host::has_tcx(),
         },
         faults: summary.faults,
+        deadman: deadman::status().map(|d| DeadmanHealth {
+            interval_ms: d.interval.as_millis() as u64,
+            heartbeat_age_ms: d.heartbeat_age.map(|a| a.as_millis() as u64),
+            tripped: d.tripped,
+            trips: d.trips,
+        }),
     })
 }

@@ -141,6 +141,22 @@ pub struct Health {
     pub features: Features,
     /// Active faults.
     pub faults: usize,
+    /// The dead-man switch (absent in a process that did not start one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadman: Option<DeadmanHealth>,
+}
+
+/// The dead-man switch as `GET /v1/health` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadmanHealth {
+    /// Rules are ignored by the kernel once the heartbeat is this old.
+    pub interval_ms: u64,
+    /// Age of the heartbeat the kernel sees now (`None` before the first program loads).
+    pub heartbeat_age_ms: Option<u64>,
+    /// Tripped and not yet re-armed (new faults get 503 meanwhile).
+    pub tripped: bool,
+    /// Times it tripped since the daemon started.
+    pub trips: u64,
 }
 
 /// Kernel features relevant to the fault kinds.

@@ -1,8 +1,11 @@
 //! `cargo xtask bench`, VM part (runs inside `cargo xtask vm` on a kernel with sch_fq and netem):
 //! latency accuracy of ours beside netem at 1 / 10 / 50 / 300 ms, and the TCP throughput of
 //! traffic no rule matches with 10,000 latency rules installed, against no program at all.
-//! Rounds are interleaved; every figure is compared within this run. Appends a section to
-//! `BENCHMARKS.md` and writes `vm` into `target/bench/results.json`.
+//! Rounds are interleaved; every figure is compared within this run.
+//!
+//! `chaos-vmbench measure DIR` (in the VM, whose view of the host is read-only) writes
+//! `DIR/results.json` and `DIR/section.md`; `chaos-vmbench merge DIR` (on the host) puts them
+//! into `target/bench/results.json` (key `vm`) and appends the section to `BENCHMARKS.md`.
 
 use std::{collections::BTreeMap, fs, process::Command};
 
@@ -115,6 +118,26 @@ fn rules(base: [u8; 2]) -> String {
 }
 
 fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    match (args.get(1).map(String::as_str), args.get(2)) {
+        (Some("measure"), Some(dir)) => measure(std::path::Path::new(dir)),
+        (Some("merge"), Some(dir)) => merge(std::path::Path::new(dir)),
+        _ => anyhow::bail!("usage: chaos-vmbench measure DIR | merge DIR"),
+    }
+}
+
+fn merge(dir: &std::path::Path) -> Result<()> {
+    let results: Value = serde_json::from_str(&fs::read_to_string(dir.join("results.json"))?)?;
+    fs::create_dir_all("target/bench")?;
+    merge_json("target/bench/results.json", &json!({ "vm": results }))?;
+    let mut all = fs::read_to_string("BENCHMARKS.md").unwrap_or_default();
+    all.push_str(&fs::read_to_string(dir.join("section.md"))?);
+    fs::write("BENCHMARKS.md", all)?;
+    println!("merged the VM figures into BENCHMARKS.md and target/bench/results.json");
+    Ok(())
+}
+
+fn measure(dir: &std::path::Path) -> Result<()> {
     let exe = std::env::current_exe()?;
     // SAFETY: single-threaded here; nothing reads the environment concurrently.
     unsafe { std::env::set_var("CHAOS_BIN_DIR", exe.parent().context("exe dir")?) };
@@ -192,14 +215,13 @@ fn main() -> Result<()> {
         "\nTCP throughput of traffic no rule matches (iperf3, 4 s per round, {ROUNDS} rounds interleaved; the VM is CPU-bound):\n\n\
          | rules | no program (Mbit/s) | ours (Mbit/s) | ratio (goal ≥ 0.97) |\n|---|---:|---:|---:|\n{rows}"
     ));
-    fs::create_dir_all("target/bench")?;
-    merge_json(
-        "target/bench/results.json",
-        &json!({"vm": {"kernel": kernel, "latency_accuracy": accuracy_json, "throughput_unmatched_10k_latency_rules": throughput}}),
+    fs::create_dir_all(dir)?;
+    let results = json!({"kernel": kernel, "latency_accuracy": accuracy_json, "throughput_unmatched_10k_latency_rules": throughput});
+    fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
     )?;
-    let mut all = fs::read_to_string("BENCHMARKS.md").unwrap_or_default();
-    all.push_str(&md);
-    fs::write("BENCHMARKS.md", all)?;
-    println!("appended the VM figures to BENCHMARKS.md");
+    fs::write(dir.join("section.md"), md)?;
+    println!("wrote the VM figures to {}", dir.display());
     Ok(())
 }

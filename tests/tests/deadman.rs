@@ -1,0 +1,120 @@
+//! The dead-man switch: the kernel ignores every rule once the daemon's heartbeat is older than
+//! `deadman` (2 s by default). A daemon stopped with SIGSTOP (hung) or killed with SIGKILL (on
+//! a kernel without TCX its clsact filter outlives it) stops blackholing within the interval
+//! plus a second; a daemon that resumes ends the faults the kernel lifted, audited, and works
+//! normally again. Runs on the host and in the 6.1 and 6.12 VMs.
+
+use std::time::{Duration, Instant};
+
+use chaos_tests::{
+    daemon::Daemon,
+    netns::{B4, NsPair},
+};
+use hyper::Method;
+use nix::sys::signal::Signal;
+use serde_json::json;
+
+const INTERVAL: Duration = Duration::from_secs(2);
+
+fn blackhole() -> String {
+    json!({"match": {"cidr": B4}, "action": {"kind": "blackhole"}, "ttl": "10m"}).to_string()
+}
+
+fn answers(p: &NsPair) -> bool {
+    p.exec(&p.a, &["ping", "-n", "-c", "1", "-W", "0.2", B4])
+        .status
+        .success()
+}
+
+/// How long until B answers again, polling; `None` if not within `limit`.
+fn until_answers(p: &NsPair, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if answers(p) {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+fn blackholed(p: &NsPair) -> bool {
+    (0..3).all(|_| !answers(p))
+}
+
+#[test]
+fn a_hung_daemons_faults_lift_within_the_interval_and_end_when_it_resumes() {
+    let p = NsPair::new("hang");
+    let d = Daemon::start(&p.a, "deadman = \"2s\"\n");
+    let (_, health) = d.call(Method::GET, "/v1/health", None);
+    assert_eq!(health["deadman"]["interval_ms"], 2000, "{health}");
+    assert!(
+        health["deadman"]["heartbeat_age_ms"].as_u64().unwrap() < 2000,
+        "{health}"
+    );
+    d.create(&blackhole());
+    assert!(blackholed(&p));
+    d.signal(Signal::SIGSTOP);
+    let lifted = until_answers(&p, INTERVAL + Duration::from_secs(4));
+    eprintln!("SIGSTOP with a 10-minute blackhole: traffic flows again after {lifted:?}");
+    let lifted = lifted.expect("the blackhole outlived a stopped daemon");
+    assert!(lifted <= INTERVAL + Duration::from_secs(1), "{lifted:?}");
+    // Resumed: the daemon finds the gap, ends the faults the kernel lifted, and re-arms.
+    d.signal(Signal::SIGCONT);
+    let start = Instant::now();
+    while !d.fault_ids().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "faults kept after SIGCONT\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(answers(&p), "the blackhole came back after SIGCONT");
+    let log = d.log_text();
+    assert!(log.contains("dead-man switch tripped"), "{log}");
+    assert!(
+        log.contains("action=\"deadman\"") || log.contains("action=deadman"),
+        "{log}"
+    );
+    let (_, health) = d.call(Method::GET, "/v1/health", None);
+    assert_eq!(
+        (
+            health["deadman"]["tripped"].as_bool(),
+            health["deadman"]["trips"].as_u64()
+        ),
+        (Some(false), Some(1)),
+        "{health}"
+    );
+    // Re-armed: a new fault works.
+    d.create(&blackhole());
+    assert!(
+        blackholed(&p),
+        "a fault created after the re-arm does not act"
+    );
+    let metrics = String::from_utf8(d.raw(Method::GET, "/metrics", None).1).unwrap();
+    assert!(
+        metrics.contains("chaos_deadman_heartbeat_age_seconds"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_killed_daemons_faults_lift_within_the_interval() {
+    let p = NsPair::new("killed");
+    let mut d = Daemon::start(&p.a, "");
+    d.create(&blackhole());
+    assert!(blackholed(&p));
+    d.signal(Signal::SIGKILL);
+    let _ = d.wait_exit();
+    let lifted = until_answers(&p, INTERVAL + Duration::from_secs(4));
+    eprintln!("kill -9 with a 10-minute blackhole: traffic flows again after {lifted:?}");
+    let lifted = lifted.expect("the blackhole outlived a killed daemon");
+    assert!(lifted <= INTERVAL + Duration::from_secs(1), "{lifted:?}");
+    // The next daemon starts with a fresh heartbeat of its own: its faults act, the dead
+    // daemon's never come back.
+    d.restart();
+    assert!(answers(&p));
+    d.create(&blackhole());
+    assert!(blackholed(&p));
+}
