@@ -79,15 +79,19 @@ pub async fn stop_reason(
                 tracing::warn!(removed = n, "SIGUSR1: every fault removed (panic button)");
             }
             _ = hup.recv() => tracing::info!("SIGHUP ignored: restart the daemon to re-read its config"),
-            gap = deadman.tripped() => {
-                let n = table.remove_all(Event::Deadman, Caller::Daemon).await.unwrap_or(0);
-                tracing::warn!(
-                    gap_ms = gap.as_millis() as u64,
-                    removed = n,
-                    "dead-man switch tripped: the daemon did not beat for longer than its deadman interval, so the kernel had lifted every fault; they are ended, not re-armed"
-                );
-                deadman.rearm();
-            }
+            gap = deadman.tripped() => match table.remove_all(Event::Deadman, Caller::Daemon).await {
+                Ok(n) => {
+                    tracing::warn!(
+                        gap_ms = gap.as_millis() as u64,
+                        removed = n,
+                        "dead-man switch tripped: the daemon did not beat for longer than its deadman interval, so the kernel had lifted every fault; they are ended, not re-armed"
+                    );
+                    deadman.rearm();
+                }
+                // Beating again would bring back faults that could not be ended: they stay
+                // inert, and new faults get 503.
+                Err(e) => tracing::error!(error = %e, "dead-man switch tripped and the faults could not be ended; the switch stays tripped"),
+            },
             _ = check.tick() => if !api_socket.still_ours() {
                 return Ok(Stop::SocketGone);
             },

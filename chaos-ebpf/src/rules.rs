@@ -34,13 +34,16 @@ fn live(index: Option<&u32>) -> Option<Hit> {
     if slot.action == ACTION_NONE {
         return None;
     }
+    let heartbeat = HEARTBEAT.get(0).filter(|h| h.interval_ns != 0);
+    if slot.expires_at_ns == 0 && heartbeat.is_none() {
+        return Some(Hit { index, slot });
+    }
     // SAFETY: plain helper call, no arguments.
     let now = unsafe { bpf_ktime_get_ns() };
     if slot.expires_at_ns != 0 && slot.expires_at_ns <= now {
         return None;
     }
-    if let Some(h) = HEARTBEAT.get(0)
-        && h.interval_ns != 0
+    if let Some(h) = heartbeat
         && now.saturating_sub(h.beat_ns) > h.interval_ns
     {
         return None;

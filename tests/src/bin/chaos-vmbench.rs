@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 /// Pings per accuracy figure and round.
 const PINGS: u32 = 40;
 /// Rounds of each measurement, interleaved ours / reference.
-const ROUNDS: usize = 2;
+const ROUNDS: usize = 3;
 /// Rules installed for the throughput figure.
 const RULES: u32 = 10_000;
 
