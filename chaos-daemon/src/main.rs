@@ -97,6 +97,8 @@ fn main() -> Result<()> {
         chaos_daemon::loader::bpf_log::enable(chaos_daemon::loader::bpf_log::Level::Debug);
     }
 
+    // Whether sch_fq exists is measured in a throw-away namespace (tens of ms): meanwhile.
+    std::thread::spawn(chaos_daemon::host::has_fq);
     // Beating before any program is loaded: every loaded object is armed from the start.
     let deadman = chaos_daemon::loader::deadman::start(config.deadman);
     // Fail at start, not at the first request, if programs cannot be loaded here; keep the

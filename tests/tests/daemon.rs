@@ -599,3 +599,62 @@ fn xdp_mode_generic_never_uses_the_driver() {
     assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 0));
     assert_eq!(p.ping(&p.a, B4_ALT, None, 3, "0.02"), (3, 3));
 }
+
+#[test]
+fn chaosctl_selects_by_label_name_and_id_prefix() {
+    let p = NsPair::new("select");
+    let d = Daemon::start(&p.a, "");
+    let add = |to: &str, extra: &[&str]| {
+        let mut args = vec!["add", "blackhole", "--to", to, "--ttl", "1m"];
+        args.extend(extra);
+        let out = d.ctl(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    add(B4, &["-l", "team=a", "--name", "x"]);
+    add(B4_ALT, &["--label", "team=a", "-l", "exp=7"]);
+    add(B6, &["-l", "team=b"]);
+    let rows = |args: &[&str]| {
+        let out = d.ctl(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().lines().count() - 1
+    };
+    assert_eq!(rows(&["ls", "-l", "team=a"]), 2);
+    assert_eq!(rows(&["ls", "--name", "x"]), 1);
+    assert_eq!(rows(&["ls", "-l", "team=a", "-l", "exp=7"]), 1);
+    let listed: Value =
+        serde_json::from_slice(&d.ctl(&["--json", "ls", "-l", "team=b"]).stdout).unwrap();
+    assert_eq!(listed[0]["spec"]["labels"], json!({"team": "b"}));
+    // rm by a unique prefix of the id; an unknown one is refused (exit 1) and removes nothing.
+    let id = listed[0]["id"].as_str().unwrap();
+    let out = d.ctl(&["rm", &id[..6]]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = d.ctl(&["rm", "zzzz"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no fault id"));
+    let out = d.ctl(&["rm", "-l", "team=a", "-l", "exp=7"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "removed 1 fault(s)"
+    );
+    let left = d.fault_ids();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(
+        rows(&["ls", "--name", "x"]),
+        1,
+        "the other team=a fault stays"
+    );
+    // A bad label is a usage error caught by chaosctl itself.
+    assert_eq!(d.ctl(&["ls", "-l", "team"]).status.code(), Some(2));
+}

@@ -272,26 +272,65 @@ fn fragmented_datagrams_to_a_blackholed_address_are_dropped_both_ways() {
 }
 
 #[test]
-fn query_parameters_are_refused_never_ignored() {
+fn selectors_narrow_and_unknown_query_parameters_are_refused_never_ignored() {
     let p = NsPair::new("query");
     let d = Daemon::start(&p.a, "");
-    let batch = format!("[{},{}]", blackhole(B4, "1m"), blackhole(B4_ALT, "1m"));
-    d.create(&batch);
-    for path in ["/v1/faults?name=bulk-7", "/v1/faults?", "/v1/health?x=1"] {
+    let fault = |cidr: &str, name: &str, team: &str| {
+        serde_json::json!({"name": name, "labels": {"team": team}, "match": {"cidr": cidr},
+                           "action": {"kind": "blackhole"}, "ttl": "1m"})
+    };
+    let batch = serde_json::json!([
+        fault(B4, "bulk-7", "a"),
+        fault(B4_ALT, "bulk-8", "a"),
+        fault(B6, "bulk-9", "b")
+    ]);
+    d.create(&batch.to_string());
+    for path in [
+        "/v1/faults?nam=bulk-7",
+        "/v1/faults?",
+        "/v1/faults?name=bulk-7&labl=team=a",
+        "/v1/faults?label=team",
+        "/v1/health?x=1",
+    ] {
         for method in [Method::DELETE, Method::GET] {
             let (s, e) = d.call(method.clone(), path, None);
             if path.starts_with("/v1/health") && method == Method::DELETE {
                 continue;
             }
             assert_eq!(s, 400, "{method} {path}: {e}");
-            assert!(e["error"].as_str().unwrap().contains("query"), "{e}");
+            assert!(
+                e["error"].as_str().unwrap().contains("query")
+                    || e["error"].as_str().unwrap().contains("KEY=VALUE"),
+                "{e}"
+            );
         }
     }
+    let (s, e) = d.call(Method::DELETE, "/v1/faults?nam=bulk-7", None);
+    assert_eq!((s, e["field"].as_str()), (400, Some("nam")), "{e}");
+    let post = fault("10.200.0.9", "x", "c").to_string();
     assert_eq!(
-        d.call(Method::DELETE, "/v1/faults?name=bulk-7", None).1["field"],
-        "name"
+        d.call(Method::POST, "/v1/faults?name=x", Some(&post)).0,
+        400
     );
-    assert_eq!(d.fault_ids().len(), 2, "nothing was removed");
+    assert_eq!(d.fault_ids().len(), 3, "nothing was removed or added");
+    let count = |q: &str| {
+        d.call(Method::GET, &format!("/v1/faults?{q}"), None)
+            .1
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count("label=team%3Da"), 2);
+    assert_eq!(count("name=bulk-7"), 1);
+    assert_eq!(count("name=bulk-7&label=team=a"), 1);
+    assert_eq!(count("name=bulk-7&label=team=b"), 0);
+    let (s, r) = d.call(Method::DELETE, "/v1/faults?label=team=a", None);
+    assert_eq!((s, r["removed"].as_u64()), (200, Some(2)), "{r}");
+    let left = d.call(Method::GET, "/v1/faults", None).1;
+    assert_eq!(left[0]["spec"]["name"], "bulk-9", "{left}");
+    assert_eq!(left[0]["spec"]["labels"]["team"], "b", "{left}");
+    // Without a query, DELETE is still the panic button.
+    assert_eq!(d.call(Method::DELETE, "/v1/faults", None).1["removed"], 1);
     // A bad id escape is a JSON 400 too.
     let (s, e) = d.call(Method::GET, "/v1/faults/%ff%fe", None);
     assert_eq!((s, e["error"].is_string()), (400, true), "{e}");

@@ -129,6 +129,16 @@ impl FaultTable {
         self.with(move |f| f.remove_all(event, caller)).await
     }
 
+    /// Removes the faults `selector` selects, each audited as a delete; returns how many.
+    pub async fn remove_selected(
+        &self,
+        selector: crate::spec::Selector,
+        caller: Caller,
+    ) -> Result<usize, FaultError> {
+        self.with(move |f| f.remove_selected(&selector, caller))
+            .await
+    }
+
     /// Refuses new faults from now on and removes every fault (shutdown); returns how many.
     pub async fn close(&self) -> Result<usize, FaultError> {
         self.with(|f| {

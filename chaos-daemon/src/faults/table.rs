@@ -388,6 +388,11 @@ impl Faults {
             .count()
     }
 
+    /// Removes the faults `selector` selects; returns how many.
+    pub fn remove_selected(&mut self, selector: &crate::spec::Selector, caller: Caller) -> usize {
+        self.remove_where(|e| !selector.matches(&e.spec), Event::Delete, caller)
+    }
+
     /// Removes every fault (the panic button, shutdown); returns how many.
     pub fn remove_all(&mut self, event: Event, caller: Caller) -> usize {
         self.remove_where(|_| false, event, caller)

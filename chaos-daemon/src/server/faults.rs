@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::{
     Extension, Json,
     body::Body,
-    extract::{Path, Request, State, rejection::PathRejection},
+    extract::{Path, RawQuery, Request, State, rejection::PathRejection},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -16,7 +16,7 @@ use crate::{
     audit::{Caller, Event},
     faults::FaultError,
     host,
-    spec::Removed,
+    spec::{Removed, Selector},
     validate::{Env, Validated, validate},
 };
 
@@ -136,10 +136,20 @@ pub async fn create(
     response
 }
 
-/// `GET /v1/faults`.
-pub async fn list(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+/// The selector of a `GET`/`DELETE /v1/faults` query; 400 naming the parameter otherwise.
+fn selector(query: Option<String>) -> Result<Selector, ApiError> {
+    Selector::parse(query.as_deref()).map_err(|e| ApiError::bad_request(e.param, e.message))
+}
+
+/// `GET /v1/faults[?name=…&label=k=v]`.
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let sel = selector(query)?;
     let permit = listing_permit(&state).await?;
-    let faults = state.table.list().await?;
+    let mut faults = state.table.list().await?;
+    faults.retain(|f| sel.matches(&f.spec));
     bounded_json(StatusCode::OK, &faults, Some(permit))
 }
 
@@ -174,7 +184,13 @@ pub async fn delete_one(
 pub async fn delete_all(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<Removed>, ApiError> {
-    let removed = state.table.remove_all(Event::DeleteAll, caller).await?;
+    let sel = selector(query)?;
+    let removed = if sel.is_empty() {
+        state.table.remove_all(Event::DeleteAll, caller).await?
+    } else {
+        state.table.remove_selected(sel, caller).await?
+    };
     Ok(Json(Removed { removed }))
 }

@@ -7,9 +7,11 @@ use serde::{Deserialize, Serialize};
 
 mod action;
 mod matches;
+mod selector;
 
 pub use action::{ActionSpec, DistributionSpec};
 pub use matches::{MatchSpec, ProtocolSpec};
+pub use selector::{Selector, SelectorError};
 
 /// A fault as a client describes it (`POST /v1/faults`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -18,6 +20,9 @@ pub struct FaultSpec {
     /// Free-form label shown in listings and metrics (≤ 64 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Labels to select faults by (`GET`/`DELETE /v1/faults?label=KEY=VALUE`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
     /// Interface to inject on; defaults to the one holding the default route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,

@@ -69,6 +69,49 @@ fn check_name(spec: &FaultSpec) -> Result<(), ValidationError> {
     }
 }
 
+/// Most labels on one fault.
+const MAX_LABELS: usize = 16;
+/// Longest label key or value, in bytes.
+const MAX_LABEL_LEN: usize = 63;
+
+/// Label keys and values as Kubernetes spells them (letters, digits, `-`, `_`, `.`; keys may
+/// carry a `/` prefix), so they read the same in a URL, a log line and a metrics label.
+fn check_labels(spec: &FaultSpec) -> Result<(), ValidationError> {
+    if spec.labels.len() > MAX_LABELS {
+        return Err(ValidationError::invalid(
+            "labels",
+            format!("at most {MAX_LABELS} labels, got {}", spec.labels.len()),
+        ));
+    }
+    let ok = |s: &str, extra: &[char]| {
+        s.len() <= MAX_LABEL_LEN
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c) || extra.contains(&c))
+    };
+    for (k, v) in &spec.labels {
+        let field = format!("labels.{}", k.escape_default());
+        if k.is_empty() || !ok(k, &['/']) {
+            return Err(ValidationError::invalid(
+                field,
+                format!(
+                    "label key {:?} must be 1–{MAX_LABEL_LEN} letters, digits, '-', '_', '.' or '/'",
+                    k.escape_default().to_string()
+                ),
+            ));
+        }
+        if !ok(v, &[]) {
+            return Err(ValidationError::invalid(
+                field,
+                format!(
+                    "label value {:?} must be at most {MAX_LABEL_LEN} letters, digits, '-', '_' or '.'",
+                    v.escape_default().to_string()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_interface(spec: &FaultSpec, env: &Env) -> Result<String, ValidationError> {
     match &spec.interface {
         Some(i) if i.is_empty() || i.len() > 15 || i.contains('/') || i.chars().any(deceptive) => {
@@ -122,6 +165,7 @@ fn check_ttl(spec: &FaultSpec, env: &Env) -> Result<(), ValidationError> {
 pub fn validate(spec: &FaultSpec, env: &Env) -> Result<Validated, ValidationError> {
     let mut spec = spec.clone();
     check_name(&spec)?;
+    check_labels(&spec)?;
     let iface = check_interface(&spec, env)?;
     spec.interface = Some(iface.clone());
     let direction = match spec.direction {
@@ -369,6 +413,7 @@ mod tests {
         let v = validate(
             &FaultSpec {
                 name: None,
+                labels: Default::default(),
                 interface: Some("veth1".into()),
                 direction: DirectionSpec::Ingress,
                 matches: MatchSpec {
@@ -463,6 +508,42 @@ mod tests {
             );
             assert_eq!(err_field(&json), (422, Some("name".into())), "{name}");
         }
+    }
+
+    #[test]
+    fn labels_are_checked_key_by_key() {
+        let with = |labels: &str| {
+            format!(
+                r#"{{"labels":{labels},"match":{{"cidr":"10.0.0.1"}},"action":{{"kind":"blackhole"}},"ttl":"1m"}}"#
+            )
+        };
+        let ok = validate(
+            &spec(&with(
+                r#"{"team":"payments","app.kubernetes.io/name":"redis-1","empty":""}"#,
+            )),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(ok.spec.labels["team"], "payments");
+        for (labels, field) in [
+            (r#"{"":"x"}"#, "labels."),
+            (r#"{"team":"pay ments"}"#, "labels.team"),
+            (r#"{"te=am":"x"}"#, "labels.te=am"),
+            (r#"{"t":"a/b"}"#, "labels.t"),
+        ] {
+            assert_eq!(
+                err_field(&with(labels)),
+                (422, Some(field.into())),
+                "{labels}"
+            );
+        }
+        let long = format!(r#"{{"k":"{}"}}"#, "v".repeat(64));
+        assert_eq!(err_field(&with(&long)), (422, Some("labels.k".into())));
+        let many: Vec<String> = (0..17).map(|i| format!(r#""k{i}":"v""#)).collect();
+        assert_eq!(
+            err_field(&with(&format!("{{{}}}", many.join(",")))),
+            (422, Some("labels".into()))
+        );
     }
 
     #[test]

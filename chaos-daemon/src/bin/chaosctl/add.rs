@@ -72,7 +72,16 @@ pub fn spec_json(kind: &AddKind) -> Value {
         "action": action,
         "ttl": common.ttl,
     });
+    let labels: serde_json::Map<String, serde_json::Value> = common
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
     for (key, value) in [
+        (
+            "labels",
+            (!labels.is_empty()).then_some(serde_json::Value::Object(labels)),
+        ),
         ("interface", common.iface.as_ref().map(|v| json!(v))),
         ("name", common.name.as_ref().map(|v| json!(v))),
         ("percent", percent.map(|v| json!(v))),
@@ -165,6 +174,35 @@ mod tests {
         let spec = spec_json(&k);
         assert_eq!(spec["direction"], "ingress");
         assert_eq!(spec["force"], true);
+        let k = kind(&[
+            "chaosctl",
+            "add",
+            "blackhole",
+            "--to",
+            "10.0.0.1",
+            "--ttl",
+            "1m",
+            "-l",
+            "team=pay",
+            "--label",
+            "env=prod",
+        ]);
+        assert_eq!(
+            spec_json(&k)["labels"],
+            json!({"team": "pay", "env": "prod"})
+        );
+        let bad = crate::args::Cli::try_parse_from([
+            "chaosctl",
+            "add",
+            "blackhole",
+            "--to",
+            "10.0.0.1",
+            "--ttl",
+            "1m",
+            "-l",
+            "team",
+        ]);
+        assert!(bad.is_err(), "a label without = is a usage error");
     }
 
     #[test]

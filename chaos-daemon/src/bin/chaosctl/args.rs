@@ -17,8 +17,10 @@ use clap::{Args, Parser, Subcommand};
         chaosctl add latency --to 10.0.3.0/24 --port 6379 --proto tcp --delay 300ms --ttl 5m\n  \
         chaosctl add bandwidth --to 10.0.3.7 --rate 10mbit --ttl 5m\n  \
         chaosctl add blackhole --from 192.0.2.0/24 --ttl 2m      # ingress, by source\n  \
-        chaosctl ls\n  \
-        chaosctl rm 3f9c2a1b7d04                                 # one fault\n  \
+        chaosctl add loss --to 10.0.3.7 --percent 5 --ttl 5m -l team=payments\n  \
+        chaosctl ls -l team=payments                             # faults with that label\n  \
+        chaosctl rm 3f9c                                         # one fault, by a unique id prefix\n  \
+        chaosctl rm -l team=payments                             # every fault with that label\n  \
         chaosctl rm --all                                        # the panic button\n\n\
         Exit codes: 0 ok, 1 the daemon refused, 2 usage error, 3 daemon unreachable."
 )]
@@ -43,14 +45,22 @@ pub enum Cmd {
         #[command(subcommand)]
         kind: Box<AddKind>,
     },
-    /// List faults with remaining TTL and live counters.
-    Ls,
-    /// Remove faults by id, or all of them with --all.
+    /// List faults with remaining TTL and live counters (all, or those selected).
+    Ls {
+        /// Which faults.
+        #[command(flatten)]
+        select: Select,
+    },
+    /// Remove faults by id (or a unique prefix of one), by name or label, or all with --all.
     Rm {
-        /// Fault ids.
+        /// Fault ids or unique id prefixes.
+        #[arg(conflicts_with_all = ["name", "labels"])]
         ids: Vec<String>,
+        /// Which faults, instead of ids.
+        #[command(flatten)]
+        select: Select,
         /// Remove every fault (the panic button).
-        #[arg(long, conflicts_with = "ids")]
+        #[arg(long, conflicts_with_all = ["ids", "name", "labels"])]
         all: bool,
     },
     /// Daemon health: version, kernel, interfaces, features.
@@ -133,6 +143,35 @@ pub enum AddKind {
     },
 }
 
+/// Selects faults by name and labels (all must match).
+#[derive(Args)]
+pub struct Select {
+    /// Faults with this name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Faults carrying this label (repeatable: all must match).
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+}
+
+impl Select {
+    /// The API's selector.
+    pub fn selector(&self) -> chaos_daemon::spec::Selector {
+        chaos_daemon::spec::Selector {
+            name: self.name.clone(),
+            labels: self.labels.clone(),
+        }
+    }
+}
+
+/// `KEY=VALUE`, as `--label` takes it.
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
 /// Options shared by every `add`.
 #[derive(Args)]
 pub struct Common {
@@ -157,6 +196,9 @@ pub struct Common {
     /// Label shown in listings and metrics.
     #[arg(long)]
     pub name: Option<String>,
+    /// A label to select the fault by later (`ls -l`, `rm -l`); repeatable.
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
     /// Allow hitting a protected path (SSH sessions, protected CIDRs/ports, every address).
     #[arg(long)]
     pub force: bool,
@@ -187,5 +229,9 @@ mod tests {
             .is_err()
         );
         assert!(Cli::try_parse_from(["chaosctl", "rm", "abc", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["chaosctl", "rm", "abc", "-l", "a=b"]).is_err());
+        assert!(Cli::try_parse_from(["chaosctl", "rm", "--all", "--name", "x"]).is_err());
+        assert!(Cli::try_parse_from(["chaosctl", "ls", "-l", "a=b", "--name", "x"]).is_ok());
+        assert!(Cli::try_parse_from(["chaosctl", "rm", "-l", "a=b"]).is_ok());
     }
 }

@@ -1,14 +1,22 @@
-//! `chaosctl ls`: every fault with its TTL left and live counters.
+//! `chaosctl ls [--name N] [-l KEY=VALUE…]`: faults with their TTL left and live counters.
 
-use chaos_daemon::spec::Fault;
+use chaos_daemon::spec::{Fault, Selector};
 use hyper::Method;
 
 use crate::{output::Ctx, table};
 
+/// `/v1/faults` with `sel`'s query.
+pub fn faults_path(sel: &Selector) -> String {
+    match sel.to_query() {
+        q if q.is_empty() => "/v1/faults".into(),
+        q => format!("/v1/faults?{q}"),
+    }
+}
+
 /// Runs `ls`.
-pub async fn run(ctx: &Ctx) -> i32 {
+pub async fn run(sel: &Selector, ctx: &Ctx) -> i32 {
     match ctx
-        .fetch::<Vec<Fault>>(Method::GET, "/v1/faults", None)
+        .fetch::<Vec<Fault>>(Method::GET, &faults_path(sel), None)
         .await
     {
         Ok(Some(faults)) if faults.is_empty() => {
