@@ -174,24 +174,18 @@ mod tests {
         let spec = spec_json(&k);
         assert_eq!(spec["direction"], "ingress");
         assert_eq!(spec["force"], true);
-        let k = kind(&[
-            "chaosctl",
-            "add",
-            "blackhole",
-            "--to",
-            "10.0.0.1",
-            "--ttl",
-            "1m",
-            "-l",
-            "team=pay",
-            "--label",
-            "env=prod",
-        ]);
+        let k = kind(&blackhole_to(&["-l", "team=pay", "--label", "env=prod"]));
         assert_eq!(
             spec_json(&k)["labels"],
             json!({"team": "pay", "env": "prod"})
         );
-        let bad = crate::args::Cli::try_parse_from([
+        let bad = crate::args::Cli::try_parse_from(blackhole_to(&["-l", "team"]));
+        assert!(bad.is_err(), "a label without = is a usage error");
+    }
+
+    /// `chaosctl add blackhole --to 10.0.0.1 --ttl 1m` and `extra`.
+    fn blackhole_to<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
             "chaosctl",
             "add",
             "blackhole",
@@ -199,10 +193,9 @@ mod tests {
             "10.0.0.1",
             "--ttl",
             "1m",
-            "-l",
-            "team",
-        ]);
-        assert!(bad.is_err(), "a label without = is a usage error");
+        ];
+        args.extend(extra);
+        args
     }
 
     #[test]
@@ -247,17 +240,7 @@ mod tests {
     #[test]
     fn blackhole_percent_is_the_share_of_packets() {
         for flag in ["--percent", "--share"] {
-            let k = kind(&[
-                "chaosctl",
-                "add",
-                "blackhole",
-                "--to",
-                "10.0.0.1",
-                "--ttl",
-                "1m",
-                flag,
-                "25",
-            ]);
+            let k = kind(&blackhole_to(&[flag, "25"]));
             assert_eq!(spec_json(&k)["percent"], 25.0, "{flag}");
         }
     }
