@@ -54,7 +54,7 @@ pub const ACTION_LOSS: u8 = 2;
 /// holds them until then.
 pub const ACTION_LATENCY: u8 = 3;
 /// Limit matching packets to `rate_bytes_per_sec`: on egress, EDT pacing of the rule's
-/// aggregate (`t_next = max(now, t_last) + len·1e9/rate`, dropped beyond [`PACING_HORIZON_NS`]);
+/// aggregate (departure `max(now, t_last + len·1e9/rate)`, dropped beyond [`PACING_HORIZON_NS`]);
 /// on ingress, a token-bucket policer of `burst_bytes` (drops above the rate).
 pub const ACTION_BANDWIDTH: u8 = 4;
 

@@ -35,8 +35,9 @@ pub enum Paced {
     Drop,
 }
 
-/// `t_next = max(t, t_last) + len·1e9/rate`, where `t` (≥ `now`) is when the packet would
-/// leave without us (TCP's own pacing time, or now).
+/// Departure `max(t, t_last + len·1e9/rate)` as Cilium's EDT (each packet's wire time is the gap
+/// before the next), where `t` (≥ `now`) is when the packet would leave without us (TCP's own
+/// pacing time, or now).
 #[inline(always)]
 pub fn pace(hit: &Hit, len: u32, now: u64, t: u64) -> Paced {
     let rate = hit.slot.rate_bytes_per_sec;

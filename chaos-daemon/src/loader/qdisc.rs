@@ -252,7 +252,12 @@ fn restore_mq(ifindex: u32, root: TcHandle) -> io::Result<()> {
 /// the kernel would have there. Returns whether anything was removed.
 pub fn remove_fq(ifindex: u32) -> io::Result<bool> {
     if let Some((root, children)) = mq_children(ifindex)? {
-        if children.is_empty() || children.iter().any(|c| c.kind != "fq") {
+        // Ours: some queue has fq and the rest (if a crash cut an install short) a default.
+        let ours = children.iter().any(|c| c.kind == "fq")
+            && children
+                .iter()
+                .all(|c| c.kind == "fq" || DEFAULT_CHILD_KINDS.contains(&c.kind.as_str()));
+        if !ours {
             return Ok(false);
         }
         restore_mq(ifindex, root)?;
