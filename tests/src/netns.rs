@@ -260,6 +260,26 @@ impl Drop for NsPair {
     }
 }
 
+/// Whether `tc` can install fq in namespace `ns` (on its loopback), removing it again: measured
+/// independently of the daemon, which must agree (`features.fq`).
+pub fn kernel_has_fq(ns: &str) -> bool {
+    let tc = |args: &[&str]| {
+        Command::new("tc")
+            .args(["-n", ns, "qdisc"])
+            .args(args)
+            .output()
+            .expect("tc (iproute2)")
+    };
+    let added = tc(&["add", "dev", "lo", "root", "fq"]);
+    let ok = added.status.success();
+    if ok {
+        tc(&["del", "dev", "lo", "root"]);
+    } else {
+        eprintln!("tc says: {}", String::from_utf8_lossy(&added.stderr).trim());
+    }
+    ok
+}
+
 /// Extracts (transmitted, received) from ping's summary line.
 pub fn parse_ping(out: &str) -> Option<(u32, u32)> {
     let line = out.lines().find(|l| l.contains("packets transmitted"))?;

@@ -7,11 +7,9 @@
 //! holds TCP within ±15 %. Egress (EDT pacing) needs `sch_fq`: where the kernel has it (the
 //! VMs) TCP goodput is held within ±10 %; where not (this host) the API refuses and says why.
 
-use std::process::Command;
-
 use chaos_tests::{
     daemon::Daemon,
-    netns::{A4, B4, B4_ALT, NsPair},
+    netns::{A4, B4, B4_ALT, NsPair, kernel_has_fq},
     traffic::{self, Load, Path, Transfer},
 };
 use hyper::Method;
@@ -21,21 +19,6 @@ fn limit(direction: &str, cidr: &str, rate: &str) -> String {
     json!({"direction": direction, "match": {"cidr": cidr},
            "action": {"kind": "bandwidth", "rate": rate}, "ttl": "10m"})
     .to_string()
-}
-
-fn kernel_has_fq(ns: &str) -> bool {
-    let tc = |args: &[&str]| {
-        Command::new("tc")
-            .args(["-n", ns, "qdisc"])
-            .args(args)
-            .output()
-            .expect("tc (iproute2)")
-    };
-    let ok = tc(&["add", "dev", "lo", "root", "fq"]).status.success();
-    if ok {
-        tc(&["del", "dev", "lo", "root"]);
-    }
-    ok
 }
 
 /// UDP payload share of the wire bytes the rate counts (1400 + UDP 8 + IPv4 20 + Ethernet 14).

@@ -3,11 +3,9 @@
 //! and the root qdisc is restored; where it has not (this host), the API refuses latency and
 //! says why. Which case applies is measured independently of the daemon, with `tc`.
 
-use std::process::Command;
-
 use chaos_tests::{
     daemon::Daemon,
-    netns::{B4, B4_ALT, NsPair, VETH_A},
+    netns::{B4, B4_ALT, NsPair, VETH_A, kernel_has_fq},
     traffic::{self, Load, Path},
 };
 use hyper::Method;
@@ -17,25 +15,6 @@ use serde_json::json;
 fn latency(cidr: &str, delay: &str) -> String {
     json!({"match": {"cidr": cidr}, "action": {"kind": "latency", "delay": delay}, "ttl": "10m"})
         .to_string()
-}
-
-/// Whether `tc` can install fq in namespace `ns` (on its loopback), removing it again.
-fn kernel_has_fq(ns: &str) -> bool {
-    let tc = |args: &[&str]| {
-        Command::new("tc")
-            .args(["-n", ns, "qdisc"])
-            .args(args)
-            .output()
-            .expect("tc (iproute2)")
-    };
-    let added = tc(&["add", "dev", "lo", "root", "fq"]);
-    let ok = added.status.success();
-    if ok {
-        tc(&["del", "dev", "lo", "root"]);
-    } else {
-        eprintln!("tc says: {}", String::from_utf8_lossy(&added.stderr).trim());
-    }
-    ok
 }
 
 fn replies(p: &NsPair, dst: &str, n: u32, interval: &str) -> Vec<(u32, f64)> {
