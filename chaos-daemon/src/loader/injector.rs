@@ -257,7 +257,7 @@ impl Injector {
         }
         let mut done = Vec::with_capacity(compiled.len());
         for (c, rule) in compiled.into_iter().zip(rules) {
-            match self.install(c, rule.direction) {
+            match self.install(c, rule) {
                 Ok(id) => done.push(id),
                 Err(e) => {
                     for id in done {
@@ -294,7 +294,8 @@ impl Injector {
         self.fq_ours
     }
 
-    fn install(&mut self, mut c: Compiled, direction: Direction) -> Result<RuleId, Error> {
+    fn install(&mut self, mut c: Compiled, rule: &Rule) -> Result<RuleId, Error> {
+        let direction = rule.direction;
         let slot = self
             .free
             .pop_front()
@@ -322,11 +323,7 @@ impl Injector {
         }
         self.by_key.insert(c.key, slot);
         self.per_direction[direction as usize] += 1;
-        let delays = direction == Direction::Egress
-            && matches!(
-                c.slot.action,
-                chaos_common::ACTION_LATENCY | chaos_common::ACTION_BANDWIDTH
-            );
+        let delays = rule.needs_fq();
         self.delayed += usize::from(delays);
         self.installed.insert(
             slot,
