@@ -58,6 +58,11 @@ pub const ACTION_LATENCY: u8 = 3;
 /// on ingress, a token-bucket policer of `burst_bytes` (drops above the rate).
 pub const ACTION_BANDWIDTH: u8 = 4;
 
+/// Answer matching DNS queries (egress only): rewrite the query into a response with the
+/// [`DnsRule::rcode`] and send it back up the same interface, or drop it ([`DNS_DROP`]). Only
+/// slots reached through `DNS_RULES` carry it.
+pub const ACTION_DNS: u8 = 5;
+
 /// Egress pacing drops a packet that would leave more than this far in the future: the queue a
 /// bandwidth fault builds is at most two seconds deep (Cilium's bandwidth manager does the same).
 pub const PACING_HORIZON_NS: u64 = 2_000_000_000;
@@ -299,6 +304,68 @@ pub struct Heartbeat {
     pub interval_ns: u64,
 }
 
+/// Bytes of `DNS_RULES` key data: the longest name (253 characters) encoded by [`dns_key`].
+pub const DNS_KEY_BYTES: usize = 256;
+/// `DNS_RULES` key data (see [`dns_key`]).
+pub type DnsKeyData = [u8; DNS_KEY_BYTES];
+/// Words of the `DNS_PORTS` bitmap: one bit per port 0..=65535.
+pub const DNS_PORT_WORDS: u32 = 65_536 / 64;
+/// [`DnsRule::rcode`] meaning "drop the query" (the client times out). Real response codes
+/// are 4 bits.
+pub const DNS_DROP: u8 = 0xff;
+/// DNS response code SERVFAIL.
+pub const DNS_RCODE_SERVFAIL: u8 = 2;
+/// DNS response code NXDOMAIN.
+pub const DNS_RCODE_NXDOMAIN: u8 = 3;
+/// DNS response code REFUSED.
+pub const DNS_RCODE_REFUSED: u8 = 5;
+
+/// A domain rule (`DNS_RULES` value): what to answer, and which queries it is narrowed to.
+/// 40 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DnsRule {
+    /// The rule's slot (action [`ACTION_DNS`], share, expiry, counters).
+    pub slot: u32,
+    /// Resolver port the query must go to.
+    pub port: u16,
+    /// Resolver address family the rule is narrowed to: 0 any, 4 or 6.
+    pub family: u8,
+    /// Response code to answer with, or [`DNS_DROP`].
+    pub rcode: u8,
+    /// Resolver network (IPv4 in the first 4 bytes), already masked.
+    pub net: [u8; 16],
+    /// Its mask.
+    pub mask: [u8; 16],
+}
+
+/// Encodes a rule's name as `DNS_RULES` key data and prefix length (bits), or `None` if it
+/// does not fit. `name` is lowercase presentation form without the trailing dot
+/// (`api.example.com`); `wildcard` means "any name strictly below it" (`*.example.com`).
+///
+/// The encoding is the name with a dot after every label, byte-reversed, so that an LPM
+/// lookup finds the longest matching suffix: `api.example.com` → `.moc.elpmaxe.ipa`. An exact
+/// rule ends in a 0 byte (the query's key is followed by one); a wildcard rule ends in `.`, the
+/// label boundary that only names below the apex have. A query's wire-format name maps to the
+/// same bytes (each length byte becomes a dot after the label before it), which the program
+/// computes in one pass; dots cannot occur inside a label the program accepts.
+pub fn dns_key(name: &[u8], wildcard: bool) -> Option<(DnsKeyData, u32)> {
+    // The name, a dot, and the terminator.
+    let len = name.len() + 2;
+    if name.is_empty() || len > DNS_KEY_BYTES {
+        return None;
+    }
+    let mut k = [0u8; DNS_KEY_BYTES];
+    k[0] = b'.';
+    let mut i = 0;
+    while i < name.len() {
+        k[name.len() - i] = name[i];
+        i += 1;
+    }
+    k[name.len() + 1] = if wildcard { b'.' } else { 0 };
+    Some((k, (len * 8) as u32))
+}
+
 /// Per-rule, per-CPU packet counters.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -321,6 +388,8 @@ mod user {
     unsafe impl aya::Pod for super::RateState {}
     // SAFETY: repr(C), two u64s.
     unsafe impl aya::Pod for super::Heartbeat {}
+    // SAFETY: repr(C), 40 bytes of integers without padding.
+    unsafe impl aya::Pod for super::DnsRule {}
 }
 
 #[cfg(test)]
@@ -350,6 +419,20 @@ mod tests {
         let k = exact_key_v6(Direction::Egress, 6, 443, [0xfd; 16]);
         assert_eq!(&k[..4], &[0, 6, 1, 187]);
         assert!(k[4..].iter().all(|b| *b == 0xfd));
+    }
+
+    #[test]
+    fn dns_keys_reverse_the_name_and_mark_exact_or_below() {
+        let (k, bits) = dns_key(b"api.example.com", false).unwrap();
+        assert_eq!(&k[..17], b".moc.elpmaxe.ipa\0");
+        assert_eq!(bits, 17 * 8);
+        let (k, bits) = dns_key(b"example.com", true).unwrap();
+        assert_eq!(&k[..13], b".moc.elpmaxe.");
+        assert_eq!(bits, 13 * 8);
+        assert_eq!(core::mem::size_of::<DnsRule>(), 40);
+        assert!(dns_key(&[b'a'; 254], false).is_some());
+        assert!(dns_key(&[b'a'; 255], false).is_none());
+        assert!(dns_key(b"", true).is_none());
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_redirect};
 use chaos_common::{
-    ACTION_BANDWIDTH, ACTION_BLACKHOLE, ACTION_LATENCY, ACTION_LOSS, DIST_SCALE, DIST_TABLE_SIZE,
-    DIST_UNIFORM, PPM_ALL, RuleSlot,
+    ACTION_BANDWIDTH, ACTION_BLACKHOLE, ACTION_DNS, ACTION_LATENCY, ACTION_LOSS, DIST_SCALE,
+    DIST_TABLE_SIZE, DIST_UNIFORM, PPM_ALL, RuleSlot,
 };
 
 use crate::{
@@ -24,6 +24,8 @@ pub enum Verdict {
     /// Hold it to the rule's rate: the entry point paces (egress) or polices (ingress), and
     /// counts the packet as affected if it was held back or dropped.
     Limit,
+    /// Answer the DNS query (or drop it) as the domain rule says (egress, DNS program only).
+    Answer,
 }
 
 /// True for a random `ppm` share of calls; exact at 0 and 1,000,000.
@@ -89,13 +91,14 @@ pub fn apply(hit: &Hit, len: u32) -> Verdict {
         return Verdict::Limit;
     }
     let affected = match hit.slot.action {
-        ACTION_BLACKHOLE | ACTION_LOSS | ACTION_LATENCY => roll(hit.slot.ppm),
+        ACTION_BLACKHOLE | ACTION_LOSS | ACTION_LATENCY | ACTION_DNS => roll(hit.slot.ppm),
         _ => false,
     };
     count(hit.index, len, affected);
     match (affected, hit.slot.action) {
         (false, _) => Verdict::Pass,
         (true, ACTION_LATENCY) => Verdict::Delay(sample_delay(hit.index, hit.slot)),
+        (true, ACTION_DNS) => Verdict::Answer,
         (true, _) => Verdict::Drop,
     }
 }

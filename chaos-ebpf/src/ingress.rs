@@ -26,7 +26,7 @@ pub fn chaos_ingress(ctx: XdpContext) -> u32 {
     let len = (data_end - data) as u32;
     match actions::apply(&hit, len) {
         // Received packets cannot be held back; the daemon refuses latency on ingress.
-        Verdict::Pass | Verdict::Delay(_) => XDP_PASS,
+        Verdict::Pass | Verdict::Delay(_) | Verdict::Answer => XDP_PASS,
         Verdict::Drop => XDP_DROP,
         Verdict::Limit if rate::police(&hit, len) => XDP_PASS,
         Verdict::Limit => {

@@ -2,12 +2,12 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, lpm_trie::Key},
 };
 use chaos_common::{
-    Counters, DIST_TABLE_SIZE, DIST_TABLES, ExactKeyV4, ExactKeyV6, Heartbeat, MAX_FLOWS,
-    MAX_SLOTS, MAX_TRIE_ENTRIES, PREFILTER_TABLES, PREFILTER_WORDS, RateState, RuleKeyV4,
-    RuleKeyV6, RuleSlot,
+    Counters, DIST_TABLE_SIZE, DIST_TABLES, DNS_PORT_WORDS, DnsKeyData, DnsRule, ExactKeyV4,
+    ExactKeyV6, Heartbeat, MAX_FLOWS, MAX_SLOTS, MAX_TRIE_ENTRIES, PREFILTER_TABLES,
+    PREFILTER_WORDS, RateState, RuleKeyV4, RuleKeyV6, RuleSlot,
 };
 
 /// Egress IPv4 rules (match destination).
@@ -61,3 +61,28 @@ pub static RATE_STATE: Array<RateState> = Array::with_max_entries(MAX_SLOTS, 0);
 /// The daemon's heartbeat (the dead-man switch), read only when a rule matches.
 #[map]
 pub static HEARTBEAT: Array<Heartbeat> = Array::with_max_entries(1, 0);
+/// Domain rules (egress), keyed by the reversed name (`chaos_common::dns_key`): the longest
+/// prefix is the most specific suffix, an exact name beats a wildcard.
+#[map]
+pub static DNS_RULES: LpmTrie<DnsKeyData, DnsRule> = LpmTrie::with_max_entries(MAX_SLOTS, 0);
+/// One bit per port: set while a domain rule watches queries to it. Only packets to such a port
+/// pay for the DNS program.
+#[map]
+pub static DNS_PORTS: Array<u64> = Array::with_max_entries(DNS_PORT_WORDS, 0);
+/// The DNS program, for the egress classifier's tail call (index `dns::PROGRAM_INDEX`).
+#[map]
+pub static DNS_PROGRAMS: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+/// Per-CPU working space of the DNS program: the name as loaded, and the lookup key built from it
+/// (too big for the 512-byte stack together).
+#[repr(C)]
+pub struct DnsScratch {
+    /// The query's name in wire format (and whatever follows it).
+    pub wire: [u8; 256],
+    /// The `DNS_RULES` key.
+    pub key: Key<DnsKeyData>,
+}
+
+/// One [`DnsScratch`] per CPU.
+#[map]
+pub static DNS_SCRATCH: PerCpuArray<DnsScratch> = PerCpuArray::with_max_entries(1, 0);

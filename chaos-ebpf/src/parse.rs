@@ -47,6 +47,8 @@ pub struct Packet {
     /// Remote port (destination on egress, source on ingress); 0 when the protocol has none or
     /// the packet is a later fragment.
     pub port: u16,
+    /// Offset of the IP header from the start of the frame.
+    pub l3_offset: usize,
     /// Offset of the transport header from the start of the frame; 0 for a later fragment,
     /// which carries none.
     pub l4_offset: usize,
@@ -96,6 +98,7 @@ pub fn parse(data: usize, data_end: usize, direction: Direction) -> Result<Packe
         addr: [0; 16],
         proto: 0,
         port: 0,
+        l3_offset: l3,
         l4_offset: 0,
         anomaly: None,
     };

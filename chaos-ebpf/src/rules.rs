@@ -28,7 +28,7 @@ pub struct Hit {
 /// The slot at `index` if it is in use, not expired, and its daemon's heartbeat is fresh. The
 /// clock and the heartbeat are read only here, so packets that match no rule never pay for them.
 #[inline(always)]
-fn live(index: Option<&u32>) -> Option<Hit> {
+pub fn live(index: Option<&u32>) -> Option<Hit> {
     let index = *index?;
     let slot = SLOTS.get(index)?;
     if slot.action == ACTION_NONE {

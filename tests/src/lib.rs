@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod daemon;
+pub mod dns;
 pub mod netns;
 pub mod packet;
 pub mod traffic;

@@ -133,3 +133,91 @@ pub fn with_vlan_tag(f: Vec<u8>, tpid: u16) -> Vec<u8> {
     out.extend_from_slice(&f[12..]);
     out
 }
+
+/// Builds a frame like [`frame`] carrying `payload` (TCP: after a 20-byte header with ACK|PSH,
+/// UDP: after the 8-byte header) with correct IPv4 header and transport checksums.
+pub fn datagram(src: IpAddr, dst: IpAddr, l4: L4, payload: &[u8]) -> Vec<u8> {
+    let mut f = frame(src, dst, l4, payload.len());
+    let start = f.len() - payload.len();
+    f[start..].copy_from_slice(payload);
+    if let L4::Tcp(..) = l4 {
+        f[start - 20 + 13] = 0x18; // ACK | PSH: a segment with data
+    }
+    set_checksums(&mut f);
+    f
+}
+
+/// Offsets of the IP header, the transport header and the transport checksum in a frame built
+/// by [`frame`], and whether it is IPv6.
+fn layout(f: &[u8]) -> (usize, usize, usize, bool) {
+    let v6 = f[12..14] == [0x86, 0xdd];
+    let l4 = if v6 { 14 + 40 } else { 14 + 20 };
+    let proto = if v6 { f[14 + 6] } else { f[14 + 9] };
+    let csum = match proto {
+        6 => l4 + 16,
+        17 => l4 + 6,
+        _ => l4 + 2,
+    };
+    (14, l4, csum, v6)
+}
+
+fn ones_complement_sum(chunks: &[&[u8]]) -> u16 {
+    let mut sum: u32 = 0;
+    for chunk in chunks {
+        for pair in chunk.chunks(2) {
+            let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
+            sum += u32::from(word);
+        }
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// The transport checksum's pseudo-header for a frame built by [`frame`].
+fn pseudo_header(f: &[u8], l3: usize, l4: usize, v6: bool) -> Vec<u8> {
+    let len = (f.len() - l4) as u32;
+    let mut p = Vec::new();
+    if v6 {
+        p.extend_from_slice(&f[l3 + 8..l3 + 40]);
+        p.extend_from_slice(&len.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, f[l3 + 6]]);
+    } else {
+        p.extend_from_slice(&f[l3 + 12..l3 + 20]);
+        p.extend_from_slice(&[0, f[l3 + 9]]);
+        p.extend_from_slice(&(len as u16).to_be_bytes());
+    }
+    p
+}
+
+/// Fills in the IPv4 header checksum and the TCP/UDP checksum.
+pub fn set_checksums(f: &mut [u8]) {
+    let (l3, l4, csum, v6) = layout(f);
+    if !v6 {
+        f[l3 + 10..l3 + 12].fill(0);
+        let sum = !ones_complement_sum(&[&f[l3..l3 + 20]]);
+        f[l3 + 10..l3 + 12].copy_from_slice(&sum.to_be_bytes());
+    }
+    f[csum..csum + 2].fill(0);
+    let pseudo = pseudo_header(f, l3, l4, v6);
+    let mut sum = !ones_complement_sum(&[&pseudo, &f[l4..]]);
+    if sum == 0 && f[csum - 6..csum - 4] != [0, 0] {
+        sum = 0xffff; // UDP: 0 means "no checksum"
+    }
+    f[csum..csum + 2].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// Whether the IPv4 header checksum and the TCP/UDP checksum of a frame hold (an IPv4 UDP
+/// checksum of 0, "none", counts as holding).
+pub fn checksums_valid(f: &[u8]) -> bool {
+    let (l3, l4, csum, v6) = layout(f);
+    if !v6 && ones_complement_sum(&[&f[l3..l3 + 20]]) != 0xffff {
+        return false;
+    }
+    if !v6 && f[l3 + 9] == 17 && f[csum..csum + 2] == [0, 0] {
+        return true;
+    }
+    let pseudo = pseudo_header(f, l3, l4, v6);
+    ones_complement_sum(&[&pseudo, &f[l4..]]) == 0xffff
+}

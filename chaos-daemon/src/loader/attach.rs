@@ -3,6 +3,7 @@
 
 use aya::{
     Ebpf,
+    maps::ProgramArray,
     programs::{
         LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode,
         tc::{self, TcAttachOptions},
@@ -17,6 +18,8 @@ use crate::EBPF_OBJECT;
 pub const EGRESS_PROGRAM: &str = "chaos_egress";
 /// Name of the XDP ingress program in the object.
 pub const INGRESS_PROGRAM: &str = "chaos_ingress";
+/// Name of the DNS program the egress classifier tail-calls.
+pub const DNS_PROGRAM: &str = "chaos_egress_dns";
 
 /// Identifies an egress attachment, to detach it.
 pub type EgressLink = tc::SchedClassifierLinkId;
@@ -42,7 +45,36 @@ pub fn load(log_level: u8) -> Result<Ebpf, Error> {
     ingress(&mut ebpf)?
         .load()
         .map_err(|e| Error::from_bpf("loading chaos_ingress", e, Error::Load))?;
+    load_dns(&mut ebpf)?;
     Ok(ebpf)
+}
+
+/// Loads the DNS program and puts it where the egress classifier tail-calls it.
+fn load_dns(ebpf: &mut Ebpf) -> Result<(), Error> {
+    let program: &mut SchedClassifier = ebpf
+        .program_mut(DNS_PROGRAM)
+        .and_then(|p| p.try_into().ok())
+        .ok_or_else(|| Error::Load(format!("program {DNS_PROGRAM} missing").into()))?;
+    program
+        .load()
+        .map_err(|e| Error::from_bpf("loading chaos_egress_dns", e, Error::Load))?;
+    let fd = program
+        .fd()
+        .map_err(|e| Error::from_bpf("loading chaos_egress_dns", e, Error::Load))?
+        .try_clone()
+        .map_err(|e| Error::Load(Box::new(e)))?;
+    let mut slots: ProgramArray<_> = ebpf
+        .map_mut("DNS_PROGRAMS")
+        .ok_or_else(|| Error::Load("map DNS_PROGRAMS missing from the eBPF object".into()))?
+        .try_into()
+        .map_err(|e| Error::Map {
+            map: "DNS_PROGRAMS",
+            source: e,
+        })?;
+    slots.set(0, &fd, 0).map_err(|e| Error::Map {
+        map: "DNS_PROGRAMS",
+        source: e,
+    })
 }
 
 /// The TC egress program.

@@ -1,17 +1,18 @@
 //! Pure translation of a [`Rule`] into map entries: which trie, the key bytes, the slot value and
-//! the prefilter range. No I/O, so it is unit-tested directly.
+//! the prefilter range (IP rules) or the watched port and domain-rule value (DNS rules). No I/O,
+//! so it is unit-tested directly.
 
 use std::ops::RangeInclusive;
 
 use chaos_common::{
-    ACTION_BANDWIDTH, ACTION_BLACKHOLE, ACTION_LATENCY, ACTION_LOSS, EXACT_SHAPE_SHIFT, ExactKeyV4,
-    ExactKeyV6, FLAG_REORDER, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
-    KEY_HEADER_BITS, PORT_ANY, PPM_ALL, PROTO_ANY, RuleKeyV4, RuleKeyV6, RuleSlot, exact_key_v4,
-    exact_key_v6, key_shape, key_v4, key_v6, prefilter_table,
+    ACTION_BANDWIDTH, ACTION_BLACKHOLE, ACTION_DNS, ACTION_LATENCY, ACTION_LOSS, DnsRule,
+    EXACT_SHAPE_SHIFT, ExactKeyV4, ExactKeyV6, FLAG_REORDER, IPPROTO_ICMP, IPPROTO_ICMPV6,
+    IPPROTO_TCP, IPPROTO_UDP, KEY_HEADER_BITS, PORT_ANY, PPM_ALL, PROTO_ANY, RuleKeyV4, RuleKeyV6,
+    RuleSlot, dns_key, exact_key_v4, exact_key_v6, key_shape, key_v4, key_v6, prefilter_table,
 };
 use ipnet::IpNet;
 
-use super::{Action, Direction, Error, Match, Protocol, Rule};
+use super::{Action, Direction, DnsMatch, Error, Match, Protocol, Rule};
 
 /// Which LPM trie a rule goes into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -24,6 +25,8 @@ pub enum Table {
     V4Ingress,
     /// `RULES_V6_INGRESS`.
     V6Ingress,
+    /// `DNS_RULES` (egress).
+    Dns,
 }
 
 impl Table {
@@ -39,7 +42,7 @@ impl Table {
 
     fn direction(self) -> Direction {
         match self {
-            Table::V4Egress | Table::V6Egress => Direction::Egress,
+            Table::V4Egress | Table::V6Egress | Table::Dns => Direction::Egress,
             Table::V4Ingress | Table::V6Ingress => Direction::Ingress,
         }
     }
@@ -51,6 +54,7 @@ impl Table {
             Table::V6Egress => "RULES_V6_EGRESS",
             Table::V4Ingress => "RULES_V4_INGRESS",
             Table::V6Ingress => "RULES_V6_INGRESS",
+            Table::Dns => "DNS_RULES",
         }
     }
 
@@ -64,7 +68,7 @@ impl Table {
 }
 
 /// Key bytes: an LPM trie key of either family, or an exact-match key for full-length rules.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KeyData {
     /// IPv4 trie key.
     V4(RuleKeyV4),
@@ -74,11 +78,14 @@ pub enum KeyData {
     ExactV4(ExactKeyV4),
     /// IPv6 /128 key for `EXACT_V6`.
     ExactV6(ExactKeyV6),
+    /// A name for `DNS_RULES` (`chaos_common::dns_key`): the bytes the prefix covers (the
+    /// rest are zero), boxed so IP keys stay small.
+    Dns(Box<[u8]>),
 }
 
 /// Where a rule's slot index is stored: an LPM trie (prefix length counts the 24-bit
 /// protocol/port header) or, for /32 and /128 rules, an exact-match hash map.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MapKey {
     /// Direction and family (selects the trie and the prefilter table).
     pub table: Table,
@@ -106,11 +113,24 @@ pub struct Compiled {
     pub key: MapKey,
     /// Slot value (generation left 0; the injector fills it).
     pub slot: RuleSlot,
-    /// Range of /16 prefilter bits (first 16 address bits) the rule may match.
-    pub prefilter: RangeInclusive<u16>,
-    /// Key shape bit (`SHAPE_*`, shifted by `EXACT_SHAPE_SHIFT` for exact rules): which of the
-    /// per-packet lookups can find this rule.
-    pub shape: u32,
+    /// What lets packets reach the key.
+    pub index: Index,
+}
+
+/// How packets reach a rule's key besides the key itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Index {
+    /// IP rules: the prefilter and shape bits.
+    Ip {
+        /// Range of /16 prefilter bits (first 16 address bits) the rule may match.
+        prefilter: RangeInclusive<u16>,
+        /// Key shape bit (`SHAPE_*`, shifted by `EXACT_SHAPE_SHIFT` for exact rules): which
+        /// of the per-packet lookups can find this rule.
+        shape: u32,
+    },
+    /// Domain rules: the value stored under the name (slot left 0; the injector fills it),
+    /// whose port the egress classifier must send to the DNS program.
+    Dns(DnsRule),
 }
 
 fn proto_number(protocol: Protocol, ipv6: bool) -> u8 {
@@ -144,6 +164,73 @@ pub fn prefilter_range(net: &IpNet) -> RangeInclusive<u16> {
     }
 }
 
+/// Compiles a domain rule.
+fn compile_dns(rule: &Rule, m: &DnsMatch) -> Result<Compiled, Error> {
+    let Action::Dns { response, ppm } = rule.action else {
+        return Err(Error::Invalid(
+            "a domain name match takes the dns action only".into(),
+        ));
+    };
+    if rule.direction != Direction::Egress {
+        return Err(Error::Invalid(
+            "DNS faults act on queries leaving the host: egress only".into(),
+        ));
+    }
+    if ppm == 0 || ppm > PPM_ALL {
+        return Err(Error::Invalid(format!(
+            "a probability of {ppm} ppm is outside 1..=1,000,000"
+        )));
+    }
+    if m.port == 0 {
+        return Err(Error::Invalid("port 0 is not a valid port".into()));
+    }
+    // Names match case-insensitively: the program lowercases the query's.
+    let name = m.name.to_ascii_lowercase();
+    let (data, prefix_len) = dns_key(name.as_bytes(), m.wildcard)
+        .ok_or_else(|| Error::Invalid(format!("the name {:?} is too long", m.name)))?;
+    let mut value = DnsRule {
+        port: m.port,
+        ..DnsRule::default()
+    };
+    let mut prefix = 0;
+    if let Some(net) = m.resolver.map(|n| n.trunc()) {
+        let (family, addr, mask, bits) = match net {
+            IpNet::V4(n) => (
+                4,
+                n.network().octets().to_vec(),
+                n.netmask().octets().to_vec(),
+                n.prefix_len(),
+            ),
+            IpNet::V6(n) => (
+                6,
+                n.network().octets().to_vec(),
+                n.netmask().octets().to_vec(),
+                n.prefix_len(),
+            ),
+        };
+        value.family = family;
+        value.net[..addr.len()].copy_from_slice(&addr);
+        value.mask[..mask.len()].copy_from_slice(&mask);
+        prefix = bits;
+    }
+    value.rcode = response.code();
+    Ok(Compiled {
+        key: MapKey {
+            table: Table::Dns,
+            prefix_len,
+            data: KeyData::Dns(data[..prefix_len as usize / 8].into()),
+        },
+        slot: RuleSlot {
+            action: ACTION_DNS,
+            prefix_len: prefix,
+            ppm,
+            expires_at_ns: rule.expires_at_ns.unwrap_or(0),
+            ..RuleSlot::default()
+        },
+        index: Index::Dns(value),
+    })
+}
+
 /// Compiles a rule. Fails only for combinations the data plane cannot express.
 pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
     if rule.cgroup.is_some() {
@@ -151,7 +238,10 @@ pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
             "cgroup-scoped rules are not supported by this data plane yet".into(),
         ));
     }
-    let Match::Ip(m) = &rule.matches;
+    let m = match &rule.matches {
+        Match::Ip(m) => m,
+        Match::Dns(m) => return compile_dns(rule, m),
+    };
     let ipv6 = matches!(m.net, IpNet::V6(_));
     let proto = proto_number(m.protocol, ipv6);
     let port = match m.port {
@@ -221,6 +311,11 @@ pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
             latency.burst_bytes = burst_bytes;
             (ACTION_BANDWIDTH, PPM_ALL)
         }
+        Action::Dns { .. } => {
+            return Err(Error::Invalid(
+                "the dns action needs a domain name match".into(),
+            ));
+        }
     };
     Ok(Compiled {
         key: MapKey {
@@ -235,8 +330,10 @@ pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
             expires_at_ns: rule.expires_at_ns.unwrap_or(0),
             ..latency
         },
-        prefilter: prefilter_range(&net),
-        shape: key_shape(proto, port) << if exact { EXACT_SHAPE_SHIFT } else { 0 },
+        index: Index::Ip {
+            prefilter: prefilter_range(&net),
+            shape: key_shape(proto, port) << if exact { EXACT_SHAPE_SHIFT } else { 0 },
+        },
     })
 }
 
@@ -248,6 +345,62 @@ mod tests {
         Rule::blackhole(Direction::Egress, net.parse().unwrap())
     }
 
+    fn ip_index(c: &Compiled) -> (RangeInclusive<u16>, u32) {
+        match &c.index {
+            Index::Ip { prefilter, shape } => (prefilter.clone(), *shape),
+            Index::Dns(_) => panic!("an IP rule expected"),
+        }
+    }
+
+    #[test]
+    fn dns_rules_key_the_reversed_name_and_keep_the_resolver_in_the_value() {
+        use super::super::DnsResponse;
+        let c = compile(&Rule::dns("*.example.com", DnsResponse::ServFail).expiring_at(9)).unwrap();
+        let KeyData::Dns(k) = &c.key.data else {
+            panic!("a DNS key expected")
+        };
+        assert_eq!(&k[..], b".moc.elpmaxe.");
+        assert_eq!((c.key.table, c.key.prefix_len), (Table::Dns, 13 * 8));
+        assert_eq!(
+            (c.slot.action, c.slot.ppm, c.slot.expires_at_ns),
+            (ACTION_DNS, PPM_ALL, 9)
+        );
+        assert_eq!(
+            c.index,
+            Index::Dns(DnsRule {
+                port: 53,
+                rcode: chaos_common::DNS_RCODE_SERVFAIL,
+                ..DnsRule::default()
+            })
+        );
+        let mut r = Rule::dns("api.example.com", DnsResponse::Drop);
+        if let Match::Dns(m) = &mut r.matches {
+            m.resolver = Some("10.0.0.0/8".parse().unwrap());
+            m.port = 5353;
+        }
+        let Index::Dns(v) = compile(&r).unwrap().index else {
+            panic!("a DNS index expected")
+        };
+        assert_eq!(
+            (v.family, v.port, v.rcode),
+            (4, 5353, chaos_common::DNS_DROP)
+        );
+        assert_eq!(
+            (&v.net[..4], &v.mask[..4]),
+            (&[10, 0, 0, 0][..], &[255, 0, 0, 0][..])
+        );
+        let ingress = Rule {
+            direction: Direction::Ingress,
+            ..Rule::dns("a.example", DnsResponse::Refused)
+        };
+        assert!(matches!(compile(&ingress), Err(Error::Invalid(_))));
+        let wrong = rule("10.0.0.1/32").with_action(Action::Dns {
+            response: DnsResponse::Refused,
+            ppm: PPM_ALL,
+        });
+        assert!(matches!(compile(&wrong), Err(Error::Invalid(_))));
+    }
+
     #[test]
     fn v4_key_masks_host_bits_and_counts_header_bits() {
         let c = compile(&rule("10.0.3.77/24").on(Protocol::Tcp, Some(6379))).unwrap();
@@ -257,7 +410,7 @@ mod tests {
         assert_eq!(c.slot.prefix_len, 24);
         assert_eq!(c.slot.action, ACTION_BLACKHOLE);
         assert_eq!(c.slot.ppm, PPM_ALL);
-        assert_eq!(c.prefilter, 0x0a00..=0x0a00);
+        assert_eq!(ip_index(&c).0, 0x0a00..=0x0a00);
     }
 
     #[test]
@@ -273,7 +426,7 @@ mod tests {
         };
         assert_eq!(k[0], IPPROTO_ICMPV6);
         assert_eq!(c.key.prefix_len, 24 + 64);
-        assert_eq!(c.prefilter, 0xfd00..=0xfd00);
+        assert_eq!(ip_index(&c).0, 0xfd00..=0xfd00);
     }
 
     #[test]
@@ -298,7 +451,10 @@ mod tests {
             KeyData::ExactV4([0, IPPROTO_UDP, 0, 53, 10, 1, 2, 3])
         );
         assert_eq!(c.key.map_name(), "EXACT_V4");
-        assert_eq!(c.shape, chaos_common::SHAPE_PROTO_PORT << EXACT_SHAPE_SHIFT);
+        assert_eq!(
+            ip_index(&c).1,
+            chaos_common::SHAPE_PROTO_PORT << EXACT_SHAPE_SHIFT
+        );
         let c = compile(&Rule::blackhole(
             Direction::Ingress,
             "fd00::7/128".parse().unwrap(),
@@ -309,7 +465,7 @@ mod tests {
         };
         assert_eq!((k[0], k[1]), (1, 0));
         assert_eq!(c.key.table, Table::V6Ingress);
-        assert_eq!(c.shape, chaos_common::SHAPE_ANY << EXACT_SHAPE_SHIFT);
+        assert_eq!(ip_index(&c).1, chaos_common::SHAPE_ANY << EXACT_SHAPE_SHIFT);
         assert_eq!(
             compile(&rule("10.1.2.0/31")).unwrap().key.map_name(),
             "RULES_V4_EGRESS"

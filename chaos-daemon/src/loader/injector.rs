@@ -235,7 +235,7 @@ impl Injector {
                     existing: Some(RuleId { slot, generation }),
                 });
             }
-            if seen.insert(c.key, index).is_some() {
+            if seen.insert(&c.key, index).is_some() {
                 return Err(Error::Conflict {
                     index,
                     existing: None,
@@ -306,11 +306,8 @@ impl Injector {
         let result = (|| {
             self.maps.reset_counters(slot)?;
             self.maps.write_slot(slot, &c.slot)?;
-            self.maps.insert_key(&c.key, slot)?;
-            if let Err(e) =
-                self.maps
-                    .prefilter_add(c.key.table.prefilter(), c.prefilter.clone(), c.shape)
-            {
+            self.maps.insert_key(&c.key, slot, &c.index)?;
+            if let Err(e) = self.maps.index_add(&c) {
                 let _ = self.maps.remove_key(&c.key);
                 return Err(e);
             }
@@ -321,7 +318,7 @@ impl Injector {
             self.free.push_front(slot);
             return Err(e);
         }
-        self.by_key.insert(c.key, slot);
+        self.by_key.insert(c.key.clone(), slot);
         self.per_direction[direction as usize] += 1;
         let delays = rule.needs_fq();
         self.delayed += usize::from(delays);
@@ -337,7 +334,7 @@ impl Injector {
         Ok(RuleId { slot, generation })
     }
 
-    /// Removes a rule: trie key first, then the slot, then its prefilter bits.
+    /// Removes a rule: trie key first, then the slot, then its prefilter (or DNS port) bits.
     /// Detaches a direction's program when its last rule goes.
     pub fn remove(&mut self, id: RuleId) -> Result<(), Error> {
         match self.installed.get(&id.slot) {
@@ -358,9 +355,7 @@ impl Injector {
                 ..Default::default()
             },
         );
-        let pf = self
-            .maps
-            .prefilter_remove(c.key.table.prefilter(), c.prefilter.clone(), c.shape);
+        let pf = self.maps.index_remove(c);
         self.free.push_back(id.slot);
         self.detach_unused();
         key.and(slot).and(pf)

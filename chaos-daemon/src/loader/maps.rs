@@ -6,14 +6,14 @@ use aya::{
     maps::{Array, HashMap, LpmTrie, MapData, MapError, PerCpuArray, PerCpuValues, lpm_trie::Key},
 };
 use chaos_common::{
-    Counters, ExactKeyV4, ExactKeyV6, PREFILTER_TABLES, PREFILTER_WORDS, RuleKeyV4, RuleKeyV6,
-    RuleSlot,
+    Counters, DnsKeyData, DnsRule, ExactKeyV4, ExactKeyV6, PREFILTER_TABLES, PREFILTER_WORDS,
+    RuleKeyV4, RuleKeyV6, RuleSlot,
 };
 use std::ops::RangeInclusive;
 
 use super::{
     Error,
-    compile::{KeyData, MapKey, Table},
+    compile::{Compiled, Index, KeyData, MapKey, Table},
 };
 
 /// `BPF_NOEXIST`: insert only if the key is absent.
@@ -33,11 +33,22 @@ pub struct RuleMaps {
     prefilter: Array<MapData, u64>,
     key_shapes: Array<MapData, u32>,
     dist: Array<MapData, [i16; chaos_common::DIST_TABLE_SIZE as usize]>,
+    dns_rules: LpmTrie<MapData, DnsKeyData, DnsRule>,
+    dns_ports: Array<MapData, u64>,
+    /// Domain rules per port: a `DNS_PORTS` bit is set while its count is non-zero.
+    dns_port_refs: Vec<u32>,
     /// Rules per (prefilter table, /16): a bit is set while its count is non-zero.
     prefilter_refs: Vec<u32>,
     /// Rules per (prefilter table, key shape bit index: 4 trie shapes, then 4 exact shapes).
     shape_refs: [[u32; 8]; PREFILTER_TABLES as usize],
     nr_cpus: usize,
+}
+
+/// A DNS key's bytes padded to the map's key size.
+fn dns_data(bytes: &[u8]) -> DnsKeyData {
+    let mut d = [0u8; chaos_common::DNS_KEY_BYTES];
+    d[..bytes.len()].copy_from_slice(bytes);
+    d
 }
 
 fn map_err(map: &'static str) -> impl Fn(MapError) -> Error {
@@ -71,6 +82,9 @@ impl RuleMaps {
             prefilter: take(ebpf, "PREFILTER")?,
             key_shapes: take(ebpf, "KEY_SHAPES")?,
             dist: take(ebpf, "DIST")?,
+            dns_rules: take(ebpf, "DNS_RULES")?,
+            dns_ports: take(ebpf, "DNS_PORTS")?,
+            dns_port_refs: vec![0; 65_536],
             prefilter_refs: vec![0; PREFILTER_TABLES as usize * SLASH16S],
             shape_refs: Default::default(),
             nr_cpus,
@@ -85,23 +99,32 @@ impl RuleMaps {
         Ok(())
     }
 
-    /// Inserts `key → slot`; fails if the key is already present.
-    pub fn insert_key(&mut self, key: &MapKey, slot: u32) -> Result<(), Error> {
+    /// Inserts `key → slot` (for a domain rule, the rule's value pointing at `slot`); fails if
+    /// the key is already present.
+    pub fn insert_key(&mut self, key: &MapKey, slot: u32, index: &Index) -> Result<(), Error> {
         let p = key.prefix_len;
-        match (key.table, key.data) {
+        match (key.table, &key.data) {
+            (_, KeyData::Dns(d)) => {
+                let Index::Dns(rule) = index else {
+                    unreachable!("compile pairs DNS keys with DNS values")
+                };
+                let rule = DnsRule { slot, ..*rule };
+                self.dns_rules
+                    .insert(&Key::new(p, dns_data(d)), rule, BPF_NOEXIST)
+            }
             (_, KeyData::ExactV4(k)) => self.exact_v4.insert(k, slot, BPF_NOEXIST),
             (_, KeyData::ExactV6(k)) => self.exact_v6.insert(k, slot, BPF_NOEXIST),
             (Table::V4Egress, KeyData::V4(d)) => {
-                self.v4_egress.insert(&Key::new(p, d), slot, BPF_NOEXIST)
+                self.v4_egress.insert(&Key::new(p, *d), slot, BPF_NOEXIST)
             }
             (Table::V4Ingress, KeyData::V4(d)) => {
-                self.v4_ingress.insert(&Key::new(p, d), slot, BPF_NOEXIST)
+                self.v4_ingress.insert(&Key::new(p, *d), slot, BPF_NOEXIST)
             }
             (Table::V6Egress, KeyData::V6(d)) => {
-                self.v6_egress.insert(&Key::new(p, d), slot, BPF_NOEXIST)
+                self.v6_egress.insert(&Key::new(p, *d), slot, BPF_NOEXIST)
             }
             (Table::V6Ingress, KeyData::V6(d)) => {
-                self.v6_ingress.insert(&Key::new(p, d), slot, BPF_NOEXIST)
+                self.v6_ingress.insert(&Key::new(p, *d), slot, BPF_NOEXIST)
             }
             _ => unreachable!("compile pairs IPv4 keys with IPv4 tables"),
         }
@@ -111,13 +134,14 @@ impl RuleMaps {
     /// Removes a key (exact prefix and data).
     pub fn remove_key(&mut self, key: &MapKey) -> Result<(), Error> {
         let p = key.prefix_len;
-        match (key.table, key.data) {
-            (_, KeyData::ExactV4(k)) => self.exact_v4.remove(&k),
-            (_, KeyData::ExactV6(k)) => self.exact_v6.remove(&k),
-            (Table::V4Egress, KeyData::V4(d)) => self.v4_egress.remove(&Key::new(p, d)),
-            (Table::V4Ingress, KeyData::V4(d)) => self.v4_ingress.remove(&Key::new(p, d)),
-            (Table::V6Egress, KeyData::V6(d)) => self.v6_egress.remove(&Key::new(p, d)),
-            (Table::V6Ingress, KeyData::V6(d)) => self.v6_ingress.remove(&Key::new(p, d)),
+        match (key.table, &key.data) {
+            (_, KeyData::Dns(d)) => self.dns_rules.remove(&Key::new(p, dns_data(d))),
+            (_, KeyData::ExactV4(k)) => self.exact_v4.remove(k),
+            (_, KeyData::ExactV6(k)) => self.exact_v6.remove(k),
+            (Table::V4Egress, KeyData::V4(d)) => self.v4_egress.remove(&Key::new(p, *d)),
+            (Table::V4Ingress, KeyData::V4(d)) => self.v4_ingress.remove(&Key::new(p, *d)),
+            (Table::V6Egress, KeyData::V6(d)) => self.v6_egress.remove(&Key::new(p, *d)),
+            (Table::V6Ingress, KeyData::V6(d)) => self.v6_ingress.remove(&Key::new(p, *d)),
             _ => unreachable!("compile pairs IPv4 keys with IPv4 tables"),
         }
         .map_err(map_err(key.map_name()))
@@ -150,6 +174,47 @@ impl RuleMaps {
             matched_bytes: acc.matched_bytes + c.matched_bytes,
             affected_packets: acc.affected_packets + c.affected_packets,
         }))
+    }
+
+    /// Makes the rule's key reachable: its prefilter and shape bits (IP rules) or its port's
+    /// `DNS_PORTS` bit (domain rules). On failure the counts are as before.
+    pub fn index_add(&mut self, c: &Compiled) -> Result<(), Error> {
+        match &c.index {
+            Index::Ip { prefilter, shape } => {
+                self.prefilter_add(c.key.table.prefilter(), prefilter.clone(), *shape)
+            }
+            Index::Dns(rule) => self.dns_port_update(rule.port, true),
+        }
+    }
+
+    /// Undoes [`RuleMaps::index_add`].
+    pub fn index_remove(&mut self, c: &Compiled) -> Result<(), Error> {
+        match &c.index {
+            Index::Ip { prefilter, shape } => {
+                self.prefilter_remove(c.key.table.prefilter(), prefilter.clone(), *shape)
+            }
+            Index::Dns(rule) => self.dns_port_update(rule.port, false),
+        }
+    }
+
+    fn dns_port_update(&mut self, port: u16, add: bool) -> Result<(), Error> {
+        let refs = &mut self.dns_port_refs[port as usize];
+        let before = *refs;
+        *refs = if add {
+            before + 1
+        } else {
+            before.saturating_sub(1)
+        };
+        let word = port as usize / 64;
+        let bits = self.dns_port_refs[word * 64..word * 64 + 64]
+            .iter()
+            .enumerate()
+            .fold(0u64, |acc, (i, r)| if *r > 0 { acc | 1 << i } else { acc });
+        let written = self.dns_ports.set(word as u32, bits, 0);
+        if written.is_err() {
+            self.dns_port_refs[port as usize] = before;
+        }
+        written.map_err(map_err("DNS_PORTS"))
     }
 
     /// Counts one more rule of key shape `shape` in the /16s of `range`, setting the prefilter

@@ -1,6 +1,6 @@
 //! The typed rule the loader installs: already validated, independent of the API's JSON.
 //!
-//! A rule is a [`Match`] (a sum type: an IP match today, a domain name next), an optional
+//! A rule is a [`Match`] (a sum type: an IP match or a queried domain name), an optional
 //! cgroup scope, an [`Action`] and a deadline. A fault of the API becomes one or more rules.
 //!
 //! How faults with the same IP match but different cgroups will coexist: they share one map
@@ -61,6 +61,51 @@ pub enum Action {
         /// Ingress policer's bucket, bytes.
         burst_bytes: u32,
     },
+    /// Answer or drop DNS queries ([`Match::Dns`] only).
+    Dns {
+        /// What the client gets.
+        response: DnsResponse,
+        /// Share of matching queries answered, parts per million.
+        ppm: u32,
+    },
+}
+
+/// What a DNS fault does to a matching query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DnsResponse {
+    /// The name does not exist (RCODE 3).
+    NxDomain,
+    /// The resolver failed (RCODE 2).
+    ServFail,
+    /// The resolver refuses to answer (RCODE 5).
+    Refused,
+    /// No answer: the query is dropped and the client times out.
+    Drop,
+}
+
+impl DnsResponse {
+    /// The response code the program writes (`DNS_DROP` for a drop).
+    pub fn code(self) -> u8 {
+        match self {
+            DnsResponse::NxDomain => chaos_common::DNS_RCODE_NXDOMAIN,
+            DnsResponse::ServFail => chaos_common::DNS_RCODE_SERVFAIL,
+            DnsResponse::Refused => chaos_common::DNS_RCODE_REFUSED,
+            DnsResponse::Drop => chaos_common::DNS_DROP,
+        }
+    }
+}
+
+/// DNS queries selected by the name asked for (egress).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsMatch {
+    /// Lowercase name without the trailing dot (and without `*.` for a wildcard).
+    pub name: String,
+    /// Any name strictly below `name` (`*.name`), not `name` itself.
+    pub wildcard: bool,
+    /// Resolver port the queries go to.
+    pub port: u16,
+    /// Resolver network the queries go to; `None` = any resolver.
+    pub resolver: Option<IpNet>,
 }
 
 /// Packets selected by the remote endpoint's address, protocol and port.
@@ -75,10 +120,12 @@ pub struct IpMatch {
 }
 
 /// Which packets a rule selects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Match {
     /// By the remote endpoint.
     Ip(IpMatch),
+    /// DNS queries, by the name asked for.
+    Dns(DnsMatch),
 }
 
 /// One fault rule on one interface.
@@ -123,10 +170,35 @@ impl Rule {
 
     /// The same rule limited to `protocol` and, if given, one remote `port`.
     pub fn on(mut self, protocol: Protocol, port: Option<u16>) -> Self {
-        let Match::Ip(m) = &mut self.matches;
-        m.protocol = protocol;
-        m.port = port;
+        if let Match::Ip(m) = &mut self.matches {
+            m.protocol = protocol;
+            m.port = port;
+        }
         self
+    }
+
+    /// A DNS fault answering queries for `name` (`*.suffix` for names below it) to any
+    /// resolver on port 53 with `response`, no expiry.
+    pub fn dns(name: &str, response: DnsResponse) -> Self {
+        let (name, wildcard) = match name.strip_prefix("*.") {
+            Some(suffix) => (suffix, true),
+            None => (name, false),
+        };
+        Rule {
+            direction: Direction::Egress,
+            matches: Match::Dns(DnsMatch {
+                name: name.to_string(),
+                wildcard,
+                port: 53,
+                resolver: None,
+            }),
+            cgroup: None,
+            action: Action::Dns {
+                response,
+                ppm: chaos_common::PPM_ALL,
+            },
+            expires_at_ns: None,
+        }
     }
 
     /// The same rule with another action.

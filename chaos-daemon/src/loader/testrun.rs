@@ -21,10 +21,13 @@ pub enum Verdict {
     Pass,
     /// The packet is dropped.
     Drop,
+    /// Egress: the packet was rewritten (a DNS query into its answer) and sent back up the
+    /// interface.
+    Answered,
 }
 
 /// Result of a test run.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Outcome {
     /// Raw program return value.
     pub return_value: u32,
@@ -34,6 +37,8 @@ pub struct Outcome {
     pub per_run: Duration,
     /// Egress: the departure time (CLOCK_MONOTONIC ns) the program stamped on the last run, if any.
     pub departure_ns: Option<u64>,
+    /// The packet as the program left it.
+    pub packet: Vec<u8>,
 }
 
 impl Injector {
@@ -46,8 +51,11 @@ impl Injector {
     ) -> Result<Outcome, Error> {
         let ctx_in = [0u8; SKB_CTX_SIZE];
         let mut ctx_out = [0u8; SKB_CTX_SIZE];
+        // Room for a program that grows the packet.
+        let mut data_out = vec![0u8; packet.len() + 256];
         let opts = TestRunOptions {
             data_in: Some(packet),
+            data_out: Some(&mut data_out),
             repeat,
             ..TestRunOptions::new()
         };
@@ -75,9 +83,14 @@ impl Injector {
             ),
         };
         let result = result.map_err(|e| Error::Load(Box::new(e)))?;
-        let verdict = verdict_of(result.return_value).ok_or_else(|| {
+        let mut verdict = verdict_of(result.return_value).ok_or_else(|| {
             Error::Load(format!("unexpected program return value {}", result.return_value).into())
         })?;
+        data_out.truncate(result.data_size_out as usize);
+        // Both drops and answers are redirects; only an answer changes the packet.
+        if verdict == Verdict::Drop && direction == Direction::Egress && data_out != packet {
+            verdict = Verdict::Answered;
+        }
         let tstamp = u64::from_ne_bytes(
             ctx_out[SKB_TSTAMP_OFFSET..SKB_TSTAMP_OFFSET + 8]
                 .try_into()
@@ -88,6 +101,7 @@ impl Injector {
             verdict,
             per_run: result.duration,
             departure_ns: (tstamp != 0).then_some(tstamp),
+            packet: data_out,
         })
     }
 }

@@ -242,7 +242,9 @@ mod tests {
     }
 
     fn ip_match(v: &Validated) -> IpMatch {
-        let Match::Ip(m) = v.rules[0].matches;
+        let Match::Ip(m) = v.rules[0].matches.clone() else {
+            panic!("an IP match expected")
+        };
         m
     }
 

@@ -26,7 +26,10 @@ pub enum Protected {
 /// The reason if `rule` would drop traffic on a protected path. A rule that covers every
 /// address (/0) always counts: it hits whatever path the operator forgot to protect.
 pub fn hits_protected(rule: &Rule, protected: &[Protected]) -> Option<String> {
-    let Match::Ip(m) = &rule.matches;
+    // A domain rule touches nothing but the DNS queries for its name.
+    let Match::Ip(m) = &rule.matches else {
+        return None;
+    };
     if m.net.prefix_len() == 0 {
         return Some(format!("{} covers every address", m.net));
     }

@@ -2,6 +2,7 @@
 //! module per feature. Needs root (CAP_BPF); fails with the reason otherwise.
 
 mod bandwidth;
+mod dns;
 mod expiry;
 mod fragments;
 mod ingress;

@@ -1,0 +1,333 @@
+//! DNS faults (`chaos_egress_dns`, reached by a tail call from the egress classifier for
+//! packets to a watched port): the queried name is looked up in `DNS_RULES` and a matching
+//! query is dropped, or rewritten in place into the response a resolver would send and handed
+//! back up the same interface, so the client has its answer within microseconds and the
+//! resolver never sees the query.
+//!
+//! Only a standard query (QR=0, opcode 0) with exactly one question, no answer or authority
+//! records and at most an OPT record is considered; anything else (responses, updates,
+//! malformed or truncated packets, names with compression pointers or a dot inside a label)
+//! goes on to the IP rules untouched. Over TCP a matching query is dropped whatever the rule's
+//! response: answering would mean forging the stream's sequence numbers.
+//!
+//! Cost: the name is loaded once into per-CPU scratch space, walked once to find its end and
+//! once to build the reversed lookup key; one LPM lookup then finds the most specific rule,
+//! whatever the number of rules.
+
+use aya_ebpf::{
+    bindings::{BPF_F_INGRESS, BPF_F_MARK_MANGLED_0},
+    helpers::{bpf_redirect, bpf_skb_load_bytes},
+    macros::classifier,
+    programs::TcContext,
+};
+use chaos_common::{DNS_DROP, DnsRule, IPPROTO_TCP, IPPROTO_UDP, TC_ACT_NEXT};
+
+use crate::{
+    actions::{self, Verdict},
+    egress::ip_verdict,
+    log,
+    maps::{DNS_PORTS, DNS_RULES, DNS_SCRATCH},
+    parse::{self, Packet},
+    rules,
+};
+
+/// Slot of the DNS program in `DNS_PROGRAMS`.
+pub const PROGRAM_INDEX: u32 = 0;
+
+const DNS_HEADER: usize = 12;
+const UDP_HEADER: usize = 8;
+/// Offset of the checksum in the UDP header.
+const UDP_CHECKSUM: usize = 6;
+/// Longest name in wire format (RFC 1035).
+const MAX_WIRE_NAME: usize = 255;
+/// A 255-byte name has at most 127 labels, plus the root.
+const MAX_LABELS: usize = 128;
+const MAX_LABEL: usize = 63;
+/// Flags word: QR and opcode (a standard query has them all clear).
+const QR_OPCODE: u16 = 0xf800;
+const QR: u16 = 0x8000;
+/// RD and CD are kept from the query.
+const RD_CD: u16 = 0x0110;
+const RA: u16 = 0x0080;
+const TYPE_OPT: u16 = 41;
+/// EDNS option code PADDING (RFC 7830): what the query's options become in the answer.
+const OPTION_PADDING: u16 = 12;
+/// OPT record: root name (1), type (2), class (2), TTL (4), RDLENGTH (2).
+const OPT_FIXED: usize = 11;
+
+/// True for TCP and UDP packets to a port some domain rule watches: the cheap test that keeps
+/// all other traffic out of the DNS program.
+#[inline(always)]
+pub fn watched(pkt: &Packet) -> bool {
+    if pkt.port == 0 || (pkt.proto != IPPROTO_UDP && pkt.proto != IPPROTO_TCP) {
+        return false;
+    }
+    let word = DNS_PORTS.get(pkt.port as u32 >> 6).copied().unwrap_or(0);
+    word & (1u64 << (pkt.port & 63)) != 0
+}
+
+/// Egress packets to a watched port: the domain rules first, then the IP rules.
+#[classifier]
+pub fn chaos_egress_dns(ctx: TcContext) -> i32 {
+    let pkt = match parse::parse(ctx.data(), ctx.data_end(), chaos_common::Direction::Egress) {
+        Ok(pkt) => pkt,
+        Err(anomaly) => {
+            log::report(&ctx, anomaly);
+            return TC_ACT_NEXT;
+        }
+    };
+    match answer(&ctx, &pkt) {
+        Some(code) => code,
+        None => ip_verdict(&ctx, &pkt),
+    }
+}
+
+/// The query's header fields that matter.
+struct Query {
+    /// Offset of the DNS message from the start of the frame.
+    at: usize,
+    /// The flags word as it is in the packet (network byte order).
+    flags_raw: u16,
+    /// An OPT record follows the question.
+    has_opt: bool,
+}
+
+/// The verdict for a DNS query a live domain rule covers, or `None` to let the IP rules decide.
+#[inline(always)]
+fn answer(ctx: &TcContext, pkt: &Packet) -> Option<i32> {
+    let l4 = pkt.l4_offset;
+    if l4 == 0 {
+        return None;
+    }
+    let tcp = pkt.proto == IPPROTO_TCP;
+    let at = if tcp {
+        // Data offset, then the 2-byte length that prefixes a DNS message on a stream.
+        let doff: u8 = ctx.load(l4 + 12).ok()?;
+        l4 + ((doff >> 4) as usize) * 4 + 2
+    } else {
+        l4 + UDP_HEADER
+    };
+    let hdr: [u8; DNS_HEADER] = ctx.load(at).ok()?;
+    let flags = u16::from_be_bytes([hdr[2], hdr[3]]);
+    let counts_ok = hdr[4..10] == [0, 1, 0, 0, 0, 0] && hdr[10] == 0 && hdr[11] <= 1;
+    if flags & QR_OPCODE != 0 || !counts_ok {
+        return None;
+    }
+    let query = Query {
+        at,
+        flags_raw: u16::from_ne_bytes([hdr[2], hdr[3]]),
+        has_opt: hdr[11] == 1,
+    };
+    let name_at = at + DNS_HEADER;
+    let scratch = DNS_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: per-CPU scratch, only this program on this CPU uses it while it runs.
+    let scratch = unsafe { &mut *scratch };
+    let avail = (ctx.len() as usize).checked_sub(name_at)?;
+    // The root name plus type and class is the shortest question.
+    if avail < 5 {
+        return None;
+    }
+    let n = if avail > scratch.wire.len() {
+        scratch.wire.len()
+    } else {
+        avail
+    };
+    // SAFETY: `n` is within [5, 256], the size of `wire` (a clamped length the verifier can see;
+    // aya's load_bytes into a 256-byte buffer is refused for a possible zero length).
+    let loaded = unsafe {
+        bpf_skb_load_bytes(
+            ctx.skb.skb as *const _,
+            name_at as u32,
+            scratch.wire.as_mut_ptr() as *mut _,
+            n as u32,
+        )
+    };
+    if loaded != 0 {
+        return None;
+    }
+    let wire_len = name_length(&scratch.wire, n)?;
+    let question_end = name_at + wire_len + 4;
+    if question_end > ctx.len() as usize {
+        return None;
+    }
+    let key_len = reverse_name(&scratch.wire, wire_len, &mut scratch.key.data)?;
+    scratch.key.prefix_len = ((key_len + 1) * 8) as u32;
+    let rule = *DNS_RULES.get(&scratch.key)?;
+    if !covers(&rule, pkt) {
+        return None;
+    }
+    let opt_rdlen = if query.has_opt && !tcp {
+        Some(opt_length(ctx, question_end)?)
+    } else {
+        None
+    };
+    let hit = rules::live(Some(&rule.slot))?;
+    match actions::apply(&hit, ctx.len()) {
+        Verdict::Answer if tcp || rule.rcode == DNS_DROP => Some(actions::silent_egress_drop()),
+        Verdict::Answer => respond(ctx, pkt, &query, rule.rcode, question_end, opt_rdlen),
+        // Not picked this time (a share below 100 %): the query goes on, IP rules included.
+        _ => None,
+    }
+}
+
+/// Length of the wire-format name at the start of `wire` (root label included), of which `n`
+/// bytes are the packet's; `None` for a name that is too long, runs past the packet or uses a
+/// compression pointer (never found in a question).
+#[inline(always)]
+fn name_length(wire: &[u8; 256], n: usize) -> Option<usize> {
+    let mut pos = 0usize;
+    for _ in 0..MAX_LABELS {
+        if pos >= n || pos >= MAX_WIRE_NAME {
+            return None;
+        }
+        let len = wire[pos & 0xff] as usize;
+        if len == 0 {
+            return Some(pos + 1);
+        }
+        if len > MAX_LABEL {
+            return None;
+        }
+        pos += len + 1;
+    }
+    None
+}
+
+/// Writes the lookup key of the `wire_len`-byte name in `wire` into `key` (see
+/// `chaos_common::dns_key`: a dot after each label, lowercased, byte-reversed, then a 0 byte) and
+/// returns its length without the 0; `None` for a label holding a dot, which no rule can mean.
+#[inline(always)]
+fn reverse_name(wire: &[u8; 256], wire_len: usize, key: &mut [u8; 256]) -> Option<usize> {
+    let out = wire_len - 1;
+    // Position of the next length byte: it becomes the dot after the label before it.
+    let mut next = 1 + wire[0] as usize;
+    for i in 1..MAX_WIRE_NAME {
+        if i >= wire_len {
+            break;
+        }
+        let b = wire[i & 0xff];
+        let c = if i == next {
+            next = i + 1 + b as usize;
+            b'.'
+        } else if b == b'.' {
+            return None;
+        } else if b.wrapping_sub(b'A') < 26 {
+            b | 0x20
+        } else {
+            b
+        };
+        key[out.wrapping_sub(i) & 0xff] = c;
+    }
+    key[out & 0xff] = 0;
+    Some(out)
+}
+
+/// Whether the rule's resolver port and network cover the query's destination.
+#[inline(always)]
+fn covers(rule: &DnsRule, pkt: &Packet) -> bool {
+    if rule.port != pkt.port {
+        return false;
+    }
+    match rule.family {
+        0 => return true,
+        4 if !pkt.ipv6 => {}
+        6 if pkt.ipv6 => {}
+        _ => return false,
+    }
+    let mut i = 0;
+    while i < 16 {
+        if pkt.addr[i] & rule.mask[i] != rule.net[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// RDLENGTH of the OPT record at `at`; `None` if the additional record is not an OPT (a TSIG,
+/// say), so a signed query is never answered unsigned.
+#[inline(always)]
+fn opt_length(ctx: &TcContext, at: usize) -> Option<u16> {
+    let rr: [u8; OPT_FIXED] = ctx.load(at).ok()?;
+    if rr[0] != 0 || u16::from_be_bytes([rr[1], rr[2]]) != TYPE_OPT {
+        return None;
+    }
+    Some(u16::from_be_bytes([rr[9], rr[10]]))
+}
+
+/// Turns the query into its response in place and sends it back up the interface: MACs,
+/// addresses and ports swapped (which leaves the IP and UDP checksums as they were), QR, RA and
+/// the response code set, RD and CD kept, the question echoed. An OPT record stays (the client
+/// asked with EDNS, the answer speaks it) with its options turned into one PADDING option,
+/// since echoing the client's cookie as if it were the server's would be a lie a strict client
+/// rejects.
+#[inline(always)]
+fn respond(
+    ctx: &TcContext,
+    pkt: &Packet,
+    query: &Query,
+    rcode: u8,
+    question_end: usize,
+    opt_rdlen: Option<u16>,
+) -> Option<i32> {
+    let l3 = pkt.l3_offset;
+    let l4 = pkt.l4_offset;
+    let csum = l4 + UDP_CHECKSUM;
+    let macs: [u8; 12] = ctx.load(0).ok()?;
+    let mut swapped = [0u8; 12];
+    swapped[..6].copy_from_slice(&macs[6..]);
+    swapped[6..].copy_from_slice(&macs[..6]);
+    ctx.store(0, &swapped, 0).ok()?;
+    if pkt.ipv6 {
+        // Source and destination in turn: two 16-byte values are enough stack.
+        let src: [u8; 16] = ctx.load(l3 + 8).ok()?;
+        ctx.store(l3 + 8, &pkt.addr, 0).ok()?;
+        ctx.store(l3 + 24, &src, 0).ok()?;
+    } else {
+        let a: [u8; 8] = ctx.load(l3 + 12).ok()?;
+        let s = [a[4], a[5], a[6], a[7], a[0], a[1], a[2], a[3]];
+        ctx.store(l3 + 12, &s, 0).ok()?;
+    }
+    let p: [u8; 4] = ctx.load(l4).ok()?;
+    ctx.store(l4, &[p[2], p[3], p[0], p[1]], 0).ok()?;
+    let flags = u16::from_be(query.flags_raw);
+    let answer = (QR | (flags & RD_CD) | RA | rcode as u16).to_be();
+    replace16(ctx, csum, query.at + 2, query.flags_raw, answer)?;
+    if let Some(rdlen) = opt_rdlen
+        && rdlen >= 4
+    {
+        let option = question_end + OPT_FIXED;
+        let old: [u8; 4] = ctx.load(option).ok()?;
+        replace16(
+            ctx,
+            csum,
+            option,
+            u16::from_ne_bytes([old[0], old[1]]),
+            OPTION_PADDING.to_be(),
+        )?;
+        replace16(
+            ctx,
+            csum,
+            option + 2,
+            u16::from_ne_bytes([old[2], old[3]]),
+            (rdlen - 4).to_be(),
+        )?;
+    }
+    // SAFETY: reads the context's ifindex; plain helper call.
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    // SAFETY: plain helper call; returns TC_ACT_REDIRECT.
+    Some(unsafe { bpf_redirect(ifindex, BPF_F_INGRESS as u64) as i32 })
+}
+
+/// Writes the 16-bit word `new` (network byte order, as `old`) at `offset` and fixes the UDP
+/// checksum at `csum` for it (a zero IPv4 checksum, "none", stays zero).
+#[inline(always)]
+fn replace16(ctx: &TcContext, csum: usize, offset: usize, old: u16, new: u16) -> Option<()> {
+    ctx.store(offset, &new, 0).ok()?;
+    ctx.l4_csum_replace(
+        csum,
+        old as u64,
+        new as u64,
+        2 | BPF_F_MARK_MANGLED_0 as u64,
+    )
+    .ok()
+}
