@@ -1,7 +1,7 @@
 //! DNS faults (`chaos_egress_dns`, reached by a tail call from the egress classifier for
 //! packets to a watched port): the queried name is looked up in `DNS_RULES` and a matching
 //! query is dropped, or rewritten in place into the response a resolver would send and handed
-//! back up the same interface, so the client has its answer within microseconds and the
+//! back to the same interface, so the client has its answer within microseconds and the
 //! resolver never sees the query.
 //!
 //! Only a standard query (QR=0, opcode 0) with exactly one question, no answer or authority
@@ -30,6 +30,9 @@ use crate::{
     parse::{self, Packet},
     rules,
 };
+
+/// `lo` has this index in every network namespace.
+const LOOPBACK_IFINDEX: u32 = 1;
 
 /// Slot of the DNS program in `DNS_PROGRAMS`.
 pub const PROGRAM_INDEX: u32 = 0;
@@ -312,10 +315,18 @@ fn respond(
             (rdlen - 4).to_be(),
         )?;
     }
-    // SAFETY: reads the context's ifindex; plain helper call.
+    // SAFETY: reads the context's ifindex.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    // Back up the interface: into its ingress, as if the resolver had answered. Not on `lo`: a
+    // packet entering lo that way has lost its route, and loopback addresses arriving without
+    // one are martians; sent out of lo again it keeps the local route and lo delivers it.
+    let flags = if ifindex == LOOPBACK_IFINDEX {
+        0
+    } else {
+        BPF_F_INGRESS as u64
+    };
     // SAFETY: plain helper call; returns TC_ACT_REDIRECT.
-    Some(unsafe { bpf_redirect(ifindex, BPF_F_INGRESS as u64) as i32 })
+    Some(unsafe { bpf_redirect(ifindex, flags) as i32 })
 }
 
 /// Writes the 16-bit word `new` (network byte order, as `old`) at `offset` and fixes the UDP

@@ -31,6 +31,9 @@ const APT_PACKAGES: &[&str] = &[
     "nftables",
     "systemd",
     "util-linux",
+    // DNS fault tests: a real server (dnsmasq) and client (dig).
+    "dnsmasq-base",
+    "bind9-dnsutils",
     // The VM harness (`cargo xtask vm`).
     "qemu-system-x86",
     "busybox-static",

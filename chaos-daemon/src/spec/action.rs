@@ -58,11 +58,12 @@ pub enum ActionSpec {
         /// Rate in bits ("10mbit", "1.5gbit") or bytes ("1.25MB/s") per second.
         rate: String,
     },
-    /// Answer DNS queries for a domain with an error. Not supported yet by this build.
+    /// Answer DNS queries for a domain with an error (or drop them), egress only; `match.cidr`
+    /// and `match.port` (default 53) name the resolvers.
     Dns {
-        /// Exact name or `*.suffix`.
+        /// Exact name or `*.suffix` (names strictly below the suffix); echoed lowercase.
         domain: String,
-        /// `nxdomain`, `servfail`, `refused` or `drop`.
+        /// `nxdomain`, `servfail`, `refused` or `drop` (no answer: the client times out).
         response: String,
     },
 }

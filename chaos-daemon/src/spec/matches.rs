@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchSpec {
-    /// Remote network, IPv4 or IPv6 (`10.0.3.0/24`, `fd00::/64`, or a bare address).
+    /// Remote network, IPv4 or IPv6 (`10.0.3.0/24`, `fd00::/64`, or a bare address); for a
+    /// DNS fault the resolvers (default: any).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cidr: Option<String>,
     /// `tcp`, `udp`, `icmp` or `any` (default).
@@ -55,7 +56,7 @@ impl MatchSpec {
                 super::DirectionSpec::Egress => "to",
                 super::DirectionSpec::Ingress => "from",
             },
-            self.cidr.as_deref().unwrap_or("-")
+            self.cidr.as_deref().unwrap_or("any")
         );
         if let Some(p) = self.protocol.filter(|p| *p != ProtocolSpec::Any) {
             s.push_str(&format!(" {p}"));

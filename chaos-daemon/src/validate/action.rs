@@ -5,7 +5,7 @@ use super::{
     rate::{burst_for, parse_rate},
 };
 use crate::{
-    loader::{Action, Direction, Distribution, injector::MAX_DELAY},
+    loader::{Action, Direction, Distribution, DnsResponse, injector::MAX_DELAY},
     spec::{ActionSpec, DistributionSpec, FaultSpec},
 };
 
@@ -152,12 +152,27 @@ pub fn check(spec: &FaultSpec, direction: Direction, fq: bool) -> Result<Action,
                 reorder: *reorder,
             })
         }
-        other => Err(ValidationError::invalid(
-            "action.kind",
-            format!(
-                "{} faults are not supported by this version yet (supported: blackhole, loss, latency, bandwidth)",
-                other.kind()
-            ),
+        ActionSpec::Dns { .. } if direction == Direction::Ingress => Err(ValidationError::invalid(
+            "direction",
+            "DNS faults answer the queries this host sends: egress only",
         )),
+        ActionSpec::Dns { response, .. } => Ok(Action::Dns {
+            response: match response.as_str() {
+                "nxdomain" => DnsResponse::NxDomain,
+                "servfail" => DnsResponse::ServFail,
+                "refused" => DnsResponse::Refused,
+                "drop" => DnsResponse::Drop,
+                other => {
+                    return Err(ValidationError::invalid(
+                        "action.response",
+                        format!(
+                            "{:?} is not a response: nxdomain, servfail, refused or drop (no answer, the client times out)",
+                            other.escape_default().to_string()
+                        ),
+                    ));
+                }
+            },
+            ppm: ppm("percent", percent)?,
+        }),
     }
 }

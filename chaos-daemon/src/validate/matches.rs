@@ -1,13 +1,14 @@
-//! Checks of the `match` part: CIDR, protocol, port, cgroup.
+//! Checks of the `match` part: CIDR, protocol, port, cgroup; for DNS faults the domain and
+//! the resolvers.
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::ValidationError;
+use super::{ValidationError, parse_domain};
 use crate::{
-    loader::{IpMatch, Match, Protocol},
-    spec::{FaultSpec, ProtocolSpec},
+    loader::{DnsMatch, IpMatch, Match, Protocol},
+    spec::{ActionSpec, FaultSpec, ProtocolSpec},
 };
 
 /// Parses a CIDR or bare address (→ /32, /128). Host bits must be zero. An IPv4-mapped IPv6
@@ -43,6 +44,51 @@ fn unmap(net: IpNet) -> IpNet {
     }
 }
 
+/// The loader match for a DNS fault: the domain, and the resolvers (`match.cidr`, default any;
+/// `match.port`, default 53) whose queries it answers. Fills the defaults into `spec`.
+fn check_dns(spec: &mut FaultSpec) -> Result<Match, ValidationError> {
+    let ActionSpec::Dns { domain, .. } = &mut spec.action else {
+        unreachable!("called for DNS faults")
+    };
+    let d = parse_domain(domain).map_err(|e| ValidationError::invalid("action.domain", e))?;
+    *domain = d.spelled();
+    let m = &mut spec.matches;
+    if m.protocol.is_some_and(|p| p != ProtocolSpec::Any) {
+        return Err(ValidationError::invalid(
+            "match.protocol",
+            "a DNS fault covers queries over UDP and TCP alike: drop match.protocol",
+        ));
+    }
+    let resolver = m
+        .cidr
+        .as_deref()
+        .map(parse_net)
+        .transpose()
+        .map_err(|e| ValidationError::invalid("match.cidr", e))?;
+    let port = check_port(m.port)?.unwrap_or(DNS_PORT);
+    m.port = Some(port.into());
+    Ok(Match::Dns(DnsMatch {
+        name: d.name,
+        wildcard: d.wildcard,
+        port,
+        resolver,
+    }))
+}
+
+fn check_port(port: Option<i64>) -> Result<Option<u16>, ValidationError> {
+    match port {
+        None => Ok(None),
+        Some(p) if !(1..=65535).contains(&p) => Err(ValidationError::invalid(
+            "match.port",
+            format!("port must be 1-65535, got {p}"),
+        )),
+        Some(p) => Ok(Some(p as u16)),
+    }
+}
+
+/// The port DNS faults watch unless `match.port` says otherwise.
+const DNS_PORT: u16 = 53;
+
 /// The loader match for `spec`; fills the protocol default into `spec`.
 pub fn check(spec: &mut FaultSpec) -> Result<Match, ValidationError> {
     let m = spec.matches.clone();
@@ -51,6 +97,9 @@ pub fn check(spec: &mut FaultSpec) -> Result<Match, ValidationError> {
             "match.cgroup",
             "cgroup scoping is not supported by this version yet",
         ));
+    }
+    if matches!(spec.action, ActionSpec::Dns { .. }) {
+        return check_dns(spec);
     }
     let cidr = m
         .cidr
@@ -63,21 +112,14 @@ pub fn check(spec: &mut FaultSpec) -> Result<Match, ValidationError> {
         ProtocolSpec::Udp => Protocol::Udp,
         ProtocolSpec::Icmp => Protocol::Icmp,
     };
-    let port = match m.port {
-        None => None,
-        Some(p) if !(1..=65535).contains(&p) => {
-            return Err(ValidationError::invalid(
-                "match.port",
-                format!("port must be 1-65535, got {p}"),
-            ));
-        }
+    let port = match check_port(m.port)? {
         Some(_) if protocol == Protocol::Icmp => {
             return Err(ValidationError::invalid(
                 "match.port",
                 "ICMP has no ports: drop match.port or pick tcp/udp",
             ));
         }
-        Some(p) => Some(p as u16),
+        p => p,
     };
     spec.matches.protocol = Some(m.protocol.unwrap_or(ProtocolSpec::Any));
     // Echo a mapped address as it is matched: in its IPv4 form.

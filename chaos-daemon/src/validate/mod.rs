@@ -10,11 +10,13 @@ use crate::{
 };
 
 mod action;
+mod domain;
 mod error;
 mod matches;
 mod protect;
 mod rate;
 
+pub use domain::{Domain, parse_domain};
 pub use error::{Refusal, ValidationError};
 pub use matches::parse_net;
 pub use protect::{Protected, hits_protected, overlaps};
@@ -278,6 +280,85 @@ mod tests {
         assert_eq!(v.rules[0].action, Action::Blackhole);
         assert_eq!(v.rules[0].direction, Direction::Egress);
         assert_eq!(ip_match(&v).net, "10.0.3.0/24".parse::<IpNet>().unwrap());
+    }
+
+    #[test]
+    fn dns_faults_take_a_domain_and_default_to_any_resolver_on_port_53() {
+        let v = validate(
+            &spec(r#"{"action":{"kind":"dns","domain":"*.DynamoDB.example.","response":"servfail"},"percent":50,"ttl":"1m"}"#),
+            &env(&[]),
+        )
+        .unwrap();
+        let Match::Dns(m) = &v.rules[0].matches else {
+            panic!("a DNS match expected")
+        };
+        assert_eq!(
+            (m.name.as_str(), m.wildcard, m.port, m.resolver),
+            ("dynamodb.example", true, 53, None)
+        );
+        assert_eq!(
+            v.rules[0].action,
+            Action::Dns {
+                response: crate::loader::DnsResponse::ServFail,
+                ppm: 500_000
+            }
+        );
+        assert_eq!(v.spec.matches.port, Some(53), "the default port is echoed");
+        let ActionSpec::Dns { domain, .. } = &v.spec.action else {
+            panic!("a DNS action expected")
+        };
+        assert_eq!(
+            domain, "*.dynamodb.example",
+            "the domain is echoed as it is matched"
+        );
+        let v = validate(
+            &spec(r#"{"match":{"cidr":"10.0.0.53","port":5353},"action":{"kind":"dns","domain":"a.example","response":"drop"},"ttl":"1m","interface":"veth1"}"#),
+            &env(&[]),
+        )
+        .unwrap();
+        let Match::Dns(m) = &v.rules[0].matches else {
+            panic!("a DNS match expected")
+        };
+        assert_eq!(
+            (m.port, m.resolver),
+            (5353, Some("10.0.0.53/32".parse().unwrap()))
+        );
+        let dns = |domain: &str, response: &str| {
+            format!(r#"{{"kind":"dns","domain":"{domain}","response":"{response}"}}"#)
+        };
+        for (m, action, extra, field) in [
+            ("{}", dns("a..example", "nxdomain"), "", "action.domain"),
+            ("{}", dns("*", "nxdomain"), "", "action.domain"),
+            ("{}", dns("a.example", "NXDOMAIN!"), "", "action.response"),
+            ("{}", dns("a.example", "timeout"), "", "action.response"),
+            (
+                "{}",
+                dns("a.example", "nxdomain"),
+                r#","direction":"ingress""#,
+                "direction",
+            ),
+            (
+                r#"{"protocol":"tcp"}"#,
+                dns("a.example", "nxdomain"),
+                "",
+                "match.protocol",
+            ),
+            (
+                r#"{"cidr":"10.0.0.0/33"}"#,
+                dns("a.example", "nxdomain"),
+                "",
+                "match.cidr",
+            ),
+            (
+                r#"{"port":0}"#,
+                dns("a.example", "nxdomain"),
+                "",
+                "match.port",
+            ),
+        ] {
+            let json = format!(r#"{{"match":{m},"action":{action},"ttl":"1m"{extra}}}"#);
+            assert_eq!(err_field(&json), (422, Some(field.to_string())), "{json}");
+        }
     }
 
     #[test]

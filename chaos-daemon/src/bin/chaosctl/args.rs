@@ -129,13 +129,21 @@ pub enum AddKind {
         #[command(flatten)]
         common: Common,
     },
-    /// Answer DNS queries for a domain with an error (refused by this daemon version).
+    /// Answer DNS queries for a name with an error, in the kernel, before they leave the host.
+    /// Other names resolve as before. --to narrows it to resolvers in a CIDR, --port to another
+    /// resolver port (default 53); for a local stub resolver (127.0.0.53) use --iface lo.
+    /// Over TCP a matching query is dropped whatever the response.
+    #[command(
+        after_help = "Examples:\n  chaosctl add dns --domain api.example.com --response nxdomain --ttl 5m\n  chaosctl add dns --domain '*.dynamodb.us-east-1.amazonaws.com' --response servfail --ttl 10m\n  chaosctl add dns --domain db.internal --response drop --iface lo --ttl 1m"
+    )]
     Dns {
-        /// Exact name or *.suffix.
+        /// An exact name (api.example.com) or *.suffix for every name below the suffix (not the
+        /// suffix itself); case-insensitive, trailing dot optional.
         #[arg(long)]
         domain: String,
-        /// nxdomain, servfail, refused or drop.
-        #[arg(long)]
+        /// nxdomain (no such name), servfail (resolver failure), refused, or drop (no answer:
+        /// the client times out).
+        #[arg(long, value_parser = ["nxdomain", "servfail", "refused", "drop"])]
         response: String,
         /// Match, TTL and the rest.
         #[command(flatten)]
