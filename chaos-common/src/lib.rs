@@ -304,10 +304,12 @@ pub struct Heartbeat {
     pub interval_ns: u64,
 }
 
-/// Bytes of `DNS_RULES` key data: the longest name (253 characters) encoded by [`dns_key`].
+/// Bytes of a name encoded by [`dns_key`] (the longest name, 253 characters, takes 255).
 pub const DNS_KEY_BYTES: usize = 256;
-/// `DNS_RULES` key data (see [`dns_key`]).
+/// A name encoded by [`dns_key`].
 pub type DnsKeyData = [u8; DNS_KEY_BYTES];
+/// Words of the `DNS_WILDCARDS` bitmap: one bit per suffix label count 0..=127.
+pub const DNS_WILDCARD_WORDS: u32 = 2;
 /// Words of the `DNS_PORTS` bitmap: one bit per port 0..=65535.
 pub const DNS_PORT_WORDS: u32 = 65_536 / 64;
 /// [`DnsRule::rcode`] meaning "drop the query" (the client times out). Real response codes
@@ -320,11 +322,14 @@ pub const DNS_RCODE_NXDOMAIN: u8 = 3;
 /// DNS response code REFUSED.
 pub const DNS_RCODE_REFUSED: u8 = 5;
 
-/// A domain rule (`DNS_RULES` value): what to answer, and which queries it is narrowed to.
-/// 40 bytes.
+/// A domain rule (`DNS_RULES` value, keyed by the first [`dns_hash`] of its encoded name):
+/// what to answer, and which queries it is narrowed to. 48 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DnsRule {
+    /// The second, independent hash of the rule's encoded name: a query whose first hash
+    /// collides with the rule's but whose second does not is not the rule's name.
+    pub check: u64,
     /// The rule's slot (action [`ACTION_DNS`], share, expiry, counters).
     pub slot: u32,
     /// Resolver port the query must go to.
@@ -339,16 +344,17 @@ pub struct DnsRule {
     pub mask: [u8; 16],
 }
 
-/// Encodes a rule's name as `DNS_RULES` key data and prefix length (bits), or `None` if it
-/// does not fit. `name` is lowercase presentation form without the trailing dot
+/// Encodes a rule's name, or `None` if it does not fit: the bytes and their length in bits. `name` is lowercase presentation form without the trailing dot
 /// (`api.example.com`); `wildcard` means "any name strictly below it" (`*.example.com`).
 ///
-/// The encoding is the name with a dot after every label, byte-reversed, so that an LPM
-/// lookup finds the longest matching suffix: `api.example.com` → `.moc.elpmaxe.ipa`. An exact
-/// rule ends in a 0 byte (the query's key is followed by one); a wildcard rule ends in `.`, the
-/// label boundary that only names below the apex have. A query's wire-format name maps to the
-/// same bytes (each length byte becomes a dot after the label before it), which the program
-/// computes in one pass; dots cannot occur inside a label the program accepts.
+/// The encoding is the name with a dot after every label, byte-reversed: `api.example.com` →
+/// `.moc.elpmaxe.ipa`, so that every suffix of the name is a prefix of its encoding. An exact
+/// rule ends in a 0 byte (as a query's encoding does); a wildcard rule ends in `.`, the label
+/// boundary that only names below the apex have. A query's wire-format name maps to the same
+/// bytes (each length byte becomes a dot after the label before it), which the program computes
+/// in one pass; dots cannot occur inside a label the program accepts. Rules are found by the
+/// [`dns_hash`] of these bytes: the program hashes its query's encoding once and has the hash
+/// of every suffix (at each dot) on the way.
 pub fn dns_key(name: &[u8], wildcard: bool) -> Option<(DnsKeyData, u32)> {
     // The name, a dot, and the terminator.
     let len = name.len() + 2;
@@ -364,6 +370,30 @@ pub fn dns_key(name: &[u8], wildcard: bool) -> Option<(DnsKeyData, u32)> {
     }
     k[name.len() + 1] = if wildcard { b'.' } else { 0 };
     Some((k, (len * 8) as u32))
+}
+
+/// Offset bases of the two hashes of [`dns_hash`].
+pub const DNS_HASH_BASIS: [u64; 2] = [0xcbf2_9ce4_8422_2325, 0x9e37_79b9_7f4a_7c15];
+
+/// One byte more of the two hashes domain rules are found by: FNV-1a, and a multiply-rotate
+/// hash, independent enough that a query matches another name only if both collide.
+#[inline(always)]
+pub const fn dns_hash_step(h: [u64; 2], byte: u8) -> [u64; 2] {
+    [
+        (h[0] ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3),
+        ((h[1] ^ byte as u64).wrapping_mul(0xff51_afd7_ed55_8ccd)).rotate_left(31),
+    ]
+}
+
+/// The two hashes of `bytes` (an encoding from [`dns_key`]).
+pub const fn dns_hash(bytes: &[u8]) -> [u64; 2] {
+    let mut h = DNS_HASH_BASIS;
+    let mut i = 0;
+    while i < bytes.len() {
+        h = dns_hash_step(h, bytes[i]);
+        i += 1;
+    }
+    h
 }
 
 /// Per-rule, per-CPU packet counters.
@@ -388,7 +418,7 @@ mod user {
     unsafe impl aya::Pod for super::RateState {}
     // SAFETY: repr(C), two u64s.
     unsafe impl aya::Pod for super::Heartbeat {}
-    // SAFETY: repr(C), 40 bytes of integers without padding.
+    // SAFETY: repr(C), 48 bytes of integers without padding.
     unsafe impl aya::Pod for super::DnsRule {}
 }
 
@@ -429,7 +459,15 @@ mod tests {
         let (k, bits) = dns_key(b"example.com", true).unwrap();
         assert_eq!(&k[..13], b".moc.elpmaxe.");
         assert_eq!(bits, 13 * 8);
-        assert_eq!(core::mem::size_of::<DnsRule>(), 40);
+        assert_eq!(core::mem::size_of::<DnsRule>(), 48);
+        let (k, bits) = dns_key(b"example.com", true).unwrap();
+        let (q, _) = dns_key(b"api.example.com", false).unwrap();
+        assert_eq!(
+            dns_hash(&k[..bits as usize / 8]),
+            dns_hash(&q[..13]),
+            "a suffix hashes as its prefix"
+        );
+        assert_ne!(dns_hash(b".moc.elpmaxe\0"), dns_hash(b".moc.elpmaxe."));
         assert!(dns_key(&[b'a'; 254], false).is_some());
         assert!(dns_key(&[b'a'; 255], false).is_none());
         assert!(dns_key(b"", true).is_none());

@@ -5,14 +5,16 @@
 //! resolver never sees the query.
 //!
 //! Only a standard query (QR=0, opcode 0) with exactly one question, no answer or authority
-//! records and at most an OPT record is considered; anything else (responses, updates,
-//! malformed or truncated packets, names with compression pointers or a dot inside a label)
-//! goes on to the IP rules untouched. Over TCP a matching query is dropped whatever the rule's
+//! records and at most an OPT record, in a plain frame (no VLAN tag in the frame, IPv4 without
+//! fragmentation, IPv6 without extension headers), is considered; anything else (responses,
+//! updates, malformed or truncated packets, names with compression pointers or a dot inside a
+//! label) goes on to the IP rules untouched. Over TCP a matching query is dropped whatever the rule's
 //! response: answering would mean forging the stream's sequence numbers.
 //!
-//! Cost: the name is loaded once into per-CPU scratch space, walked once to find its end and
-//! once to build the reversed lookup key; one LPM lookup then finds the most specific rule,
-//! whatever the number of rules.
+//! Cost: the name is loaded once into per-CPU scratch space, walked once to find its end, once
+//! to encode it (`chaos_common::dns_key`) and once to hash the encoding, which yields the hash
+//! of every suffix on the way. Rules are found by hash: one lookup for the exact name, then one
+//! per suffix length some wildcard rule has (longest first), whatever the number of rules.
 
 use aya_ebpf::{
     bindings::{BPF_F_INGRESS, BPF_F_MARK_MANGLED_0},
@@ -20,13 +22,15 @@ use aya_ebpf::{
     macros::classifier,
     programs::TcContext,
 };
-use chaos_common::{DNS_DROP, DnsRule, IPPROTO_TCP, IPPROTO_UDP, TC_ACT_NEXT};
+use chaos_common::{
+    DNS_DROP, DNS_HASH_BASIS, DnsRule, IPPROTO_TCP, IPPROTO_UDP, TC_ACT_NEXT, dns_hash_step,
+};
 
 use crate::{
     actions::{self, Verdict},
     egress::ip_verdict,
     log,
-    maps::{DNS_PORTS, DNS_RULES, DNS_SCRATCH},
+    maps::{DNS_MAX_LABELS, DNS_PORTS, DNS_RULES, DNS_SCRATCH, DNS_WILDCARDS, DnsScratch},
     parse::{self, Packet},
     rules,
 };
@@ -72,17 +76,67 @@ pub fn watched(pkt: &Packet) -> bool {
 /// Egress packets to a watched port: the domain rules first, then the IP rules.
 #[classifier]
 pub fn chaos_egress_dns(ctx: TcContext) -> i32 {
-    let pkt = match parse::parse(ctx.data(), ctx.data_end(), chaos_common::Direction::Egress) {
-        Ok(pkt) => pkt,
+    if let Some(code) = headers(&ctx).and_then(|pkt| answer(&ctx, &pkt)) {
+        return code;
+    }
+    // Parsed afresh: the verifier then meets the IP rules in one state, not in one per path
+    // through the name code.
+    match parse::parse(ctx.data(), ctx.data_end(), chaos_common::Direction::Egress) {
+        Ok(pkt) => ip_verdict(&ctx, &pkt),
         Err(anomaly) => {
             log::report(&ctx, anomaly);
-            return TC_ACT_NEXT;
+            TC_ACT_NEXT
         }
-    };
-    match answer(&ctx, &pkt) {
-        Some(code) => code,
-        None => ip_verdict(&ctx, &pkt),
     }
+}
+
+/// The headers of a plain DNS query: Ethernet, IPv4 (unfragmented) or IPv6 (no extension
+/// headers), TCP or UDP. Read with helper loads rather than [`parse::parse`]'s packet pointers:
+/// its many paths (VLAN tags, extension headers) would each walk the name code in the verifier.
+/// Queries in other frames are left to the IP rules.
+#[inline(always)]
+fn headers(ctx: &TcContext) -> Option<Packet> {
+    const ETH_HLEN: usize = 14;
+    let ethertype: [u8; 2] = ctx.load(12).ok()?;
+    let mut pkt = Packet {
+        ipv6: false,
+        addr: [0; 16],
+        proto: 0,
+        port: 0,
+        l3_offset: ETH_HLEN,
+        l4_offset: 0,
+        anomaly: None,
+    };
+    match ethertype {
+        [0x08, 0x00] => {
+            // Version and header length; flags and fragment offset; protocol. Small loads:
+            // the stack is shared with the IP rules' code.
+            let vihl: u8 = ctx.load(ETH_HLEN).ok()?;
+            let frag: [u8; 2] = ctx.load(ETH_HLEN + 6).ok()?;
+            let ihl = ((vihl & 0x0f) as usize) * 4;
+            // Any fragment (offset or more-fragments set) is left alone.
+            if vihl >> 4 != 4 || ihl < 20 || u16::from_be_bytes(frag) & 0x3fff != 0 {
+                return None;
+            }
+            pkt.proto = ctx.load(ETH_HLEN + 9).ok()?;
+            let dst: [u8; 4] = ctx.load(ETH_HLEN + 16).ok()?;
+            pkt.addr[..4].copy_from_slice(&dst);
+            pkt.l4_offset = ETH_HLEN + ihl;
+        }
+        [0x86, 0xdd] => {
+            pkt.ipv6 = true;
+            pkt.proto = ctx.load(ETH_HLEN + 6).ok()?;
+            pkt.addr = ctx.load(ETH_HLEN + 24).ok()?;
+            pkt.l4_offset = ETH_HLEN + 40;
+        }
+        _ => return None,
+    }
+    if pkt.proto != IPPROTO_UDP && pkt.proto != IPPROTO_TCP {
+        return None;
+    }
+    let ports: [u8; 4] = ctx.load(pkt.l4_offset).ok()?;
+    pkt.port = u16::from_be_bytes([ports[2], ports[3]]);
+    Some(pkt)
 }
 
 /// The query's header fields that matter.
@@ -96,7 +150,8 @@ struct Query {
 }
 
 /// The verdict for a DNS query a live domain rule covers, or `None` to let the IP rules decide.
-#[inline(always)]
+/// A function of its own (a BPF-to-BPF call): its stack frame is not added to the IP rules'.
+#[inline(never)]
 fn answer(ctx: &TcContext, pkt: &Packet) -> Option<i32> {
     let l4 = pkt.l4_offset;
     if l4 == 0 {
@@ -153,12 +208,8 @@ fn answer(ctx: &TcContext, pkt: &Packet) -> Option<i32> {
     if question_end > ctx.len() as usize {
         return None;
     }
-    let key_len = reverse_name(&scratch.wire, wire_len, &mut scratch.key.data)?;
-    scratch.key.prefix_len = ((key_len + 1) * 8) as u32;
-    let rule = *DNS_RULES.get(&scratch.key)?;
-    if !covers(&rule, pkt) {
-        return None;
-    }
+    let key_len = reverse_name(&scratch.wire, wire_len, &mut scratch.key)?;
+    let rule = *find_rule(scratch, key_len, pkt)?;
     let opt_rdlen = if query.has_opt && !tcp {
         Some(opt_length(ctx, question_end)?)
     } else {
@@ -171,6 +222,85 @@ fn answer(ctx: &TcContext, pkt: &Packet) -> Option<i32> {
         // Not picked this time (a share below 100 %): the query goes on, IP rules included.
         _ => None,
     }
+}
+
+/// The most specific rule covering the query whose encoded name is `scratch.key[..len]`: the
+/// exact name's, else the longest wildcard suffix's, among rules whose resolver network and
+/// port cover the query's destination.
+#[inline(always)]
+fn find_rule(scratch: &mut DnsScratch, len: usize, pkt: &Packet) -> Option<&'static DnsRule> {
+    let mut h = DNS_HASH_BASIS;
+    let mut labels = 0usize;
+    for j in 0..MAX_WIRE_NAME {
+        if j >= len {
+            break;
+        }
+        let c = scratch.key[j & 0xff];
+        h = dns_hash_step(h, c);
+        // Branch-free, so the verifier walks one path per byte: every byte writes the entry of
+        // the labels seen so far, and the last write to entry k is the k-th dot's (0-based).
+        scratch.suffixes[labels & (DNS_MAX_LABELS - 1)] = h;
+        labels += ((c ^ b'.') as usize).wrapping_sub(1) >> (usize::BITS - 1);
+    }
+    // Exact names end in a 0 byte; the slot past the last suffix holds their hash.
+    scratch.suffixes[labels & (DNS_MAX_LABELS - 1)] = dns_hash_step(h, 0);
+    if let Some(rule) = rule_for(&scratch.suffixes[labels & (DNS_MAX_LABELS - 1)], pkt) {
+        return Some(rule);
+    }
+    // Suffix label counts some wildcard rule has, below the name's own count (a wildcard never
+    // covers its apex) and above 0.
+    let below = |word: u32| -> u64 {
+        let first = word as usize * 64;
+        let bits = DNS_WILDCARDS.get(word).copied().unwrap_or(0);
+        match labels.saturating_sub(first) {
+            0 => 0,
+            n if n >= 64 => bits,
+            n => bits & ((1u64 << n) - 1),
+        }
+    };
+    let mut lo = below(0) & !1;
+    let mut hi = below(1);
+    // Longest suffix first. Each pass has one way on (no rule at that length), so the verifier
+    // walks the passes in a line; the first rule found decides.
+    let mut found = None;
+    for _ in 1..DNS_MAX_LABELS {
+        if lo | hi == 0 {
+            break;
+        }
+        // Branch-free choice of the word holding the highest candidate.
+        let in_hi = (hi | hi.wrapping_neg()) >> 63;
+        let pick = 0u64.wrapping_sub(in_hi);
+        let word = lo ^ ((lo ^ hi) & pick);
+        let bit = 63 - word.leading_zeros() as usize;
+        let k = bit + 64 * in_hi as usize;
+        hi &= !((1u64 << bit) & pick);
+        lo &= !((1u64 << bit) & !pick);
+        let h = &scratch.suffixes[k & (DNS_MAX_LABELS - 1)];
+        if let Some(rule) = stored(&h[0]) {
+            found = Some((rule, h[1]));
+            break;
+        }
+    }
+    let (rule, check) = found?;
+    (rule.check == check && covers(rule, pkt)).then_some(rule)
+}
+
+/// The rule stored under the name hashes `h`, if both hashes are its and it covers `pkt`.
+/// Neither the key nor the rule is copied to the stack (the key is looked up where it lies in
+/// the scratch map): stack writes would make every probe's outcome a state of its own to the
+/// verifier.
+#[inline(always)]
+fn rule_for(h: &[u64; 2], pkt: &Packet) -> Option<&'static DnsRule> {
+    let rule = stored(&h[0])?;
+    (rule.check == h[1] && covers(rule, pkt)).then_some(rule)
+}
+
+/// The rule under `key`, looked up where the key lies (no copy to the stack).
+#[inline(always)]
+fn stored(key: &u64) -> Option<&'static DnsRule> {
+    // SAFETY: read-only use of the value; a concurrent delete can at worst hand us a rule whose
+    // slot `rules::live` then finds freed.
+    unsafe { DNS_RULES.get(key) }
 }
 
 /// Length of the wire-format name at the start of `wire` (root label included), of which `n`

@@ -2,12 +2,12 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, lpm_trie::Key},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
 };
 use chaos_common::{
-    Counters, DIST_TABLE_SIZE, DIST_TABLES, DNS_PORT_WORDS, DnsKeyData, DnsRule, ExactKeyV4,
-    ExactKeyV6, Heartbeat, MAX_FLOWS, MAX_SLOTS, MAX_TRIE_ENTRIES, PREFILTER_TABLES,
-    PREFILTER_WORDS, RateState, RuleKeyV4, RuleKeyV6, RuleSlot,
+    Counters, DIST_TABLE_SIZE, DIST_TABLES, DNS_PORT_WORDS, DNS_WILDCARD_WORDS, DnsKeyData,
+    DnsRule, ExactKeyV4, ExactKeyV6, Heartbeat, MAX_FLOWS, MAX_SLOTS, MAX_TRIE_ENTRIES,
+    PREFILTER_TABLES, PREFILTER_WORDS, RateState, RuleKeyV4, RuleKeyV6, RuleSlot,
 };
 
 /// Egress IPv4 rules (match destination).
@@ -61,10 +61,13 @@ pub static RATE_STATE: Array<RateState> = Array::with_max_entries(MAX_SLOTS, 0);
 /// The daemon's heartbeat (the dead-man switch), read only when a rule matches.
 #[map]
 pub static HEARTBEAT: Array<Heartbeat> = Array::with_max_entries(1, 0);
-/// Domain rules (egress), keyed by the reversed name (`chaos_common::dns_key`): the longest
-/// prefix is the most specific suffix, an exact name beats a wildcard.
+/// Domain rules (egress), keyed by the first hash of the encoded name
+/// (`chaos_common::dns_key`, `dns_hash`): exact names and `*.suffix` wildcards alike.
 #[map]
-pub static DNS_RULES: LpmTrie<DnsKeyData, DnsRule> = LpmTrie::with_max_entries(MAX_SLOTS, 0);
+pub static DNS_RULES: HashMap<u64, DnsRule> = HashMap::with_max_entries(MAX_SLOTS, 0);
+/// One bit per suffix label count some wildcard rule has: a query probes only those suffixes.
+#[map]
+pub static DNS_WILDCARDS: Array<u64> = Array::with_max_entries(DNS_WILDCARD_WORDS, 0);
 /// One bit per port: set while a domain rule watches queries to it. Only packets to such a port
 /// pay for the DNS program.
 #[map]
@@ -73,14 +76,19 @@ pub static DNS_PORTS: Array<u64> = Array::with_max_entries(DNS_PORT_WORDS, 0);
 #[map]
 pub static DNS_PROGRAMS: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
-/// Per-CPU working space of the DNS program: the name as loaded, and the lookup key built from it
-/// (too big for the 512-byte stack together).
+/// Labels a name can have (a 255-byte wire name has at most 127, plus the root).
+pub const DNS_MAX_LABELS: usize = 128;
+
+/// Per-CPU working space of the DNS program (too big for the 512-byte stack).
 #[repr(C)]
 pub struct DnsScratch {
     /// The query's name in wire format (and whatever follows it).
     pub wire: [u8; 256],
-    /// The `DNS_RULES` key.
-    pub key: Key<DnsKeyData>,
+    /// The name encoded as `chaos_common::dns_key` does.
+    pub key: DnsKeyData,
+    /// The hashes of the encoding's prefixes ending at each dot: `suffixes[k]` is the hash of
+    /// the name's last `k` labels as a wildcard rule encodes them.
+    pub suffixes: [[u64; 2]; DNS_MAX_LABELS],
 }
 
 /// One [`DnsScratch`] per CPU.

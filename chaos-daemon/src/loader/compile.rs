@@ -8,7 +8,8 @@ use chaos_common::{
     ACTION_BANDWIDTH, ACTION_BLACKHOLE, ACTION_DNS, ACTION_LATENCY, ACTION_LOSS, DnsRule,
     EXACT_SHAPE_SHIFT, ExactKeyV4, ExactKeyV6, FLAG_REORDER, IPPROTO_ICMP, IPPROTO_ICMPV6,
     IPPROTO_TCP, IPPROTO_UDP, KEY_HEADER_BITS, PORT_ANY, PPM_ALL, PROTO_ANY, RuleKeyV4, RuleKeyV6,
-    RuleSlot, dns_key, exact_key_v4, exact_key_v6, key_shape, key_v4, key_v6, prefilter_table,
+    RuleSlot, dns_hash, dns_key, exact_key_v4, exact_key_v6, key_shape, key_v4, key_v6,
+    prefilter_table,
 };
 use ipnet::IpNet;
 
@@ -128,9 +129,16 @@ pub enum Index {
         /// of the per-packet lookups can find this rule.
         shape: u32,
     },
-    /// Domain rules: the value stored under the name (slot left 0; the injector fills it),
-    /// whose port the egress classifier must send to the DNS program.
-    Dns(DnsRule),
+    /// Domain rules: the value stored under the name's hash (slot left 0; the injector fills
+    /// it), whose port the egress classifier must send to the DNS program.
+    Dns {
+        /// The value.
+        rule: DnsRule,
+        /// Its `DNS_RULES` key: the first hash of the encoded name.
+        hash: u64,
+        /// A wildcard's suffix label count, for `DNS_WILDCARDS`; `None` for an exact name.
+        wildcard_labels: Option<u8>,
+    },
 }
 
 fn proto_number(protocol: Protocol, ipv6: bool) -> u8 {
@@ -188,7 +196,10 @@ fn compile_dns(rule: &Rule, m: &DnsMatch) -> Result<Compiled, Error> {
     let name = m.name.to_ascii_lowercase();
     let (data, prefix_len) = dns_key(name.as_bytes(), m.wildcard)
         .ok_or_else(|| Error::Invalid(format!("the name {:?} is too long", m.name)))?;
+    let bytes = &data[..prefix_len as usize / 8];
+    let [hash, check] = dns_hash(bytes);
     let mut value = DnsRule {
+        check,
         port: m.port,
         ..DnsRule::default()
     };
@@ -218,7 +229,7 @@ fn compile_dns(rule: &Rule, m: &DnsMatch) -> Result<Compiled, Error> {
         key: MapKey {
             table: Table::Dns,
             prefix_len,
-            data: KeyData::Dns(data[..prefix_len as usize / 8].into()),
+            data: KeyData::Dns(bytes.into()),
         },
         slot: RuleSlot {
             action: ACTION_DNS,
@@ -227,7 +238,11 @@ fn compile_dns(rule: &Rule, m: &DnsMatch) -> Result<Compiled, Error> {
             expires_at_ns: rule.expires_at_ns.unwrap_or(0),
             ..RuleSlot::default()
         },
-        index: Index::Dns(value),
+        index: Index::Dns {
+            rule: value,
+            hash,
+            wildcard_labels: m.wildcard.then(|| name.split('.').count() as u8),
+        },
     })
 }
 
@@ -348,7 +363,7 @@ mod tests {
     fn ip_index(c: &Compiled) -> (RangeInclusive<u16>, u32) {
         match &c.index {
             Index::Ip { prefilter, shape } => (prefilter.clone(), *shape),
-            Index::Dns(_) => panic!("an IP rule expected"),
+            Index::Dns { .. } => panic!("an IP rule expected"),
         }
     }
 
@@ -365,21 +380,32 @@ mod tests {
             (c.slot.action, c.slot.ppm, c.slot.expires_at_ns),
             (ACTION_DNS, PPM_ALL, 9)
         );
+        let [hash, check] = dns_hash(b".moc.elpmaxe.");
         assert_eq!(
             c.index,
-            Index::Dns(DnsRule {
-                port: 53,
-                rcode: chaos_common::DNS_RCODE_SERVFAIL,
-                ..DnsRule::default()
-            })
+            Index::Dns {
+                rule: DnsRule {
+                    check,
+                    port: 53,
+                    rcode: chaos_common::DNS_RCODE_SERVFAIL,
+                    ..DnsRule::default()
+                },
+                hash,
+                wildcard_labels: Some(2),
+            }
         );
         let mut r = Rule::dns("api.example.com", DnsResponse::Drop);
         if let Match::Dns(m) = &mut r.matches {
             m.resolver = Some("10.0.0.0/8".parse().unwrap());
             m.port = 5353;
         }
-        let Index::Dns(v) = compile(&r).unwrap().index else {
-            panic!("a DNS index expected")
+        let Index::Dns {
+            rule: v,
+            wildcard_labels: None,
+            ..
+        } = compile(&r).unwrap().index
+        else {
+            panic!("an exact DNS index expected")
         };
         assert_eq!(
             (v.family, v.port, v.rcode),

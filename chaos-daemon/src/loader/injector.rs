@@ -308,7 +308,7 @@ impl Injector {
             self.maps.write_slot(slot, &c.slot)?;
             self.maps.insert_key(&c.key, slot, &c.index)?;
             if let Err(e) = self.maps.index_add(&c) {
-                let _ = self.maps.remove_key(&c.key);
+                let _ = self.maps.remove_key(&c.key, &c.index);
                 return Err(e);
             }
             Ok(())
@@ -347,7 +347,7 @@ impl Injector {
         let c = &inst.compiled;
         self.by_key.remove(&c.key);
         // Even if one step fails, do the others: the key removal alone already stops matching.
-        let key = self.maps.remove_key(&c.key);
+        let key = self.maps.remove_key(&c.key, &c.index);
         let slot = self.maps.write_slot(
             id.slot,
             &RuleSlot {

@@ -6,8 +6,8 @@ use aya::{
     maps::{Array, HashMap, LpmTrie, MapData, MapError, PerCpuArray, PerCpuValues, lpm_trie::Key},
 };
 use chaos_common::{
-    Counters, DnsKeyData, DnsRule, ExactKeyV4, ExactKeyV6, PREFILTER_TABLES, PREFILTER_WORDS,
-    RuleKeyV4, RuleKeyV6, RuleSlot,
+    Counters, DnsRule, ExactKeyV4, ExactKeyV6, PREFILTER_TABLES, PREFILTER_WORDS, RuleKeyV4,
+    RuleKeyV6, RuleSlot,
 };
 use std::ops::RangeInclusive;
 
@@ -33,10 +33,13 @@ pub struct RuleMaps {
     prefilter: Array<MapData, u64>,
     key_shapes: Array<MapData, u32>,
     dist: Array<MapData, [i16; chaos_common::DIST_TABLE_SIZE as usize]>,
-    dns_rules: LpmTrie<MapData, DnsKeyData, DnsRule>,
+    dns_rules: HashMap<MapData, u64, DnsRule>,
     dns_ports: Array<MapData, u64>,
+    dns_wildcards: Array<MapData, u64>,
     /// Domain rules per port: a `DNS_PORTS` bit is set while its count is non-zero.
     dns_port_refs: Vec<u32>,
+    /// Wildcard rules per suffix label count: a `DNS_WILDCARDS` bit is set while non-zero.
+    dns_wildcard_refs: Vec<u32>,
     /// Rules per (prefilter table, /16): a bit is set while its count is non-zero.
     prefilter_refs: Vec<u32>,
     /// Rules per (prefilter table, key shape bit index: 4 trie shapes, then 4 exact shapes).
@@ -44,11 +47,30 @@ pub struct RuleMaps {
     nr_cpus: usize,
 }
 
-/// A DNS key's bytes padded to the map's key size.
-fn dns_data(bytes: &[u8]) -> DnsKeyData {
-    let mut d = [0u8; chaos_common::DNS_KEY_BYTES];
-    d[..bytes.len()].copy_from_slice(bytes);
-    d
+/// Counts one more (or one less) user of bit `i` of a bitmap map and rewrites the bit's word;
+/// on failure the count is as before.
+fn counted_bit(
+    refs: &mut [u32],
+    words: &mut Array<MapData, u64>,
+    i: usize,
+    add: bool,
+) -> Result<(), MapError> {
+    let before = refs[i];
+    refs[i] = if add {
+        before + 1
+    } else {
+        before.saturating_sub(1)
+    };
+    let word = i / 64;
+    let bits = refs[word * 64..word * 64 + 64]
+        .iter()
+        .enumerate()
+        .fold(0u64, |acc, (b, r)| if *r > 0 { acc | 1 << b } else { acc });
+    let written = words.set(word as u32, bits, 0);
+    if written.is_err() {
+        refs[i] = before;
+    }
+    written
 }
 
 fn map_err(map: &'static str) -> impl Fn(MapError) -> Error {
@@ -84,7 +106,9 @@ impl RuleMaps {
             dist: take(ebpf, "DIST")?,
             dns_rules: take(ebpf, "DNS_RULES")?,
             dns_ports: take(ebpf, "DNS_PORTS")?,
+            dns_wildcards: take(ebpf, "DNS_WILDCARDS")?,
             dns_port_refs: vec![0; 65_536],
+            dns_wildcard_refs: vec![0; chaos_common::DNS_WILDCARD_WORDS as usize * 64],
             prefilter_refs: vec![0; PREFILTER_TABLES as usize * SLASH16S],
             shape_refs: Default::default(),
             nr_cpus,
@@ -104,13 +128,12 @@ impl RuleMaps {
     pub fn insert_key(&mut self, key: &MapKey, slot: u32, index: &Index) -> Result<(), Error> {
         let p = key.prefix_len;
         match (key.table, &key.data) {
-            (_, KeyData::Dns(d)) => {
-                let Index::Dns(rule) = index else {
+            (_, KeyData::Dns(_)) => {
+                let Index::Dns { rule, hash, .. } = index else {
                     unreachable!("compile pairs DNS keys with DNS values")
                 };
                 let rule = DnsRule { slot, ..*rule };
-                self.dns_rules
-                    .insert(&Key::new(p, dns_data(d)), rule, BPF_NOEXIST)
+                self.dns_rules.insert(hash, rule, BPF_NOEXIST)
             }
             (_, KeyData::ExactV4(k)) => self.exact_v4.insert(k, slot, BPF_NOEXIST),
             (_, KeyData::ExactV6(k)) => self.exact_v6.insert(k, slot, BPF_NOEXIST),
@@ -131,11 +154,16 @@ impl RuleMaps {
         .map_err(map_err(key.map_name()))
     }
 
-    /// Removes a key (exact prefix and data).
-    pub fn remove_key(&mut self, key: &MapKey) -> Result<(), Error> {
+    /// Removes a key (exact prefix and data; for a domain rule, its hash in `index`).
+    pub fn remove_key(&mut self, key: &MapKey, index: &Index) -> Result<(), Error> {
         let p = key.prefix_len;
         match (key.table, &key.data) {
-            (_, KeyData::Dns(d)) => self.dns_rules.remove(&Key::new(p, dns_data(d))),
+            (_, KeyData::Dns(_)) => {
+                let Index::Dns { hash, .. } = index else {
+                    unreachable!("compile pairs DNS keys with DNS values")
+                };
+                self.dns_rules.remove(hash)
+            }
             (_, KeyData::ExactV4(k)) => self.exact_v4.remove(k),
             (_, KeyData::ExactV6(k)) => self.exact_v6.remove(k),
             (Table::V4Egress, KeyData::V4(d)) => self.v4_egress.remove(&Key::new(p, *d)),
@@ -183,7 +211,20 @@ impl RuleMaps {
             Index::Ip { prefilter, shape } => {
                 self.prefilter_add(c.key.table.prefilter(), prefilter.clone(), *shape)
             }
-            Index::Dns(rule) => self.dns_port_update(rule.port, true),
+            Index::Dns {
+                rule,
+                wildcard_labels,
+                ..
+            } => {
+                self.dns_port_update(rule.port, true)?;
+                if let Some(labels) = wildcard_labels
+                    && let Err(e) = self.dns_wildcard_update(*labels, true)
+                {
+                    let _ = self.dns_port_update(rule.port, false);
+                    return Err(e);
+                }
+                Ok(())
+            }
         }
     }
 
@@ -193,28 +234,38 @@ impl RuleMaps {
             Index::Ip { prefilter, shape } => {
                 self.prefilter_remove(c.key.table.prefilter(), prefilter.clone(), *shape)
             }
-            Index::Dns(rule) => self.dns_port_update(rule.port, false),
+            Index::Dns {
+                rule,
+                wildcard_labels,
+                ..
+            } => {
+                let ports = self.dns_port_update(rule.port, false);
+                match wildcard_labels {
+                    Some(labels) => self.dns_wildcard_update(*labels, false).and(ports),
+                    None => ports,
+                }
+            }
         }
     }
 
     fn dns_port_update(&mut self, port: u16, add: bool) -> Result<(), Error> {
-        let refs = &mut self.dns_port_refs[port as usize];
-        let before = *refs;
-        *refs = if add {
-            before + 1
-        } else {
-            before.saturating_sub(1)
-        };
-        let word = port as usize / 64;
-        let bits = self.dns_port_refs[word * 64..word * 64 + 64]
-            .iter()
-            .enumerate()
-            .fold(0u64, |acc, (i, r)| if *r > 0 { acc | 1 << i } else { acc });
-        let written = self.dns_ports.set(word as u32, bits, 0);
-        if written.is_err() {
-            self.dns_port_refs[port as usize] = before;
-        }
-        written.map_err(map_err("DNS_PORTS"))
+        counted_bit(
+            &mut self.dns_port_refs,
+            &mut self.dns_ports,
+            port as usize,
+            add,
+        )
+        .map_err(map_err("DNS_PORTS"))
+    }
+
+    fn dns_wildcard_update(&mut self, labels: u8, add: bool) -> Result<(), Error> {
+        counted_bit(
+            &mut self.dns_wildcard_refs,
+            &mut self.dns_wildcards,
+            labels as usize,
+            add,
+        )
+        .map_err(map_err("DNS_WILDCARDS"))
     }
 
     /// Counts one more rule of key shape `shape` in the /16s of `range`, setting the prefilter
