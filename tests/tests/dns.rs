@@ -71,6 +71,16 @@ fn the_faulted_name_gets_nxdomain_from_the_kernel_and_other_names_resolve() {
     let reached = server.queries_for(API);
     let f = d.create(&dns_fault(API, "nxdomain", "5m"));
     assert_eq!(f["spec"]["match"]["port"], 53, "{f}");
+    let (s, dup) = d.call(
+        Method::POST,
+        "/v1/faults",
+        Some(&dns_fault("API.svc.test.", "servfail", "5m")),
+    );
+    assert_eq!(s, 409, "the same name twice: {dup}");
+    assert!(
+        dup["error"].as_str().unwrap().contains(f["id"].as_str().unwrap()),
+        "the 409 names the fault in the way: {dup}"
+    );
     for (resolver, rtype) in [(B4, "A"), (B4, "AAAA"), (B6, "A"), (B6, "AAAA")] {
         let got = dig(&p.a, resolver, API, rtype);
         eprintln!(

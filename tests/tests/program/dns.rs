@@ -142,6 +142,35 @@ fn wildcards_cover_names_below_but_not_the_apex_and_exact_rules_win() {
 }
 
 #[test]
+fn wildcards_at_several_depths_pick_the_longest_suffix() {
+    let mut inj = injector();
+    let deep = ["y"; 70].join(".");
+    for (domain, response) in [
+        ("*.com", DnsResponse::Refused),
+        ("*.example.com", DnsResponse::ServFail),
+        ("*.b.example.com", DnsResponse::NxDomain),
+        (&format!("*.{deep}")[..], DnsResponse::NxDomain),
+    ] {
+        inj.add(&Rule::dns(domain, response)).unwrap();
+    }
+    let ask = |name: &str| udp_query("10.0.0.53", &dns::query(name, RecordType::A, 2, false));
+    for (name, rcode) in [
+        ("x.b.example.com.", ResponseCode::NXDomain),
+        ("a.b.c.d.example.com.", ResponseCode::ServFail),
+        ("x.example.com.", ResponseCode::ServFail),
+        ("b.example.com.", ResponseCode::ServFail),
+        ("example.com.", ResponseCode::Refused),
+        ("other.com.", ResponseCode::Refused),
+        (&format!("z.{deep}.")[..], ResponseCode::NXDomain),
+    ] {
+        let f = ask(name);
+        assert_answer(&f, &run(&mut inj, &f), rcode);
+    }
+    assert_untouched(&mut inj, &ask("com."), "the apex of *.com");
+    assert_untouched(&mut inj, &ask(&format!("{deep}.")), "the 70-label apex");
+}
+
+#[test]
 fn the_longest_names_match_and_longer_ones_pass() {
     // 63 + 63 + 63 + 61 characters and three dots: 253, the most a name may have.
     let labels = [
