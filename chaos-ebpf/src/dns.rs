@@ -203,12 +203,13 @@ fn answer(ctx: &TcContext, pkt: &Packet) -> Option<i32> {
     if loaded != 0 {
         return None;
     }
-    let wire_len = name_length(&scratch.wire, n)?;
+    let wire_len = forget(&mut scratch.opaque, name_length(&scratch.wire, n)?);
     let question_end = name_at + wire_len + 4;
     if question_end > ctx.len() as usize {
         return None;
     }
     let key_len = reverse_name(&scratch.wire, wire_len, &mut scratch.key)?;
+    let key_len = forget(&mut scratch.opaque, key_len);
     let rule = *find_rule(scratch, key_len, pkt)?;
     let opt_rdlen = if query.has_opt && !tcp {
         Some(opt_length(ctx, question_end)?)
@@ -242,6 +243,7 @@ fn find_rule(scratch: &mut DnsScratch, len: usize, pkt: &Packet) -> Option<&'sta
         scratch.suffixes[labels & (DNS_MAX_LABELS - 1)] = h;
         labels += ((c ^ b'.') as usize).wrapping_sub(1) >> (usize::BITS - 1);
     }
+    let labels = forget(&mut scratch.opaque, labels);
     // Exact names end in a 0 byte; the slot past the last suffix holds their hash.
     scratch.suffixes[labels & (DNS_MAX_LABELS - 1)] = dns_hash_step(h, 0);
     if let Some(rule) = rule_for(&scratch.suffixes[labels & (DNS_MAX_LABELS - 1)], pkt) {
@@ -352,6 +354,19 @@ fn reverse_name(wire: &[u8; 256], wire_len: usize, key: &mut [u8; 256]) -> Optio
     }
     key[out & 0xff] = 0;
     Some(out)
+}
+
+/// `v`, with everything the verifier knew about it forgotten (a round trip through map memory,
+/// whose contents it does not track). A loop that may end at any of its iterations leaves as
+/// many states as iterations, each with its own range for the values it computed, and each would
+/// walk the code after it anew; forgotten, they are one.
+#[inline(always)]
+fn forget(slot: &mut u64, v: usize) -> usize {
+    // SAFETY: `slot` is a valid, aligned u64 in the per-CPU scratch map.
+    unsafe {
+        core::ptr::write_volatile(slot, v as u64);
+        core::ptr::read_volatile(slot) as usize
+    }
 }
 
 /// Whether the rule's resolver port and network cover the query's destination.

@@ -89,6 +89,8 @@ pub struct DnsScratch {
     /// The hashes of the encoding's prefixes ending at each dot: `suffixes[k]` is the hash of
     /// the name's last `k` labels as a wildcard rule encodes them.
     pub suffixes: [[u64; 2]; DNS_MAX_LABELS],
+    /// A value the verifier is made to forget (`dns::forget`).
+    pub opaque: u64,
 }
 
 /// One [`DnsScratch`] per CPU.

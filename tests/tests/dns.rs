@@ -78,7 +78,10 @@ fn the_faulted_name_gets_nxdomain_from_the_kernel_and_other_names_resolve() {
     );
     assert_eq!(s, 409, "the same name twice: {dup}");
     assert!(
-        dup["error"].as_str().unwrap().contains(f["id"].as_str().unwrap()),
+        dup["error"]
+            .as_str()
+            .unwrap()
+            .contains(f["id"].as_str().unwrap()),
         "the 409 names the fault in the way: {dup}"
     );
     for (resolver, rtype) in [(B4, "A"), (B4, "AAAA"), (B6, "A"), (B6, "AAAA")] {

@@ -75,6 +75,8 @@ pub struct Injector {
     delayed: usize,
     /// This injector made fq the interface's root qdisc (and removes it with its last delay).
     fq_ours: bool,
+    /// The DNS program is loaded (with the first domain rule).
+    dns_loaded: bool,
 }
 
 /// Longest delay plus jitter a rule may ask for: fq's horizon is set beyond it.
@@ -136,6 +138,7 @@ impl Injector {
             per_direction: [0; 2],
             delayed: 0,
             fq_ours: false,
+            dns_loaded: false,
         })
     }
 
@@ -245,6 +248,14 @@ impl Injector {
         let total = self.installed.len() + compiled.len();
         if total > MAX_SLOTS as usize {
             return Err(Error::Full(self.installed.len() as u32));
+        }
+        if !self.dns_loaded
+            && rules
+                .iter()
+                .any(|r| matches!(r.matches, super::Match::Dns(_)))
+        {
+            attach::load_dns(&mut self.ebpf)?;
+            self.dns_loaded = true;
         }
         if rules.iter().any(Rule::needs_fq) {
             self.ensure_fq()?;
