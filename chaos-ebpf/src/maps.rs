@@ -1,6 +1,7 @@
 //! Every map the programs read; the daemon writes them (layouts in `chaos-common`).
 
 use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
     macros::map,
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
 };
@@ -62,9 +63,12 @@ pub static RATE_STATE: Array<RateState> = Array::with_max_entries(MAX_SLOTS, 0);
 #[map]
 pub static HEARTBEAT: Array<Heartbeat> = Array::with_max_entries(1, 0);
 /// Domain rules (egress), keyed by the first hash of the encoded name
-/// (`chaos_common::dns_key`, `dns_hash`): exact names and `*.suffix` wildcards alike.
+/// (`chaos_common::dns_key`, `dns_hash`): exact names and `*.suffix` wildcards alike. Not
+/// preallocated: a full table would pin ≈ 16 MB of kernel memory in every loaded object, DNS
+/// faults or not.
 #[map]
-pub static DNS_RULES: HashMap<u64, DnsRule> = HashMap::with_max_entries(MAX_SLOTS, 0);
+pub static DNS_RULES: HashMap<u64, DnsRule> =
+    HashMap::with_max_entries(MAX_SLOTS, BPF_F_NO_PREALLOC);
 /// One bit per suffix label count some wildcard rule has: a query probes only those suffixes.
 #[map]
 pub static DNS_WILDCARDS: Array<u64> = Array::with_max_entries(DNS_WILDCARD_WORDS, 0);
