@@ -658,3 +658,72 @@ fn chaosctl_selects_by_label_name_and_id_prefix() {
     // A bad label is a usage error caught by chaosctl itself.
     assert_eq!(d.ctl(&["ls", "-l", "team"]).status.code(), Some(2));
 }
+
+#[test]
+fn chaosctl_ls_sorts_by_creation_name_or_ttl_and_q_prints_ids() {
+    let p = NsPair::new("lssort");
+    let d = Daemon::start(&p.a, "");
+    for (to, name, ttl) in [
+        (B4, Some("b"), "5m"),
+        (B4_ALT, None, "1m"),
+        (B6, Some("a"), "10m"),
+    ] {
+        let mut args = vec!["add", "blackhole", "--to", to, "--ttl", ttl];
+        if let Some(n) = name {
+            args.extend(["--name", n]);
+        }
+        let out = d.ctl(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let listed: Value = serde_json::from_slice(&d.ctl(&["--json", "ls"]).stdout).unwrap();
+    let name_of = |id: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .map(|f| f["spec"]["name"].as_str().unwrap_or("-").to_string())
+            .unwrap_or_else(|| panic!("{id} not listed"))
+    };
+    let order = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["ls", "-q"];
+        args.extend(extra);
+        let out = d.ctl(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(name_of)
+            .collect()
+    };
+    assert_eq!(order(&[]), ["b", "-", "a"], "oldest first by default");
+    assert_eq!(order(&["--sort-by", "name"]), ["a", "b", "-"]);
+    assert_eq!(order(&["--sort-by", "ttl"]), ["-", "b", "a"]);
+    assert_eq!(order(&["--name", "a"]), ["a"]);
+    let table = String::from_utf8(d.ctl(&["ls", "--sort-by", "created"]).stdout).unwrap();
+    assert_eq!(
+        table.lines().count(),
+        4,
+        "a header and three rows:\n{table}"
+    );
+    let both = d.ctl(&["--json", "ls", "-q"]);
+    assert_eq!(
+        both.status.code(),
+        Some(2),
+        "-q with --json is a usage error"
+    );
+    let bad = d.ctl(&["ls", "--sort-by", "size"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("created"),
+        "the choices are listed"
+    );
+}

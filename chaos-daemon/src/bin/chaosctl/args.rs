@@ -19,6 +19,7 @@ use clap::{Args, Parser, Subcommand};
         chaosctl add blackhole --from 192.0.2.0/24 --ttl 2m      # ingress, by source\n  \
         chaosctl add loss --to 10.0.3.7 --percent 5 --ttl 5m -l team=payments\n  \
         chaosctl ls -l team=payments                             # faults with that label\n  \
+        chaosctl ls --sort-by affected                           # the busiest faults first\n  \
         chaosctl rm 3f9c                                         # one fault, by a unique id prefix\n  \
         chaosctl rm -l team=payments                             # every fault with that label\n  \
         chaosctl rm --all                                        # the panic button\n\n\
@@ -50,6 +51,13 @@ pub enum Cmd {
         /// Which faults.
         #[command(flatten)]
         select: Select,
+        /// Order of the rows: oldest first (created), by name, by TTL left (soonest to end
+        /// first) or by affected packets (most first).
+        #[arg(long, value_enum, default_value_t = SortBy::Created)]
+        sort_by: SortBy,
+        /// Print only the fault ids, one per line (for scripts: `chaosctl rm $(chaosctl ls -q -l exp=42)`).
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Remove faults by id (or a unique prefix of one), by name or label, or all with --all.
     Rm {
@@ -149,6 +157,19 @@ pub enum AddKind {
         #[command(flatten)]
         common: Common,
     },
+}
+
+/// Row order of `ls`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortBy {
+    /// Oldest first.
+    Created,
+    /// By name (unnamed last), then oldest first.
+    Name,
+    /// Soonest to expire first.
+    Ttl,
+    /// Most affected packets first.
+    Affected,
 }
 
 /// Selects faults by name and labels (all must match).

@@ -44,7 +44,11 @@ fn main() {
     let code = runtime.block_on(async {
         match &cli.cmd {
             Cmd::Add { kind } => add::run(kind, &ctx).await,
-            Cmd::Ls { select } => ls::run(&select.selector(), &ctx).await,
+            Cmd::Ls {
+                select,
+                sort_by,
+                quiet,
+            } => ls::run(&select.selector(), *sort_by, *quiet, &ctx).await,
             Cmd::Rm { ids, select, all } => rm::run(ids, &select.selector(), *all, &ctx).await,
             Cmd::Status => status::run(&ctx).await,
             Cmd::Completions { .. } => unreachable!("handled above"),
