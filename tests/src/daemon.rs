@@ -188,6 +188,17 @@ impl Daemon {
             .unwrap()
     }
 
+    /// Runs `chaosctl --socket S args…`, which must succeed; its stdout.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "chaosctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("chaosctl prints UTF-8")
+    }
+
     /// Sends `sig` to the daemon.
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();

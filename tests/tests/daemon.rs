@@ -607,25 +607,12 @@ fn chaosctl_selects_by_label_name_and_id_prefix() {
     let add = |to: &str, extra: &[&str]| {
         let mut args = vec!["add", "blackhole", "--to", to, "--ttl", "1m"];
         args.extend(extra);
-        let out = d.ctl(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        d.ctl_ok(&args);
     };
     add(B4, &["-l", "team=a", "--name", "x"]);
     add(B4_ALT, &["--label", "team=a", "-l", "exp=7"]);
     add(B6, &["-l", "team=b"]);
-    let rows = |args: &[&str]| {
-        let out = d.ctl(args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().lines().count() - 1
-    };
+    let rows = |args: &[&str]| d.ctl_ok(args).lines().count() - 1;
     assert_eq!(rows(&["ls", "-l", "team=a"]), 2);
     assert_eq!(rows(&["ls", "--name", "x"]), 1);
     assert_eq!(rows(&["ls", "-l", "team=a", "-l", "exp=7"]), 1);
@@ -672,14 +659,9 @@ fn chaosctl_ls_sorts_by_creation_name_or_ttl_and_q_prints_ids() {
         if let Some(n) = name {
             args.extend(["--name", n]);
         }
-        let out = d.ctl(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        d.ctl_ok(&args);
     }
-    let listed: Value = serde_json::from_slice(&d.ctl(&["--json", "ls"]).stdout).unwrap();
+    let listed: Value = serde_json::from_str(&d.ctl_ok(&["--json", "ls"])).unwrap();
     let name_of = |id: &str| {
         listed
             .as_array()
@@ -692,23 +674,13 @@ fn chaosctl_ls_sorts_by_creation_name_or_ttl_and_q_prints_ids() {
     let order = |extra: &[&str]| -> Vec<String> {
         let mut args = vec!["ls", "-q"];
         args.extend(extra);
-        let out = d.ctl(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(name_of)
-            .collect()
+        d.ctl_ok(&args).lines().map(name_of).collect()
     };
     assert_eq!(order(&[]), ["b", "-", "a"], "oldest first by default");
     assert_eq!(order(&["--sort-by", "name"]), ["a", "b", "-"]);
     assert_eq!(order(&["--sort-by", "ttl"]), ["-", "b", "a"]);
     assert_eq!(order(&["--name", "a"]), ["a"]);
-    let table = String::from_utf8(d.ctl(&["ls", "--sort-by", "created"]).stdout).unwrap();
+    let table = d.ctl_ok(&["ls", "--sort-by", "created"]);
     assert_eq!(
         table.lines().count(),
         4,
