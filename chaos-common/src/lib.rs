@@ -19,6 +19,10 @@
 //! * `KEY_SHAPES` — array of `u32`, one per prefilter table: which of the four key shapes
 //!   (`SHAPE_*`) any trie rule uses, and (shifted by [`EXACT_SHAPE_SHIFT`]) any exact rule uses,
 //!   so lookups no rule could answer are skipped.
+//! * `DNS_RULES` — hash map from the first [`dns_hash`] of a name encoded by [`dns_key`] to a
+//!   [`DnsRule`] (slot, resolver port and network, response, second hash); `DNS_WILDCARDS` — one
+//!   bit per suffix label count some `*.suffix` rule has; `DNS_PORTS` — one bit per port some
+//!   domain rule watches, which sends the packet to the DNS program (`DNS_PROGRAMS`, a tail call).
 #![no_std]
 #![warn(missing_docs)]
 
