@@ -98,15 +98,7 @@ pub fn chaos_egress_dns(ctx: TcContext) -> i32 {
 fn headers(ctx: &TcContext) -> Option<Packet> {
     const ETH_HLEN: usize = 14;
     let ethertype: [u8; 2] = ctx.load(12).ok()?;
-    let mut pkt = Packet {
-        ipv6: false,
-        addr: [0; 16],
-        proto: 0,
-        port: 0,
-        l3_offset: ETH_HLEN,
-        l4_offset: 0,
-        anomaly: None,
-    };
+    let mut pkt = Packet::at(ETH_HLEN);
     match ethertype {
         [0x08, 0x00] => {
             // Version and header length; flags and fragment offset; protocol. Small loads:

@@ -56,6 +56,22 @@ pub struct Packet {
     pub anomaly: Option<Anomaly>,
 }
 
+impl Packet {
+    /// An IPv4 packet with nothing known yet but where its IP header starts.
+    #[inline(always)]
+    pub const fn at(l3_offset: usize) -> Packet {
+        Packet {
+            ipv6: false,
+            addr: [0; 16],
+            proto: 0,
+            port: 0,
+            l3_offset,
+            l4_offset: 0,
+            anomaly: None,
+        }
+    }
+}
+
 /// Returns a pointer to a `T` at `offset` if it lies entirely inside `[start, end)`.
 #[inline(always)]
 fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*const T> {
@@ -93,15 +109,7 @@ pub fn parse(data: usize, data_end: usize, direction: Direction) -> Result<Packe
         ethertype = u16::from_be_bytes([tag[2], tag[3]]);
         l3 += 4;
     }
-    let mut pkt = Packet {
-        ipv6: false,
-        addr: [0; 16],
-        proto: 0,
-        port: 0,
-        l3_offset: l3,
-        l4_offset: 0,
-        anomaly: None,
-    };
+    let mut pkt = Packet::at(l3);
     let l4: usize;
     // False for a fragment other than the first: it has no transport header.
     let has_l4: bool;
