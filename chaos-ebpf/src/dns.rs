@@ -14,7 +14,8 @@
 //! Cost: the name is loaded once into per-CPU scratch space, walked once to find its end, once
 //! to encode it (`chaos_common::dns_key`) and once to hash the encoding, which yields the hash
 //! of every suffix on the way. Rules are found by hash: one lookup for the exact name, then one
-//! per suffix length some wildcard rule has (longest first), whatever the number of rules.
+//! per suffix length some wildcard rule has, longest first, until a rule is stored there (that
+//! rule decides), whatever the number of rules.
 
 use aya_ebpf::{
     bindings::{BPF_F_INGRESS, BPF_F_MARK_MANGLED_0},
