@@ -5,16 +5,20 @@
 //! implement [`aya::Pod`] so aya can copy them in and out of maps.
 //!
 //! # Map layout
-//! * `RULES_{V4,V6}_{EGRESS,INGRESS}` — LPM tries. Key data is `[protocol, port_hi, port_lo, addr…]`
-//!   (see [`RuleKeyV4`]/[`RuleKeyV6`]), prefix length `24 + cidr bits`, value a slot index (`u32`).
-//!   A packet is looked up with at most four keys: (proto, port), (proto, any), (any, port), (any, any).
+//! * `RULES_{V4,V6}_{EGRESS,INGRESS}` — LPM tries. Key data is `[scope, protocol, port_hi,
+//!   port_lo, addr…]` (see [`RuleKeyV4`]/[`RuleKeyV6`]), prefix length `88 + cidr bits`, value a
+//!   slot index (`u32`). A packet is looked up with at most four keys per scope: (proto, port),
+//!   (proto, any), (any, port), (any, any).
+//! * `SCOPE_LEVELS` — one `u64`: bit L set while some egress rule is scoped to a cgroup at level
+//!   L. A packet that passes the prefilter is looked up, deepest level first, with the id of its
+//!   socket's cgroup ancestor at each such level as the scope, then with scope 0 (no cgroup).
 //! * `SLOTS` — array of [`RuleSlot`], one per installed rule: action, parameters, expiry.
 //! * `COUNTERS` — per-CPU array of [`Counters`], indexed like `SLOTS`.
 //! * `PREFILTER` — array of `u64` bitmaps, one bit per /16 of the address space (first 16 bits of the
 //!   address), [`PREFILTER_WORDS`] words per table, four tables (see [`prefilter_table`]). A clear bit means
 //!   "no rule can match this packet", so non-matching traffic skips the tries.
 //! * `EXACT_V4`/`EXACT_V6` — hash maps for full-length rules (/32, /128), the common case of
-//!   "this host": key `[direction, protocol, port_hi, port_lo, addr…]` ([`exact_key_v4`]), value a
+//!   "this host": key `[direction, protocol, port_hi, port_lo, addr…, scope]` ([`exact_key_v4`]), value a
 //!   slot index. One hash lookup instead of a trie walk; an exact hit is the longest prefix there is.
 //! * `KEY_SHAPES` — array of `u32`, one per prefilter table: which of the four key shapes
 //!   (`SHAPE_*`) any trie rule uses, and (shifted by [`EXACT_SHAPE_SHIFT`]) any exact rule uses,
@@ -35,8 +39,8 @@ pub const MAX_TRIE_ENTRIES: u32 = MAX_SLOTS;
 pub const PROTO_ANY: u8 = 0;
 /// Port wildcard in a rule key (port 0 is never a valid rule port).
 pub const PORT_ANY: u16 = 0;
-/// Bits of the key before the address: protocol (8) + port (16).
-pub const KEY_HEADER_BITS: u32 = 24;
+/// Bits of a trie key before the address: scope (64) + protocol (8) + port (16).
+pub const KEY_HEADER_BITS: u32 = 88;
 
 /// IP protocol numbers used by the classifier.
 pub const IPPROTO_ICMP: u8 = 1;
@@ -151,47 +155,49 @@ pub const SHAPE_ANY: u32 = 1 << 3;
 /// Exact-rule shapes are the trie shapes shifted left by this much in `KEY_SHAPES`.
 pub const EXACT_SHAPE_SHIFT: u32 = 4;
 
-/// Exact-match key for IPv4: `[direction (0 egress, 1 ingress), proto, port_hi, port_lo, a, b, c, d]`.
-pub type ExactKeyV4 = [u8; 8];
-/// Exact-match key for IPv6: `[direction, proto, port_hi, port_lo, 16 address bytes]`.
-pub type ExactKeyV6 = [u8; 20];
+/// Exact-match key for IPv4: `[direction (0 egress, 1 ingress), proto, port_hi, port_lo, a, b,
+/// c, d, scope (8 bytes, big-endian)]`.
+pub type ExactKeyV4 = [u8; 16];
+/// Exact-match key for IPv6: `[direction, proto, port_hi, port_lo, 16 address bytes, scope]`.
+pub type ExactKeyV6 = [u8; 28];
 
-/// Builds an IPv4 exact-match key.
+/// Copies `src` into `dst` from `at` on (`const fn` has no slice copy).
 #[inline(always)]
-pub const fn exact_key_v4(direction: Direction, proto: u8, port: u16, addr: [u8; 4]) -> ExactKeyV4 {
+const fn put<const N: usize>(mut dst: [u8; N], at: usize, src: &[u8]) -> [u8; N] {
+    let mut i = 0;
+    while i < src.len() {
+        dst[at + i] = src[i];
+        i += 1;
+    }
+    dst
+}
+
+/// Builds an IPv4 exact-match key. `scope` is the cgroup id a rule is limited to, 0 for none.
+#[inline(always)]
+pub const fn exact_key_v4(
+    direction: Direction,
+    scope: u64,
+    proto: u8,
+    port: u16,
+    addr: [u8; 4],
+) -> ExactKeyV4 {
     let p = port.to_be_bytes();
-    [
-        direction as u8,
-        proto,
-        p[0],
-        p[1],
-        addr[0],
-        addr[1],
-        addr[2],
-        addr[3],
-    ]
+    let k = put([0u8; 16], 0, &[direction as u8, proto, p[0], p[1]]);
+    put(put(k, 4, &addr), 8, &scope.to_be_bytes())
 }
 
 /// Builds an IPv6 exact-match key.
 #[inline(always)]
 pub const fn exact_key_v6(
     direction: Direction,
+    scope: u64,
     proto: u8,
     port: u16,
     addr: [u8; 16],
 ) -> ExactKeyV6 {
     let p = port.to_be_bytes();
-    let mut k = [0u8; 20];
-    k[0] = direction as u8;
-    k[1] = proto;
-    k[2] = p[0];
-    k[3] = p[1];
-    let mut i = 0;
-    while i < 16 {
-        k[4 + i] = addr[i];
-        i += 1;
-    }
-    k
+    let k = put([0u8; 28], 0, &[direction as u8, proto, p[0], p[1]]);
+    put(put(k, 4, &addr), 20, &scope.to_be_bytes())
 }
 
 /// The shape bit of a rule key.
@@ -205,33 +211,35 @@ pub const fn key_shape(proto: u8, port: u16) -> u32 {
     }
 }
 
-/// LPM trie key data for IPv4 rules: `[proto, port_hi, port_lo, a, b, c, d]`.
-pub type RuleKeyV4 = [u8; 7];
-/// LPM trie key data for IPv6 rules: `[proto, port_hi, port_lo, 16 address bytes]`.
-pub type RuleKeyV6 = [u8; 19];
+/// LPM trie key data for IPv4 rules: `[scope (8 bytes, big-endian), proto, port_hi, port_lo, a,
+/// b, c, d]`. The scope is matched in full (it is part of every prefix), so the rules of each
+/// cgroup, and those of none (scope 0), form separate subtrees.
+pub type RuleKeyV4 = [u8; 15];
+/// LPM trie key data for IPv6 rules: `[scope, proto, port_hi, port_lo, 16 address bytes]`.
+pub type RuleKeyV6 = [u8; 27];
 
-/// Builds IPv4 key data. `proto`/`port` of 0 are wildcards.
+/// Builds IPv4 key data. `proto`/`port` of 0 are wildcards; `scope` 0 is no cgroup.
 #[inline(always)]
-pub const fn key_v4(proto: u8, port: u16, addr: [u8; 4]) -> RuleKeyV4 {
+pub const fn key_v4(scope: u64, proto: u8, port: u16, addr: [u8; 4]) -> RuleKeyV4 {
     let p = port.to_be_bytes();
-    [proto, p[0], p[1], addr[0], addr[1], addr[2], addr[3]]
+    let k = put([0u8; 15], 0, &scope.to_be_bytes());
+    put(put(k, 8, &[proto, p[0], p[1]]), 11, &addr)
 }
 
-/// Builds IPv6 key data. `proto`/`port` of 0 are wildcards.
+/// Builds IPv6 key data.
 #[inline(always)]
-pub const fn key_v6(proto: u8, port: u16, addr: [u8; 16]) -> RuleKeyV6 {
+pub const fn key_v6(scope: u64, proto: u8, port: u16, addr: [u8; 16]) -> RuleKeyV6 {
     let p = port.to_be_bytes();
-    let mut k = [0u8; 19];
-    k[0] = proto;
-    k[1] = p[0];
-    k[2] = p[1];
-    let mut i = 0;
-    while i < 16 {
-        k[3 + i] = addr[i];
-        i += 1;
-    }
-    k
+    let k = put([0u8; 27], 0, &scope.to_be_bytes());
+    put(put(k, 8, &[proto, p[0], p[1]]), 11, &addr)
 }
+
+/// Deepest cgroup level a rule can be scoped to (`SCOPE_LEVELS` has one bit per level; the
+/// root, level 0, holds every process and is never a scope).
+pub const MAX_SCOPE_LEVEL: u32 = 63;
+/// Distinct cgroup levels the egress program probes per packet (deepest first): the daemon
+/// refuses a scope at a further level while this many are in use.
+pub const MAX_SCOPE_PROBES: u32 = 4;
 
 /// One installed rule, as the programs see it. 64 bytes; the reserved fields give room for
 /// latency/bandwidth parameters and cgroup scoping without changing the map layout.
@@ -250,7 +258,8 @@ pub struct RuleSlot {
     pub ppm: u32,
     /// CLOCK_MONOTONIC nanoseconds (`bpf_ktime_get_ns`) after which the slot is ignored; 0 = never.
     pub expires_at_ns: u64,
-    /// cgroup v2 id the rule is scoped to (egress only); 0 = any. Reserved.
+    /// cgroup v2 id the rule is scoped to (egress only; also in its key); 0 = any. Not read
+    /// by the programs.
     pub cgroup_id: u64,
     /// Latency: added delay in ns.
     pub delay_ns: u64,
@@ -437,22 +446,26 @@ mod tests {
     }
 
     #[test]
-    fn keys_put_protocol_and_port_first() {
-        assert_eq!(key_v4(6, 6379, [10, 0, 3, 1]), [6, 0x18, 0xeb, 10, 0, 3, 1]);
-        let k = key_v6(17, 53, [0xfd; 16]);
-        assert_eq!(&k[..3], &[17, 0, 53]);
-        assert!(k[3..].iter().all(|b| *b == 0xfd));
+    fn trie_keys_put_the_scope_then_protocol_and_port_first() {
+        assert_eq!(
+            key_v4(0x0102, 6, 6379, [10, 0, 3, 1]),
+            [0, 0, 0, 0, 0, 0, 1, 2, 6, 0x18, 0xeb, 10, 0, 3, 1]
+        );
+        let k = key_v6(0, 17, 53, [0xfd; 16]);
+        assert_eq!(&k[..11], &[0, 0, 0, 0, 0, 0, 0, 0, 17, 0, 53]);
+        assert!(k[11..].iter().all(|b| *b == 0xfd));
     }
 
     #[test]
-    fn exact_keys_lead_with_direction() {
+    fn exact_keys_lead_with_direction_and_end_with_the_scope() {
         assert_eq!(
-            exact_key_v4(Direction::Ingress, 17, 53, [10, 0, 0, 1]),
-            [1, 17, 0, 53, 10, 0, 0, 1]
+            exact_key_v4(Direction::Ingress, 0, 17, 53, [10, 0, 0, 1]),
+            [1, 17, 0, 53, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]
         );
-        let k = exact_key_v6(Direction::Egress, 6, 443, [0xfd; 16]);
+        let k = exact_key_v6(Direction::Egress, u64::MAX, 6, 443, [0xfd; 16]);
         assert_eq!(&k[..4], &[0, 6, 1, 187]);
-        assert!(k[4..].iter().all(|b| *b == 0xfd));
+        assert!(k[4..20].iter().all(|b| *b == 0xfd));
+        assert!(k[20..].iter().all(|b| *b == 0xff));
     }
 
     #[test]

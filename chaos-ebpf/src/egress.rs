@@ -36,7 +36,7 @@ pub fn chaos_egress(ctx: TcContext) -> i32 {
 /// What the IP rules (address, protocol, port) do with an egress packet.
 #[inline(always)]
 pub fn ip_verdict(ctx: &TcContext, pkt: &Packet) -> i32 {
-    let Some(hit) = rules::lookup(pkt, Direction::Egress) else {
+    let Some(hit) = rules::lookup_egress(ctx, pkt) else {
         return TC_ACT_NEXT;
     };
     match actions::apply(&hit, ctx.len()) {

@@ -20,7 +20,7 @@ pub fn chaos_ingress(ctx: XdpContext) -> u32 {
         }
     };
     log::report(&ctx, pkt.anomaly);
-    let Some(hit) = rules::lookup(&pkt, Direction::Ingress) else {
+    let Some(hit) = rules::lookup_ingress(&pkt) else {
         return XDP_PASS;
     };
     let len = (data_end - data) as u32;

@@ -33,6 +33,9 @@ pub static EXACT_V4: HashMap<ExactKeyV4, u32> = HashMap::with_max_entries(MAX_SL
 /// Full-length IPv6 rules (/128), both directions.
 #[map]
 pub static EXACT_V6: HashMap<ExactKeyV6, u32> = HashMap::with_max_entries(MAX_SLOTS, 0);
+/// Bit L set while some egress rule is scoped to a cgroup at level L (`rules::lookup_egress`).
+#[map]
+pub static SCOPE_LEVELS: Array<u64> = Array::with_max_entries(1, 0);
 /// Rule slots, indexed by the tries' values.
 #[map]
 pub static SLOTS: Array<RuleSlot> = Array::with_max_entries(MAX_SLOTS, 0);

@@ -7,9 +7,9 @@ use std::ops::RangeInclusive;
 use chaos_common::{
     ACTION_BANDWIDTH, ACTION_BLACKHOLE, ACTION_DNS, ACTION_LATENCY, ACTION_LOSS, DnsRule,
     EXACT_SHAPE_SHIFT, ExactKeyV4, ExactKeyV6, FLAG_REORDER, IPPROTO_ICMP, IPPROTO_ICMPV6,
-    IPPROTO_TCP, IPPROTO_UDP, KEY_HEADER_BITS, PORT_ANY, PPM_ALL, PROTO_ANY, RuleKeyV4, RuleKeyV6,
-    RuleSlot, dns_hash, dns_key, exact_key_v4, exact_key_v6, key_shape, key_v4, key_v6,
-    prefilter_table,
+    IPPROTO_TCP, IPPROTO_UDP, KEY_HEADER_BITS, MAX_SCOPE_LEVEL, PORT_ANY, PPM_ALL, PROTO_ANY,
+    RuleKeyV4, RuleKeyV6, RuleSlot, dns_hash, dns_key, exact_key_v4, exact_key_v6, key_shape,
+    key_v4, key_v6, prefilter_table,
 };
 use ipnet::IpNet;
 
@@ -121,13 +121,15 @@ pub struct Compiled {
 /// How packets reach a rule's key besides the key itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Index {
-    /// IP rules: the prefilter and shape bits.
+    /// IP rules: the prefilter and shape bits, and the scope level.
     Ip {
         /// Range of /16 prefilter bits (first 16 address bits) the rule may match.
         prefilter: RangeInclusive<u16>,
         /// Key shape bit (`SHAPE_*`, shifted by `EXACT_SHAPE_SHIFT` for exact rules): which
         /// of the per-packet lookups can find this rule.
         shape: u32,
+        /// The `SCOPE_LEVELS` bit of a scoped rule: the cgroup level the program must probe.
+        scope_level: Option<u8>,
     },
     /// Domain rules: the value stored under the name's hash (slot left 0; the injector fills
     /// it), whose port the egress classifier must send to the DNS program.
@@ -248,14 +250,29 @@ fn compile_dns(rule: &Rule, m: &DnsMatch) -> Result<Compiled, Error> {
 
 /// Compiles a rule. Fails only for combinations the data plane cannot express.
 pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
-    if rule.cgroup.is_some() {
-        return Err(Error::Invalid(
-            "cgroup-scoped rules are not supported by this data plane yet".into(),
-        ));
-    }
     let m = match &rule.matches {
+        Match::Dns(_) if rule.cgroup.is_some() => {
+            return Err(Error::Invalid(
+                "DNS faults cannot be scoped to a cgroup yet".into(),
+            ));
+        }
         Match::Ip(m) => m,
         Match::Dns(m) => return compile_dns(rule, m),
+    };
+    let scope = match rule.cgroup {
+        None => 0,
+        Some(_) if rule.direction == Direction::Ingress => {
+            return Err(Error::Invalid(
+                "received packets have no socket yet: cgroup scoping is egress only".into(),
+            ));
+        }
+        Some(s) if s.id == 0 || s.level == 0 || u32::from(s.level) > MAX_SCOPE_LEVEL => {
+            return Err(Error::Invalid(format!(
+                "cgroup {} at level {} cannot be a scope (levels 1..={MAX_SCOPE_LEVEL})",
+                s.id, s.level
+            )));
+        }
+        Some(s) => s.id,
     };
     let ipv6 = matches!(m.net, IpNet::V6(_));
     let proto = proto_number(m.protocol, ipv6);
@@ -275,14 +292,22 @@ pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
     let exact = net.prefix_len() == net.max_prefix_len();
     let table = Table::new(direction, ipv6);
     let data = match (net, exact) {
-        (IpNet::V4(n), true) => {
-            KeyData::ExactV4(exact_key_v4(direction, proto, port, n.network().octets()))
-        }
-        (IpNet::V4(n), false) => KeyData::V4(key_v4(proto, port, n.network().octets())),
-        (IpNet::V6(n), true) => {
-            KeyData::ExactV6(exact_key_v6(direction, proto, port, n.network().octets()))
-        }
-        (IpNet::V6(n), false) => KeyData::V6(key_v6(proto, port, n.network().octets())),
+        (IpNet::V4(n), true) => KeyData::ExactV4(exact_key_v4(
+            direction,
+            scope,
+            proto,
+            port,
+            n.network().octets(),
+        )),
+        (IpNet::V4(n), false) => KeyData::V4(key_v4(scope, proto, port, n.network().octets())),
+        (IpNet::V6(n), true) => KeyData::ExactV6(exact_key_v6(
+            direction,
+            scope,
+            proto,
+            port,
+            n.network().octets(),
+        )),
+        (IpNet::V6(n), false) => KeyData::V6(key_v6(scope, proto, port, n.network().octets())),
     };
     let mut latency = RuleSlot::default();
     let (action, ppm) = match rule.action {
@@ -343,11 +368,13 @@ pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
             prefix_len: net.prefix_len(),
             ppm,
             expires_at_ns: rule.expires_at_ns.unwrap_or(0),
+            cgroup_id: scope,
             ..latency
         },
         index: Index::Ip {
             prefilter: prefilter_range(&net),
             shape: key_shape(proto, port) << if exact { EXACT_SHAPE_SHIFT } else { 0 },
+            scope_level: rule.cgroup.map(|s| s.level),
         },
     })
 }
@@ -362,7 +389,9 @@ mod tests {
 
     fn ip_index(c: &Compiled) -> (RangeInclusive<u16>, u32) {
         match &c.index {
-            Index::Ip { prefilter, shape } => (prefilter.clone(), *shape),
+            Index::Ip {
+                prefilter, shape, ..
+            } => (prefilter.clone(), *shape),
             Index::Dns { .. } => panic!("an IP rule expected"),
         }
     }
@@ -431,8 +460,11 @@ mod tests {
     fn v4_key_masks_host_bits_and_counts_header_bits() {
         let c = compile(&rule("10.0.3.77/24").on(Protocol::Tcp, Some(6379))).unwrap();
         assert_eq!(c.key.table, Table::V4Egress);
-        assert_eq!(c.key.prefix_len, 24 + 24);
-        assert_eq!(c.key.data, KeyData::V4([6, 0x18, 0xeb, 10, 0, 3, 0]));
+        assert_eq!(c.key.prefix_len, 88 + 24);
+        assert_eq!(
+            c.key.data,
+            KeyData::V4([0, 0, 0, 0, 0, 0, 0, 0, 6, 0x18, 0xeb, 10, 0, 3, 0])
+        );
         assert_eq!(c.slot.prefix_len, 24);
         assert_eq!(c.slot.action, ACTION_BLACKHOLE);
         assert_eq!(c.slot.ppm, PPM_ALL);
@@ -450,8 +482,8 @@ mod tests {
         let KeyData::V6(k) = c.key.data else {
             panic!("v6 key expected")
         };
-        assert_eq!(k[0], IPPROTO_ICMPV6);
-        assert_eq!(c.key.prefix_len, 24 + 64);
+        assert_eq!(k[8], IPPROTO_ICMPV6);
+        assert_eq!(c.key.prefix_len, 88 + 64);
         assert_eq!(ip_index(&c).0, 0xfd00..=0xfd00);
     }
 
@@ -474,7 +506,7 @@ mod tests {
         let c = compile(&rule("10.1.2.3/32").on(Protocol::Udp, Some(53))).unwrap();
         assert_eq!(
             c.key.data,
-            KeyData::ExactV4([0, IPPROTO_UDP, 0, 53, 10, 1, 2, 3])
+            KeyData::ExactV4([0, IPPROTO_UDP, 0, 53, 10, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0])
         );
         assert_eq!(c.key.map_name(), "EXACT_V4");
         assert_eq!(
@@ -565,10 +597,46 @@ mod tests {
         assert!(matches!(compile(&port_zero), Err(Error::Invalid(_))));
         let too_much = rule("10.0.0.1/32").with_action(Action::Loss { ppm: 1_000_001 });
         assert!(matches!(compile(&too_much), Err(Error::Invalid(_))));
-        let scoped = Rule {
-            cgroup: Some(7),
-            ..rule("10.0.0.1/32")
+        let scope = super::super::Scope { id: 7, level: 2 };
+        let ingress = Rule::blackhole(Direction::Ingress, "10.0.0.1/32".parse().unwrap());
+        assert!(matches!(
+            compile(&ingress.scoped(scope)),
+            Err(Error::Invalid(_))
+        ));
+        let root = super::super::Scope { id: 1, level: 0 };
+        assert!(matches!(
+            compile(&rule("10.0.0.1/32").scoped(root)),
+            Err(Error::Invalid(_))
+        ));
+        let dns = Rule::dns("a.example", super::super::DnsResponse::Refused).scoped(scope);
+        assert!(matches!(compile(&dns), Err(Error::Invalid(_))));
+    }
+
+    #[test]
+    fn a_scope_goes_into_the_key_and_names_its_level() {
+        let scope = super::super::Scope {
+            id: 0x0102_0304,
+            level: 3,
         };
-        assert!(matches!(compile(&scoped), Err(Error::Invalid(_))));
+        let c = compile(&rule("10.1.2.3/32").scoped(scope)).unwrap();
+        assert_eq!(
+            c.key.data,
+            KeyData::ExactV4([0, 0, 0, 0, 10, 1, 2, 3, 0, 0, 0, 0, 1, 2, 3, 4])
+        );
+        let unscoped = compile(&rule("10.1.2.3/32")).unwrap();
+        assert_ne!(c.key, unscoped.key);
+        let c = compile(&rule("10.1.0.0/16").scoped(scope)).unwrap();
+        let KeyData::V4(k) = c.key.data else {
+            panic!("a trie key expected")
+        };
+        assert_eq!(&k[..8], &[0, 0, 0, 0, 1, 2, 3, 4]);
+        assert_eq!(c.slot.cgroup_id, 0x0102_0304);
+        assert!(matches!(
+            c.index,
+            Index::Ip {
+                scope_level: Some(3),
+                ..
+            }
+        ));
     }
 }

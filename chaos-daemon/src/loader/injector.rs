@@ -245,6 +245,16 @@ impl Injector {
                 });
             }
         }
+        let mut levels: std::collections::BTreeSet<u8> = self.maps.scope_levels().collect();
+        levels.extend(rules.iter().filter_map(|r| r.cgroup.map(|s| s.level)));
+        if levels.len() > chaos_common::MAX_SCOPE_PROBES as usize {
+            return Err(Error::Invalid(format!(
+                "faults are scoped to cgroups at {} different depths ({levels:?}); the data \
+                 plane probes at most {}: scope to a cgroup at a depth already in use",
+                levels.len(),
+                chaos_common::MAX_SCOPE_PROBES
+            )));
+        }
         let total = self.installed.len() + compiled.len();
         if total > MAX_SLOTS as usize {
             return Err(Error::Full(self.installed.len() as u32));

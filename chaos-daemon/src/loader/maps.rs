@@ -40,6 +40,9 @@ pub struct RuleMaps {
     dns_port_refs: Vec<u32>,
     /// Wildcard rules per suffix label count: a `DNS_WILDCARDS` bit is set while non-zero.
     dns_wildcard_refs: Vec<u32>,
+    scope_levels: Array<MapData, u64>,
+    /// Scoped rules per cgroup level: a `SCOPE_LEVELS` bit is set while non-zero.
+    scope_level_refs: Vec<u32>,
     /// Rules per (prefilter table, /16): a bit is set while its count is non-zero.
     prefilter_refs: Vec<u32>,
     /// Rules per (prefilter table, key shape bit index: 4 trie shapes, then 4 exact shapes).
@@ -107,6 +110,8 @@ impl RuleMaps {
             dns_rules: take(ebpf, "DNS_RULES")?,
             dns_ports: take(ebpf, "DNS_PORTS")?,
             dns_wildcards: take(ebpf, "DNS_WILDCARDS")?,
+            scope_levels: take(ebpf, "SCOPE_LEVELS")?,
+            scope_level_refs: vec![0; 64],
             dns_port_refs: vec![0; 65_536],
             dns_wildcard_refs: vec![0; chaos_common::DNS_WILDCARD_WORDS as usize * 64],
             prefilter_refs: vec![0; PREFILTER_TABLES as usize * SLASH16S],
@@ -208,8 +213,20 @@ impl RuleMaps {
     /// `DNS_PORTS` bit (domain rules). On failure the counts are as before.
     pub fn index_add(&mut self, c: &Compiled) -> Result<(), Error> {
         match &c.index {
-            Index::Ip { prefilter, shape } => {
-                self.prefilter_add(c.key.table.prefilter(), prefilter.clone(), *shape)
+            Index::Ip {
+                prefilter,
+                shape,
+                scope_level,
+            } => {
+                let table = c.key.table.prefilter();
+                self.prefilter_add(table, prefilter.clone(), *shape)?;
+                if let Some(level) = scope_level
+                    && let Err(e) = self.scope_level_update(*level, true)
+                {
+                    let _ = self.prefilter_remove(table, prefilter.clone(), *shape);
+                    return Err(e);
+                }
+                Ok(())
             }
             Index::Dns {
                 rule,
@@ -231,8 +248,16 @@ impl RuleMaps {
     /// Undoes [`RuleMaps::index_add`].
     pub fn index_remove(&mut self, c: &Compiled) -> Result<(), Error> {
         match &c.index {
-            Index::Ip { prefilter, shape } => {
-                self.prefilter_remove(c.key.table.prefilter(), prefilter.clone(), *shape)
+            Index::Ip {
+                prefilter,
+                shape,
+                scope_level,
+            } => {
+                let r = self.prefilter_remove(c.key.table.prefilter(), prefilter.clone(), *shape);
+                match scope_level {
+                    Some(level) => self.scope_level_update(*level, false).and(r),
+                    None => r,
+                }
             }
             Index::Dns {
                 rule,
@@ -246,6 +271,21 @@ impl RuleMaps {
                 }
             }
         }
+    }
+
+    /// The cgroup levels scoped rules use now.
+    pub fn scope_levels(&self) -> impl Iterator<Item = u8> + '_ {
+        (0..64u8).filter(|l| self.scope_level_refs[*l as usize] > 0)
+    }
+
+    fn scope_level_update(&mut self, level: u8, add: bool) -> Result<(), Error> {
+        counted_bit(
+            &mut self.scope_level_refs,
+            &mut self.scope_levels,
+            level as usize,
+            add,
+        )
+        .map_err(map_err("SCOPE_LEVELS"))
     }
 
     fn dns_port_update(&mut self, port: u16, add: bool) -> Result<(), Error> {

@@ -26,4 +26,4 @@ pub mod testrun;
 pub use distribution::Distribution;
 pub use error::Error;
 pub use injector::{Injector, InterfaceState, RuleId};
-pub use rule::{Action, Direction, DnsMatch, DnsResponse, IpMatch, Match, Protocol, Rule};
+pub use rule::{Action, Direction, DnsMatch, DnsResponse, IpMatch, Match, Protocol, Rule, Scope};

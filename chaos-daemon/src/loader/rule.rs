@@ -1,14 +1,12 @@
 //! The typed rule the loader installs: already validated, independent of the API's JSON.
 //!
 //! A rule is a [`Match`] (a sum type: an IP match or a queried domain name), an optional
-//! cgroup scope, an [`Action`] and a deadline. A fault of the API becomes one or more rules.
+//! cgroup [`Scope`], an [`Action`] and a deadline. A fault of the API becomes one or more rules.
 //!
-//! How faults with the same IP match but different cgroups will coexist: they share one map
-//! key, whose slot heads a short chain of slots (most specific cgroup first) that the program
-//! walks a bounded number of steps. Putting the cgroup id into the key instead would cost one
-//! lookup per cgroup ancestor level for every packet, and the miss path must stay one probe.
-//! Until that chain exists the loader refuses scoped rules ([`super::Error::Invalid`]), and a
-//! second rule with the same key is a [`super::Error::Conflict`].
+//! A scope is part of the rule's map key, so faults with the same IP match in different
+//! cgroups (two `chaosctl exec` runs side by side) are different keys. The cost falls only on
+//! packets that pass the prefilter while scoped rules exist: one more lookup per cgroup level
+//! in use (at most `MAX_SCOPE_PROBES`); the miss path stays one probe.
 
 use std::fmt;
 
@@ -119,6 +117,15 @@ pub struct IpMatch {
     pub port: Option<u16>,
 }
 
+/// A cgroup v2 a rule is limited to: packets from sockets in it or below it (egress only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Scope {
+    /// The cgroup's id (its directory's inode number).
+    pub id: u64,
+    /// Its depth below the root cgroup (level 0), 1..=`MAX_SCOPE_LEVEL`.
+    pub level: u8,
+}
+
 /// Which packets a rule selects.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Match {
@@ -135,8 +142,8 @@ pub struct Rule {
     pub direction: Direction,
     /// What to match.
     pub matches: Match,
-    /// cgroup v2 id the rule is limited to (egress only); `None` = every socket.
-    pub cgroup: Option<u64>,
+    /// The cgroup the rule is limited to (egress only); `None` = every socket.
+    pub cgroup: Option<Scope>,
     /// What to do.
     pub action: Action,
     /// CLOCK_MONOTONIC ns after which the kernel ignores the rule ([`crate::clock`]); `None` = never.
@@ -199,6 +206,12 @@ impl Rule {
             },
             expires_at_ns: None,
         }
+    }
+
+    /// The same rule limited to sockets of one cgroup and its descendants.
+    pub fn scoped(mut self, scope: Scope) -> Self {
+        self.cgroup = Some(scope);
+        self
     }
 
     /// The same rule with another action.

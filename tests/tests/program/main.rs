@@ -12,6 +12,7 @@ mod loss;
 mod matching;
 mod parsing;
 mod rules;
+mod scope;
 
 pub use std::net::IpAddr;
 
