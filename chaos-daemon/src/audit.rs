@@ -54,6 +54,10 @@ pub enum Event {
     Shutdown,
     /// Removed because its interface disappeared.
     InterfaceGone,
+    /// Removed because the cgroup it was scoped to disappeared.
+    CgroupGone,
+    /// Removed because the cgroup it was scoped to held processes and then none.
+    CgroupEmptied,
     /// Its interface was re-created under the same name; the programs were attached again.
     InterfaceReplaced,
     /// The dead-man switch tripped: the kernel had lifted it; the daemon ended it.
@@ -70,6 +74,8 @@ impl Event {
             Event::Expire => "expire",
             Event::Shutdown => "shutdown",
             Event::InterfaceGone => "interface_gone",
+            Event::CgroupGone => "cgroup_gone",
+            Event::CgroupEmptied => "cgroup_emptied",
             Event::InterfaceReplaced => "interface_replaced",
             Event::Deadman => "deadman",
         }

@@ -1,9 +1,10 @@
 //! Helpers for the end-to-end tests: crafted packets ([`packet`]) and network namespaces joined
-//! by veth pairs that clean themselves up ([`netns`]).
+//! by veth pairs that clean themselves up ([`netns`]), cgroups likewise ([`cgroup`]).
 
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod cgroup;
 pub mod daemon;
 pub mod dns;
 pub mod netns;

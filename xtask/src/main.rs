@@ -30,6 +30,7 @@ const APT_PACKAGES: &[&str] = &[
     "jq",
     "nftables",
     "systemd",
+    // nsenter: the cgroup tests enter only a network namespace (ip netns exec hides cgroups).
     "util-linux",
     // DNS fault tests: a real server (dnsmasq) and client (dig).
     "dnsmasq-base",
@@ -282,6 +283,10 @@ fn test() -> Result<()> {
         println!("test: removing namespace {ns} left by an earlier, aborted run");
         run(Command::new("ip").args(["netns", "del", &ns]))?;
     }
+    for cg in chaos_cgroups() {
+        println!("test: removing cgroup {cg} left by an earlier, aborted run");
+        std::fs::remove_dir(&cg).with_context(|| format!("rmdir {cg}"))?;
+    }
     println!("test: cargo build --bins (the end-to-end tests drive the real binaries)");
     cargo(&["build", "-p", "chaos-daemon", "-p", "chaos-tests", "--bins"])?;
     println!("test: cargo test (unit, program, network-namespace, daemon end-to-end)");
@@ -302,7 +307,11 @@ fn test() -> Result<()> {
     if !left.is_empty() {
         bail!("tests left network namespaces behind: {}", left.join(" "));
     }
-    println!("test: no namespaces left behind");
+    let left = chaos_cgroups();
+    if !left.is_empty() {
+        bail!("tests left cgroups behind: {}", left.join(" "));
+    }
+    println!("test: no namespaces or cgroups left behind");
     let vm_runs = vm_tests()?;
     println!("tests: {passed} passed, {failed} failed on the host; {vm_runs}");
     Ok(())
@@ -403,6 +412,43 @@ fn chaos_namespaces() -> Vec<String> {
         .filter(|n| n.starts_with("chaos-"))
         .map(str::to_string)
         .collect()
+}
+
+/// Cgroups the tests and `chaosctl exec` make (`chaos-test-*`, `chaos-exec/*` at the top of
+/// the cgroup v2 hierarchy) that exist now, deepest first.
+fn chaos_cgroups() -> Vec<String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let Some(mount) = mountinfo.lines().find_map(|l| {
+        let (fields, rest) = l.split_once(" - ")?;
+        rest.starts_with("cgroup2 ")
+            .then(|| fields.split(' ').nth(4).map(std::path::PathBuf::from))?
+    }) else {
+        return Vec::new();
+    };
+    let dirs = |p: &std::path::Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(p)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect()
+    };
+    let mut found = Vec::new();
+    for d in dirs(&mount) {
+        let name = d
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if name.starts_with("chaos-test-") || name == "chaos-exec" {
+            found.extend(dirs(&d));
+            if name.starts_with("chaos-test-") {
+                found.push(d);
+            }
+        }
+    }
+    found.iter().map(|p| p.display().to_string()).collect()
 }
 
 /// Runs `cargo test`, echoing its output, and sums the "test result" lines.

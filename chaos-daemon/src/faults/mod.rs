@@ -181,7 +181,10 @@ async fn timer(table: FaultTable) {
             }
             _ = table.shared.wake.notified() => {}
             _ = interface_check.tick() => {
-                let _ = table.with(|f| f.follow_interfaces()).await;
+                let _ = table.with(|f| {
+                    f.follow_interfaces();
+                    f.follow_cgroups();
+                }).await;
             }
         }
     }

@@ -14,6 +14,7 @@ use super::{FaultError, ids::IdGen};
 use crate::{
     audit::{self, Caller, Event},
     clock::{deadline_ns, monotonic_ns},
+    host::cgroup::{Cgroup, CgroupState},
     loader::{self, Injector, InterfaceState, RuleId, attach::AttachOptions},
     spec::{CountersView, Fault, FaultSpec},
     validate::Validated,
@@ -26,6 +27,11 @@ struct Entry {
     rules: Vec<RuleId>,
     created: SystemTime,
     expires_at_ns: u64,
+    /// The cgroup the fault is scoped to: it ends when the cgroup goes, or empties after
+    /// having held processes.
+    cgroup: Option<Cgroup>,
+    /// Processes were seen in `cgroup`.
+    populated: bool,
 }
 
 /// What the table holds, cheap to copy out (for `GET /v1/health`).
@@ -212,6 +218,8 @@ impl Faults {
                     iface: v.iface,
                     rules,
                     created: now,
+                    cgroup: v.cgroup,
+                    populated: false,
                 };
                 out.push((id, entry));
             }
@@ -433,6 +441,27 @@ impl Faults {
         }
     }
 
+    /// Ends the faults whose cgroup is gone (the service stopped or restarted: a new cgroup
+    /// of the same name is another scope) and, for `until_cgroup_empty`, emptied after
+    /// processes were seen in it. A check that cannot tell changes nothing.
+    pub fn follow_cgroups(&mut self) {
+        let mut ended = Vec::new();
+        for (id, e) in &mut self.entries {
+            let Some(c) = &e.cgroup else { continue };
+            match (c.state(), c.populated()) {
+                (CgroupState::Gone, _) => ended.push((id.clone(), Event::CgroupGone)),
+                (CgroupState::Same, Some(true)) => e.populated = true,
+                (CgroupState::Same, Some(false)) if e.populated && e.spec.until_cgroup_empty => {
+                    ended.push((id.clone(), Event::CgroupEmptied))
+                }
+                _ => {}
+            }
+        }
+        for (id, event) in ended {
+            let _ = self.remove(&id, event, Caller::Daemon);
+        }
+    }
+
     fn follow_replaced(&mut self, iface: &str) {
         let Some(inj) = self.injectors.get_mut(iface) else {
             return;
@@ -481,6 +510,7 @@ mod tests {
                 loader::Direction::Egress,
                 "10.0.0.1/32".parse().unwrap(),
             )],
+            cgroup: None,
         };
         assert!(matches!(
             t.create(vec![v], Caller::Daemon),

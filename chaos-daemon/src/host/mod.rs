@@ -1,7 +1,8 @@
 //! Facts about the host, all in the daemon's own network namespace: interfaces and the
 //! default route ([`routes`]), established SSH sessions ([`sock_diag`]), kernel release and
-//! features ([`kernel`]).
+//! features ([`kernel`]); cgroup v2 scopes ([`cgroup`]).
 
+pub mod cgroup;
 mod kernel;
 mod routes;
 mod sock_diag;

@@ -97,6 +97,7 @@ pub async fn create(
             iface_exists: &|i| host::iface_exists(i).map_err(|e| e.to_string()),
             protected: protected.as_deref().map_err(Clone::clone),
             fq: host::has_fq(),
+            cgroup: &host::cgroup::resolve,
         };
         specs
             .iter()

@@ -8,7 +8,7 @@ use super::AppState;
 use crate::{
     host,
     loader::deadman,
-    spec::{DeadmanHealth, Features, Health},
+    spec::{DeadmanHealth, Features, Health, Limits},
 };
 
 /// `GET /v1/health`.
@@ -24,6 +24,10 @@ pub async fn get(State(state): State<Arc<AppState>>) -> Json<Health> {
             tcx: host::has_tcx(),
         },
         faults: summary.faults,
+        limits: Limits {
+            max_ttl: state.config.max_ttl,
+            max_rules: state.config.max_rules,
+        },
         deadman: deadman::status().map(|d| DeadmanHealth {
             interval_ms: d.interval.as_millis() as u64,
             heartbeat_age_ms: d.heartbeat_age.map(|a| a.as_millis() as u64),

@@ -43,6 +43,11 @@ pub struct FaultSpec {
     /// Allow a fault that touches a protected path (SSH sessions, protected CIDRs/ports).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub force: bool,
+    /// With `match.cgroup`: the fault also ends once processes were seen in the cgroup and
+    /// none are left (what `chaosctl exec` asks for: the command is over, even if chaosctl
+    /// was killed). Without it only the cgroup's removal ends the fault early.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub until_cgroup_empty: bool,
 }
 
 fn hundred() -> f64 {
@@ -146,9 +151,21 @@ pub struct Health {
     pub features: Features,
     /// Active faults.
     pub faults: usize,
+    /// What the daemon accepts.
+    pub limits: Limits,
     /// The dead-man switch (absent in a process that did not start one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadman: Option<DeadmanHealth>,
+}
+
+/// The daemon's limits as `GET /v1/health` shows them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Longest TTL a fault may ask for (humantime, e.g. "1h").
+    #[serde(with = "humantime_serde")]
+    pub max_ttl: Duration,
+    /// Faults across all interfaces.
+    pub max_rules: u32,
 }
 
 /// The dead-man switch as `GET /v1/health` shows it.

@@ -7,8 +7,9 @@ use ipnet::IpNet;
 
 use super::{ValidationError, parse_domain};
 use crate::{
+    host::cgroup::Cgroup,
     loader::{DnsMatch, IpMatch, Match, Protocol},
-    spec::{ActionSpec, FaultSpec, ProtocolSpec},
+    spec::{ActionSpec, DirectionSpec, FaultSpec, ProtocolSpec},
 };
 
 /// Parses a CIDR or bare address (→ /32, /128). Host bits must be zero. An IPv4-mapped IPv6
@@ -86,18 +87,45 @@ fn check_port(port: Option<i64>) -> Result<Option<u16>, ValidationError> {
     }
 }
 
+/// The cgroup `match.cgroup` names, resolved by `resolve`; echoed into `spec` as the directory
+/// it resolved to.
+pub fn check_cgroup(
+    spec: &mut FaultSpec,
+    resolve: &dyn Fn(&str) -> Result<Cgroup, String>,
+) -> Result<Option<Cgroup>, ValidationError> {
+    let Some(given) = spec.matches.cgroup.as_deref() else {
+        if spec.until_cgroup_empty {
+            return Err(ValidationError::invalid(
+                "until_cgroup_empty",
+                "until_cgroup_empty needs match.cgroup",
+            ));
+        }
+        return Ok(None);
+    };
+    let field = "match.cgroup";
+    if spec.direction == DirectionSpec::Ingress {
+        return Err(ValidationError::invalid(
+            field,
+            "received packets have no socket yet, so no cgroup: cgroup scoping is egress only",
+        ));
+    }
+    if matches!(spec.action, ActionSpec::Dns { .. }) {
+        return Err(ValidationError::invalid(
+            field,
+            "DNS faults cannot be scoped to a cgroup yet: drop match.cgroup",
+        ));
+    }
+    let cgroup = resolve(given).map_err(|e| ValidationError::invalid(field, e))?;
+    spec.matches.cgroup = Some(cgroup.path.display().to_string());
+    Ok(Some(cgroup))
+}
+
 /// The port DNS faults watch unless `match.port` says otherwise.
 const DNS_PORT: u16 = 53;
 
 /// The loader match for `spec`; fills the protocol default into `spec`.
 pub fn check(spec: &mut FaultSpec) -> Result<Match, ValidationError> {
     let m = spec.matches.clone();
-    if m.cgroup.is_some() {
-        return Err(ValidationError::invalid(
-            "match.cgroup",
-            "cgroup scoping is not supported by this version yet",
-        ));
-    }
     if matches!(spec.action, ActionSpec::Dns { .. }) {
         return check_dns(spec);
     }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::{
+    host::cgroup::Cgroup,
     loader::{Direction, Rule},
     spec::{DirectionSpec, FaultSpec},
 };
@@ -37,6 +38,8 @@ pub struct Env<'a> {
     pub protected: Result<&'a [Protected], String>,
     /// Whether the kernel has `sch_fq` (latency needs it).
     pub fq: bool,
+    /// Resolves a `match.cgroup` ([`crate::host::cgroup::resolve`]).
+    pub cgroup: &'a dyn Fn(&str) -> Result<Cgroup, String>,
 }
 
 /// A spec that passed validation.
@@ -48,6 +51,8 @@ pub struct Validated {
     pub iface: String,
     /// The rules for the loader (`expires_at_ns` is set when they are installed).
     pub rules: Vec<Rule>,
+    /// The cgroup the rules are scoped to: the fault ends when it disappears.
+    pub cgroup: Option<Cgroup>,
 }
 
 /// True for characters that would let a name rewrite what a terminal or log shows: controls,
@@ -177,10 +182,11 @@ pub fn validate(spec: &FaultSpec, env: &Env) -> Result<Validated, ValidationErro
     let action = action::check(&spec, direction, env.fq)?;
     let matches = matches::check(&mut spec)?;
     check_ttl(&spec, env)?;
+    let cgroup = matches::check_cgroup(&mut spec, env.cgroup)?;
     let rule = Rule {
         direction,
         matches,
-        cgroup: None,
+        cgroup: cgroup.as_ref().map(|c| c.scope),
         action,
         expires_at_ns: None,
     };
@@ -220,6 +226,7 @@ pub fn validate(spec: &FaultSpec, env: &Env) -> Result<Validated, ValidationErro
         spec,
         iface,
         rules: vec![rule],
+        cgroup,
     })
 }
 
@@ -240,7 +247,25 @@ mod tests {
             iface_exists: &|i| Ok(i == "eth0" || i == "veth1"),
             protected: Ok(protected),
             fq: false,
+            cgroup: &fake_cgroup,
         }
+    }
+
+    /// `/app` and `/app/web` exist (levels 1 and 2); nothing else does.
+    fn fake_cgroup(spec: &str) -> Result<Cgroup, String> {
+        let rel = spec.trim_start_matches('/');
+        let level = match rel {
+            "app" => 1,
+            "app/web" => 2,
+            _ => return Err(format!("no cgroup {spec}")),
+        };
+        Ok(Cgroup {
+            path: format!("/sys/fs/cgroup/{rel}").into(),
+            scope: crate::loader::Scope {
+                id: 1000 + level as u64,
+                level,
+            },
+        })
     }
 
     fn ip_match(v: &Validated) -> IpMatch {
@@ -409,6 +434,27 @@ mod tests {
             ),
             (
                 r#"{"cidr":"10.0.0.1"}"#,
+                bh,
+                r#","until_cgroup_empty":true"#,
+                "1m",
+                "until_cgroup_empty",
+            ),
+            (
+                r#"{"cidr":"10.0.0.1","cgroup":"/app"}"#,
+                bh,
+                r#","direction":"ingress""#,
+                "1m",
+                "match.cgroup",
+            ),
+            (
+                r#"{"cgroup":"/app"}"#,
+                r#"{"kind":"dns","domain":"a.example","response":"nxdomain"}"#,
+                "",
+                "1m",
+                "match.cgroup",
+            ),
+            (
+                r#"{"cidr":"10.0.0.1"}"#,
                 r#"{"kind":"loss","percent":101}"#,
                 "",
                 "1m",
@@ -450,6 +496,28 @@ mod tests {
             let json = format!(r#"{{"match":{m},"action":{a},"ttl":"{ttl}"{extra}}}"#);
             assert_eq!(err_field(&json), (422, Some(field.to_string())), "{json}");
         }
+    }
+
+    #[test]
+    fn a_cgroup_scopes_the_rule_and_is_echoed_as_resolved() {
+        let v = validate(
+            &spec(r#"{"match":{"cidr":"10.0.0.1","cgroup":"app/web"},"action":{"kind":"blackhole"},"ttl":"1m"}"#),
+            &env(&[]),
+        )
+        .unwrap();
+        let scope = crate::loader::Scope { id: 1002, level: 2 };
+        assert_eq!(v.rules[0].cgroup, Some(scope));
+        assert_eq!(v.cgroup.as_ref().map(|c| c.scope), Some(scope));
+        assert_eq!(
+            v.spec.matches.cgroup.as_deref(),
+            Some("/sys/fs/cgroup/app/web")
+        );
+        let unscoped = validate(
+            &spec(r#"{"match":{"cidr":"10.0.0.1"},"action":{"kind":"blackhole"},"ttl":"1m"}"#),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!((unscoped.rules[0].cgroup, unscoped.cgroup), (None, None));
     }
 
     #[test]
@@ -507,6 +575,7 @@ mod tests {
                 percent: 100.0,
                 ttl: Duration::from_secs(1),
                 force: false,
+                until_cgroup_empty: false,
             },
             &env(&[]),
         )

@@ -3,6 +3,7 @@
 
 mod add;
 mod args;
+mod exec;
 mod ls;
 mod output;
 mod rm;
@@ -50,6 +51,7 @@ fn main() {
                 quiet,
             } => ls::run(&select.selector(), *sort_by, *quiet, &ctx).await,
             Cmd::Rm { ids, select, all } => rm::run(ids, &select.selector(), *all, &ctx).await,
+            Cmd::Exec(args) => exec::run(args, &ctx).await,
             Cmd::Status => status::run(&ctx).await,
             Cmd::Completions { .. } => unreachable!("handled above"),
         }

@@ -19,6 +19,11 @@ pub async fn run(ctx: &Ctx) -> i32 {
                 h.features.tcx,
                 h.features.fq
             );
+            println!(
+                "limits: max_ttl {}, max_rules {}",
+                humantime::format_duration(h.limits.max_ttl),
+                h.limits.max_rules
+            );
             0
         }
         Ok(None) => 0,
