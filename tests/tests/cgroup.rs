@@ -204,15 +204,9 @@ fn chaosctl_exec_faults_its_command_alone_and_lifts_them_when_it_exits() {
     // ping's own exit code (1: no reply) comes back.
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(d.fault_ids().is_empty(), "lifted when the command exited");
-    let leftover = std::fs::read_dir(
-        chaos_daemon::host::cgroup::mount()
-            .unwrap()
-            .0
-            .join("chaos-exec"),
-    )
-    .unwrap()
-    .flatten()
-    .any(|e| cgroup.ends_with(e.file_name().to_str().unwrap()));
+    let (mount, _) = chaos_daemon::host::cgroup::mount().unwrap();
+    let name = cgroup.rsplit('/').next().unwrap();
+    let leftover = mount.join("chaos-exec").join(name).exists();
     assert!(!leftover, "the command's cgroup is removed");
 
     // Exit codes: the command's, 127 when it does not exist; a refusal (no fault) is 125.

@@ -45,17 +45,25 @@ impl TransientCgroup {
             )
         })?;
         let parent = mount.join(PARENT);
-        match std::fs::create_dir(&parent) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(cgroup_error(&parent, e)),
-        }
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let name = format!("{}-{nanos:09}", std::process::id());
         let path = parent.join(&name);
-        std::fs::create_dir(&path).map_err(|e| cgroup_error(&path, e))?;
+        // Another run may remove the shared parent between our two mkdirs: try again.
+        let mut attempts = 0;
+        loop {
+            match std::fs::create_dir(&parent) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(cgroup_error(&parent, e)),
+            }
+            match std::fs::create_dir(&path) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
+                Err(e) => return Err(cgroup_error(&path, e)),
+            }
+        }
         Ok(TransientCgroup {
             path,
             relative: Path::new("/").join(PARENT).join(name),
