@@ -66,6 +66,9 @@ pub fn spec_json(kind: &AddKind) -> Value {
     if let Some(p) = &common.proto {
         m.insert("protocol".into(), json!(p));
     }
+    if let Some(c) = &common.cgroup {
+        m.insert("cgroup".into(), json!(c));
+    }
     let mut spec = json!({
         "direction": if common.from.is_some() { "ingress" } else { "egress" },
         "match": m,
@@ -179,6 +182,8 @@ mod tests {
             spec_json(&k)["labels"],
             json!({"team": "pay", "env": "prod"})
         );
+        let k = kind(&blackhole_to(&["--cgroup", "systemd:api.service"]));
+        assert_eq!(spec_json(&k)["match"]["cgroup"], "systemd:api.service");
         let bad = crate::args::Cli::try_parse_from(blackhole_to(&["-l", "team"]));
         assert!(bad.is_err(), "a label without = is a usage error");
     }

@@ -18,6 +18,8 @@ use clap::{Args, Parser, Subcommand};
         chaosctl add bandwidth --to 10.0.3.7 --rate 10mbit --ttl 5m\n  \
         chaosctl add blackhole --from 192.0.2.0/24 --ttl 2m      # ingress, by source\n  \
         chaosctl add loss --to 10.0.3.7 --percent 5 --ttl 5m -l team=payments\n  \
+        chaosctl add loss --to 10.0.3.7 --percent 30 --cgroup systemd:api.service --ttl 5m\n  \
+        chaosctl exec --loss 30 --to 10.0.0.0/8 -- cargo test     # that command alone\n  \
         chaosctl ls -l team=payments                             # faults with that label\n  \
         chaosctl ls --sort-by affected                           # the busiest faults first\n  \
         chaosctl rm 3f9c                                         # one fault, by a unique id prefix\n  \
@@ -278,6 +280,10 @@ pub struct Common {
     /// tcp, udp, icmp or any.
     #[arg(long)]
     pub proto: Option<String>,
+    /// With --to: only packets from sockets in this cgroup v2 or below it — a path under the
+    /// cgroup mount, one relative to it (/system.slice/api.service), or systemd:NAME.service.
+    #[arg(long, value_name = "CGROUP", conflicts_with = "from")]
+    pub cgroup: Option<String>,
     /// Lifetime, e.g. 90s, 5m (required; capped by the daemon's max_ttl).
     #[arg(long)]
     pub ttl: String,

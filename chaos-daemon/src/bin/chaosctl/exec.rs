@@ -102,6 +102,7 @@ fn add_kind(args: &ExecArgs, to: &str, ttl: &str) -> AddKind {
         from: None,
         port: args.port,
         proto: args.proto.clone(),
+        cgroup: None,
         ttl: ttl.to_string(),
         iface: args.iface.clone(),
         name: args.name.clone(),
