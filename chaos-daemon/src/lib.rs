@@ -1,7 +1,8 @@
 //! `chaos-daemon` library: everything between a fault description and the BPF maps.
 //!
 //! The loader ([`loader`]) knows rules and maps; the daemon on top turns API JSON ([`spec`])
-//! into rules ([`validate`]), keeps the fault table with its timer ([`faults`]), serves the
+//! into rules ([`validate`]), keeps the fault table with its timer ([`faults`]), runs
+//! experiments ([`experiments`]), serves the
 //! API ([`server`]) and audits every change ([`audit`]). [`host`] reads facts about the host,
 //! [`config`] the config file, [`socket`] and [`instance`] own the socket file and the
 //! one-daemon-per-namespace lock, [`lifecycle`] signals and offline cleanup, [`client`] is the HTTP client `chaosctl` and the tests use.
@@ -12,6 +13,7 @@ pub mod audit;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod experiments;
 pub mod faults;
 pub mod host;
 pub mod instance;

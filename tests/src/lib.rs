@@ -9,4 +9,5 @@ pub mod daemon;
 pub mod dns;
 pub mod netns;
 pub mod packet;
+pub mod services;
 pub mod traffic;

@@ -158,6 +158,22 @@ impl FaultTable {
         self.with(move |f| f.get(&id)).await
     }
 
+    /// Several faults with live counters, in the order asked (`None`: no longer installed).
+    pub async fn get_many(&self, ids: Vec<String>) -> Result<Vec<Option<Fault>>, FaultError> {
+        self.with(move |f| ids.iter().map(|id| f.get(id)).collect())
+            .await
+    }
+
+    /// Removes these faults in one change (those already gone are skipped); how many went.
+    pub async fn remove_many(&self, ids: Vec<String>, caller: Caller) -> Result<usize, FaultError> {
+        self.with(move |f| {
+            ids.iter()
+                .filter(|id| f.remove(id, Event::Delete, caller).is_ok())
+                .count()
+        })
+        .await
+    }
+
     /// Faults and attached interfaces as of the last change; never waits for a change in
     /// progress.
     pub fn summary(&self) -> Summary {

@@ -94,7 +94,7 @@ pub fn parse_faults(bytes: &[u8]) -> Result<(Vec<FaultSpec>, bool), ApiError> {
     }
 }
 
-fn deserialize<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(super) fn deserialize<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

@@ -73,6 +73,26 @@ async fn listing_permit(state: &AppState) -> Result<tokio::sync::OwnedSemaphoreP
         })
 }
 
+/// Runs `f` with what validation needs to know about the host now. The routing table is read
+/// only when some spec leaves the interface out (`default_needed`). `Env` borrows closures,
+/// so it lives only inside `f` and never across an await.
+pub(super) fn with_env<R>(state: &AppState, default_needed: bool, f: impl FnOnce(&Env) -> R) -> R {
+    let protected = state.protected();
+    let env = Env {
+        max_ttl: state.config.max_ttl,
+        default_iface: if default_needed {
+            host::default_iface()
+        } else {
+            None
+        },
+        iface_exists: &|i| host::iface_exists(i).map_err(|e| e.to_string()),
+        protected: protected.as_deref().map_err(Clone::clone),
+        fq: host::has_fq(),
+        cgroup: &host::cgroup::resolve,
+    };
+    f(&env)
+}
+
 /// `POST /v1/faults`: one fault object or an array of them, all or nothing.
 pub async fn create(
     State(state): State<Arc<AppState>>,
@@ -83,30 +103,15 @@ pub async fn create(
     let bytes = body::read(&parts.headers, req_body).await?;
     let (specs, batch) = body::parse_faults(&bytes)?;
     drop(bytes);
-    let protected = state.protected();
-    // In a block: `Env` borrows closures that must not live across the await below.
-    let validated = {
-        let env = Env {
-            max_ttl: state.config.max_ttl,
-            // Only read the routing table when a spec leaves the interface out.
-            default_iface: if specs.iter().any(|s| s.interface.is_none()) {
-                host::default_iface()
-            } else {
-                None
-            },
-            iface_exists: &|i| host::iface_exists(i).map_err(|e| e.to_string()),
-            protected: protected.as_deref().map_err(Clone::clone),
-            fq: host::has_fq(),
-            cgroup: &host::cgroup::resolve,
-        };
+    let validated = with_env(&state, specs.iter().any(|s| s.interface.is_none()), |env| {
         specs
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                validate(s, &env).map_err(|e| if batch { e.at(&format!("[{i}]")) } else { e })
+                validate(s, env).map_err(|e| if batch { e.at(&format!("[{i}]")) } else { e })
             })
-            .collect::<Result<Vec<Validated>, _>>()?
-    };
+            .collect::<Result<Vec<Validated>, _>>()
+    })?;
     drop(specs);
     let count = validated.len();
     let created = state.table.create(validated, caller).await.map_err(|e| {
@@ -154,7 +159,7 @@ pub async fn list(
     bounded_json(StatusCode::OK, &faults, Some(permit))
 }
 
-fn id_of(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+pub(super) fn id_of(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     path.map(|Path(id)| id)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad fault id: {e}")))
 }
@@ -189,6 +194,8 @@ pub async fn delete_all(
 ) -> Result<Json<Removed>, ApiError> {
     let sel = selector(query)?;
     let removed = if sel.is_empty() {
+        // The panic button ends experiments too, not just their current faults.
+        state.experiments.stop_all();
         state.table.remove_all(Event::DeleteAll, caller).await?
     } else {
         state.table.remove_selected(sel, caller).await?

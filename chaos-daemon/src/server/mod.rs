@@ -1,6 +1,6 @@
 //! The API server: HTTP/1.1 + JSON over a Unix socket. [`run`] serves a listener until a
 //! shutdown future resolves; [`router`] maps paths to the handlers, one file per resource
-//! ([`health`], [`faults`], [`metrics`]). Domain errors become statuses only in [`error`].
+//! ([`health`], [`faults`], [`experiments`], [`metrics`]). Domain errors become statuses only in [`error`].
 //!
 //! No client can hold the server: headers must arrive within [`HEADER_TIMEOUT`], bodies within
 //! [`body::BODY_TIMEOUT`], a connection lives at most [`CONNECTION_LIFETIME`], and at most
@@ -9,6 +9,7 @@
 
 mod body;
 mod error;
+mod experiments;
 mod faults;
 mod health;
 mod metrics;
@@ -67,11 +68,19 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/faults/{id}",
             get(faults::get_one).delete(faults::delete_one),
         )
+        .route(
+            "/v1/experiments",
+            get(experiments::list).post(experiments::create),
+        )
+        .route(
+            "/v1/experiments/{id}",
+            get(experiments::get_one).delete(experiments::stop),
+        )
         .route("/metrics", get(metrics::get))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
-                "no such endpoint; see GET /v1/health, /v1/faults, /metrics",
+                "no such endpoint; see GET /v1/health, /v1/faults, /v1/experiments, /metrics",
             )
         })
         .method_not_allowed_fallback(|req: Request| async move {

@@ -33,6 +33,8 @@ pub struct AppState {
     pub config: Config,
     /// Metrics.
     pub metrics: Metrics,
+    /// Experiments, running and finished.
+    pub experiments: crate::experiments::Experiments,
     /// Protected paths from the config, parsed once.
     configured_protected: Vec<Protected>,
     /// The last successful reading of the SSH peers. A failed one is never cached.
@@ -73,6 +75,7 @@ impl AppState {
             table,
             config,
             metrics: Metrics::default(),
+            experiments: Default::default(),
             configured_protected,
             ssh_peers: Mutex::new(None),
             read_ssh_peers: reader,

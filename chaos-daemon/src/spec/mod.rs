@@ -6,10 +6,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod action;
+mod experiment;
 mod matches;
 mod selector;
 
 pub use action::{ActionSpec, DistributionSpec};
+pub use experiment::{
+    Abort, CommandProbe, Expect, Experiment, ExperimentFault, ExperimentSpec, ExperimentState,
+    HttpProbe, ProbeResult, ProbeSpec, PrometheusProbe, StatusExpect, SteadyState, StopCondition,
+};
 pub use matches::{MatchSpec, ProtocolSpec};
 pub use selector::{Selector, SelectorError};
 

@@ -73,6 +73,27 @@ pub enum Cmd {
         #[arg(long, conflicts_with_all = ["ids", "name", "labels"])]
         all: bool,
     },
+    /// Run an experiment from a TOML file: steady state, faults for a bounded time, stop
+    /// conditions, steady state again (see examples/ and the README).
+    ///
+    /// The daemon runs it: probes and stop conditions are evaluated there, so an abort lifts
+    /// the faults within milliseconds whatever happens to chaosctl. A live status line on a
+    /// terminal (plain lines otherwise), then a report. Ctrl-C stops the experiment.
+    #[command(after_help = "Examples:\n  \
+        chaosctl run examples/cache-latency.toml\n  \
+        chaosctl run --junit report.xml examples/az-loss.toml\n  \
+        chaosctl --json run examples/dependency-blackhole.toml   # the final state as JSON\n\n\
+        Exit codes: 0 the hypothesis held, 1 deviated (steady state not back after), 2 aborted \
+        by a stop condition, 3 stopped (Ctrl-C), 4 invalid file, refused, daemon unreachable or \
+        steady state not met before the start (nothing injected), 5 the daemon failed (faults \
+        lifted).")]
+    Run {
+        /// The experiment file.
+        file: PathBuf,
+        /// Also write a JUnit XML report here (one test case per step).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
     /// Run a command with faults that affect it and its children alone.
     ///
     /// The command runs in a fresh cgroup (under the cgroup v2 mount, in chaos-exec/); each

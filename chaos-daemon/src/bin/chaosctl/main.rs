@@ -7,6 +7,7 @@ mod exec;
 mod ls;
 mod output;
 mod rm;
+mod run;
 mod status;
 mod table;
 
@@ -52,6 +53,7 @@ fn main() {
             } => ls::run(&select.selector(), *sort_by, *quiet, &ctx).await,
             Cmd::Rm { ids, select, all } => rm::run(ids, &select.selector(), *all, &ctx).await,
             Cmd::Exec(args) => exec::run(args, &ctx).await,
+            Cmd::Run { file, junit } => run::run(file, junit.as_deref(), &ctx).await,
             Cmd::Status => status::run(&ctx).await,
             Cmd::Completions { .. } => unreachable!("handled above"),
         }

@@ -1,0 +1,98 @@
+//! `/v1/experiments` and `/v1/experiments/{id}`.
+
+use std::sync::Arc;
+
+use axum::{
+    Extension, Json,
+    extract::{Path, Request, State, rejection::PathRejection},
+    http::StatusCode,
+};
+
+use super::{ApiError, AppState, body, faults::with_env};
+use crate::{
+    audit::Caller,
+    experiments::{StartError, plan},
+    spec::{Experiment, ExperimentSpec},
+    validate::validate,
+};
+
+/// The (uid, gid) command probes run as: the caller's user and that user's primary group.
+fn probe_identity(caller: Caller) -> Option<(u32, u32)> {
+    let Caller::Client { uid: Some(uid), .. } = caller else {
+        return None;
+    };
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok()??;
+    Some((uid, user.gid.as_raw()))
+}
+
+/// `POST /v1/experiments`: checked at once (422 naming the field), then run by the daemon.
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    req: Request,
+) -> Result<(StatusCode, Json<Experiment>), ApiError> {
+    let (parts, req_body) = req.into_parts();
+    let bytes = body::read(&parts.headers, req_body).await?;
+    let spec: ExperimentSpec = body::deserialize(&bytes)?;
+    drop(bytes);
+    let id = state.experiments.fresh_id();
+    let plan = with_env(&state, true, |env| {
+        plan(
+            &spec,
+            &id,
+            state.config.max_ttl,
+            probe_identity(caller),
+            &|f| validate(f, env),
+        )
+    })?;
+    let view = state
+        .experiments
+        .start(id, spec, plan, state.table.clone(), caller)
+        .map_err(|e| match e {
+            StartError::Busy(..) => ApiError {
+                status: StatusCode::CONFLICT,
+                error: e.to_string(),
+                field: Some("faults".into()),
+            },
+        })?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// `GET /v1/experiments`: every experiment still known, oldest first.
+pub async fn list(State(state): State<Arc<AppState>>) -> Json<Vec<Experiment>> {
+    Json(state.experiments.list())
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no experiment with id {}", id.escape_default()),
+    )
+}
+
+/// `GET /v1/experiments/{id}`.
+pub async fn get_one(
+    State(state): State<Arc<AppState>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Experiment>, ApiError> {
+    let id = super::faults::id_of(path)?;
+    state
+        .experiments
+        .get(&id)
+        .map(Json)
+        .ok_or_else(|| not_found(&id))
+}
+
+/// `DELETE /v1/experiments/{id}`: stops it (faults lifted) and answers with its final state.
+pub async fn stop(
+    State(state): State<Arc<AppState>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Experiment>, ApiError> {
+    let id = super::faults::id_of(path)?;
+    state
+        .experiments
+        .stop(&id)
+        .await
+        .map(Json)
+        .ok_or_else(|| not_found(&id))
+}
