@@ -27,6 +27,9 @@ use crate::{
 const TIMELINE: usize = 1000;
 /// Finished experiments kept for `GET` (the oldest are forgotten first).
 const KEEP_FINISHED: usize = 100;
+/// Experiments running at once: each probes on its own, so a careless client cannot start
+/// an unbounded number of probe loops.
+pub const MAX_RUNNING: usize = 16;
 
 /// What an experiment's task writes and the API reads.
 struct Record {
@@ -81,6 +84,9 @@ pub enum StartError {
         "experiment {0} is already running with a fault on {1}: one experiment per interface and match"
     )]
     Busy(String, String),
+    /// [`MAX_RUNNING`] experiments are running.
+    #[error("{MAX_RUNNING} experiments are running already: wait for one to end or stop one")]
+    TooMany,
 }
 
 /// The experiments of this daemon.
@@ -120,6 +126,19 @@ impl Experiments {
     ) -> Result<Experiment, StartError> {
         let touches: Vec<String> = plan.faults.iter().map(touch).collect();
         let mut all = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let running = all
+            .values()
+            .filter(|e| {
+                !e.record
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .state
+                    .is_final()
+            })
+            .count();
+        if running >= MAX_RUNNING {
+            return Err(StartError::TooMany);
+        }
         for (other, e) in all.iter() {
             let r = e.record.lock().unwrap_or_else(|p| p.into_inner());
             if r.state.is_final() || spec.dry_run || r.spec.dry_run {

@@ -17,6 +17,8 @@ pub const TTL_MARGIN: Duration = Duration::from_secs(5);
 pub const MAX_FAULTS: usize = 100;
 /// Probes one experiment may have.
 pub const MAX_PROBES: usize = 32;
+/// Longest hypothesis (every listing carries it).
+pub const MAX_HYPOTHESIS: usize = 2000;
 
 /// What ends the injection early.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +72,12 @@ pub fn plan(
     if name.is_empty() || spec.name.chars().count() > 64 || spec.name.chars().any(char::is_control)
     {
         return Err(invalid("name", "name must be 1-64 printable characters"));
+    }
+    if spec.hypothesis.chars().count() > MAX_HYPOTHESIS {
+        return Err(invalid(
+            "hypothesis",
+            format!("a hypothesis of at most {MAX_HYPOTHESIS} characters"),
+        ));
     }
     if spec.duration.is_zero() {
         return Err(invalid("duration", "duration must be positive"));

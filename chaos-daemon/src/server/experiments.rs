@@ -54,6 +54,7 @@ pub async fn create(
                 error: e.to_string(),
                 field: Some("faults".into()),
             },
+            StartError::TooMany => ApiError::new(StatusCode::CONFLICT, e.to_string()),
         })?;
     Ok((StatusCode::CREATED, Json(view)))
 }
