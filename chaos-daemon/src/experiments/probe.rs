@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper::{Method, Request, Uri};
 use hyper_util::rt::TokioIo;
 
-use crate::spec::{ProbeSpec, StatusExpect};
+use crate::spec::{Expect, ProbeSpec, StatusExpect};
 
 /// The body an HTTP probe reads at most.
 const MAX_BODY: usize = 64 * 1024;
@@ -105,6 +105,20 @@ pub struct Outcome {
     pub detail: String,
 }
 
+/// The first field of `e` that is set although a probe reading only `reads` ignores it.
+fn stray_expectation(e: &Expect, reads: &[&str]) -> Option<&'static str> {
+    [
+        ("status", e.status.is_some()),
+        ("max_latency", e.max_latency.is_some()),
+        ("body_regex", e.body_regex.is_some()),
+        ("exit", e.exit.is_some()),
+        ("range", e.range.is_some()),
+    ]
+    .into_iter()
+    .find(|(f, set)| *set && !reads.contains(f))
+    .map(|(f, _)| f)
+}
+
 /// A plain-HTTP URL: `http://host:port/path`.
 fn http_uri(url: &str) -> Result<Uri, String> {
     let uri: Uri = url
@@ -144,19 +158,20 @@ impl Probe {
                 "give exactly one of \"http\", \"command\", \"prometheus\"".into(),
             );
         }
-        let only = |ok: bool, field: &str, kind: &str| {
-            if ok {
-                Ok(())
-            } else {
-                Err((
-                    format!("expect.{field}"),
-                    format!("expect.{field} does not apply to a {kind} probe"),
-                ))
-            }
+        let (kind, reads): (&str, &[&str]) = if spec.http.is_some() {
+            ("http", &["status", "max_latency", "body_regex"])
+        } else if spec.command.is_some() {
+            ("command", &["exit"])
+        } else {
+            ("prometheus", &["range"])
         };
+        if let Some(f) = stray_expectation(e, reads) {
+            return bad(
+                &format!("expect.{f}"),
+                format!("expect.{f} does not apply to a {kind} probe"),
+            );
+        }
         let source = if let Some(h) = &spec.http {
-            only(e.exit.is_none(), "exit", "http")?;
-            only(e.range.is_none(), "range", "http")?;
             let method = match h.method.to_ascii_uppercase().as_str() {
                 "GET" => Method::GET,
                 "HEAD" => Method::HEAD,
@@ -184,14 +199,6 @@ impl Probe {
                     .map_err(|err| ("expect.body_regex".to_string(), err.to_string()))?,
             }
         } else if let Some(c) = &spec.command {
-            for (ok, f) in [
-                (e.status.is_none(), "status"),
-                (e.max_latency.is_none(), "max_latency"),
-                (e.body_regex.is_none(), "body_regex"),
-                (e.range.is_none(), "range"),
-            ] {
-                only(ok, f, "command")?;
-            }
             if c.argv.is_empty() || c.argv[0].is_empty() {
                 return bad("command.argv", "argv needs at least the program".into());
             }
@@ -209,14 +216,6 @@ impl Probe {
             }
         } else {
             let p = spec.prometheus.as_ref().expect("one source");
-            for (ok, f) in [
-                (e.status.is_none(), "status"),
-                (e.max_latency.is_none(), "max_latency"),
-                (e.body_regex.is_none(), "body_regex"),
-                (e.exit.is_none(), "exit"),
-            ] {
-                only(ok, f, "prometheus")?;
-            }
             let Some(range) = e.range else {
                 return bad(
                     "expect.range",

@@ -60,10 +60,10 @@ pub fn spec_json(kind: &AddKind) -> Value {
     if let Some(c) = common.to.as_ref().or(common.from.as_ref()) {
         m.insert("cidr".into(), json!(c));
     }
-    if let Some(p) = common.port {
+    if let Some(p) = common.opts.port {
         m.insert("port".into(), json!(p));
     }
-    if let Some(p) = &common.proto {
+    if let Some(p) = &common.opts.proto {
         m.insert("protocol".into(), json!(p));
     }
     if let Some(c) = &common.cgroup {
@@ -76,6 +76,7 @@ pub fn spec_json(kind: &AddKind) -> Value {
         "ttl": common.ttl,
     });
     let labels: serde_json::Map<String, serde_json::Value> = common
+        .opts
         .labels
         .iter()
         .map(|(k, v)| (k.clone(), json!(v)))
@@ -85,10 +86,10 @@ pub fn spec_json(kind: &AddKind) -> Value {
             "labels",
             (!labels.is_empty()).then_some(serde_json::Value::Object(labels)),
         ),
-        ("interface", common.iface.as_ref().map(|v| json!(v))),
-        ("name", common.name.as_ref().map(|v| json!(v))),
+        ("interface", common.opts.iface.as_ref().map(|v| json!(v))),
+        ("name", common.opts.name.as_ref().map(|v| json!(v))),
         ("percent", percent.map(|v| json!(v))),
-        ("force", common.force.then_some(json!(true))),
+        ("force", common.opts.force.then_some(json!(true))),
     ] {
         if let Some(v) = value {
             spec[key] = v;

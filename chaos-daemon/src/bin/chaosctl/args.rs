@@ -217,28 +217,13 @@ pub struct ExecArgs {
     /// Destination network, IPv4/IPv6 CIDR or address; repeatable (one fault each).
     #[arg(long, required = true, value_name = "CIDR")]
     pub to: Vec<String>,
-    /// Destination port.
-    #[arg(long)]
-    pub port: Option<i64>,
-    /// tcp, udp, icmp or any.
-    #[arg(long)]
-    pub proto: Option<String>,
     /// Longest the faults may live [default: the daemon's max_ttl]; they end sooner when the
     /// command exits.
     #[arg(long)]
     pub ttl: Option<String>,
-    /// Interface [default: the one holding the default route].
-    #[arg(long)]
-    pub iface: Option<String>,
-    /// Name of the faults, shown in listings and metrics.
-    #[arg(long)]
-    pub name: Option<String>,
-    /// A label on the faults; repeatable.
-    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
-    pub labels: Vec<(String, String)>,
-    /// Allow hitting a protected path.
-    #[arg(long)]
-    pub force: bool,
+    /// Port, protocol, interface, name, labels.
+    #[command(flatten)]
+    pub opts: FaultOpts,
     /// The command and its arguments (after `--`).
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
@@ -295,12 +280,6 @@ pub struct Common {
     /// Ingress: remote network (source), IPv4/IPv6 CIDR or address.
     #[arg(long)]
     pub from: Option<String>,
-    /// Remote port (destination with --to, source with --from).
-    #[arg(long)]
-    pub port: Option<i64>,
-    /// tcp, udp, icmp or any.
-    #[arg(long)]
-    pub proto: Option<String>,
     /// With --to: only packets from sockets in this cgroup v2 or below it — a path under the
     /// cgroup mount, one relative to it (/system.slice/api.service), or systemd:NAME.service.
     #[arg(long, value_name = "CGROUP", conflicts_with = "from")]
@@ -308,6 +287,20 @@ pub struct Common {
     /// Lifetime, e.g. 90s, 5m (required; capped by the daemon's max_ttl).
     #[arg(long)]
     pub ttl: String,
+    /// Port, protocol, interface, name, labels.
+    #[command(flatten)]
+    pub opts: FaultOpts,
+}
+
+/// What a fault takes besides its kind, remote network and lifetime (`add` and `exec`).
+#[derive(Args, Clone)]
+pub struct FaultOpts {
+    /// Remote port (destination with --to, source with --from).
+    #[arg(long)]
+    pub port: Option<i64>,
+    /// tcp, udp, icmp or any.
+    #[arg(long)]
+    pub proto: Option<String>,
     /// Interface [default: the one holding the default route].
     #[arg(long)]
     pub iface: Option<String>,

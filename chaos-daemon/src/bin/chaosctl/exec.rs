@@ -100,14 +100,9 @@ fn add_kind(args: &ExecArgs, to: &str, ttl: &str) -> AddKind {
     let common = Common {
         to: Some(to.to_string()),
         from: None,
-        port: args.port,
-        proto: args.proto.clone(),
         cgroup: None,
         ttl: ttl.to_string(),
-        iface: args.iface.clone(),
-        name: args.name.clone(),
-        labels: args.labels.clone(),
-        force: args.force,
+        opts: args.opts.clone(),
     };
     if let Some(percent) = args.loss {
         AddKind::Loss { percent, common }
