@@ -1,42 +1,72 @@
-//! The audit trail: one line (target `audit`) per change to the fault table, naming the fault
-//! and who made the change. Every change goes through [`record`].
+//! The audit trail: one line (target `audit`) per change to the fault table *and* per refused
+//! attempt, with structured fields a reviewer can filter on: `action`, `result` (`ok` or
+//! `refused` with `status`, `error`, `field`), the fault's `id`, `name`, `kind`, `percent`
+//! (the action's own), `share` (of matching packets), `effective_percent`, `direction`, `match`,
+//! `interface`, `ttl`, `forced` (a protection was overridden), and the caller: `caller`
+//! (`client` or `daemon`), `uid`, `gid`, `pid`, `process`. Strings are written quoted and
+//! escaped (logfmt in the text format, JSON strings in the JSON one), so no value can forge a
+//! field. Every change goes through [`record`], every refusal through [`refused`].
 
 use std::fmt;
 
 use crate::spec::FaultSpec;
+
+/// The kernel's TASK_COMM_LEN: a process name is at most 15 bytes and a NUL.
+const COMM_LEN: usize = 16;
+
+/// A process name as `/proc/PID/comm` gives it (cheap to copy, as [`Caller`] is).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Comm {
+    bytes: [u8; COMM_LEN],
+    len: u8,
+}
+
+impl Comm {
+    /// The name of process `pid`, if it can still be read.
+    pub fn of(pid: i32) -> Option<Comm> {
+        let raw = std::fs::read(format!("/proc/{pid}/comm")).ok()?;
+        Some(Comm::new(raw.strip_suffix(b"\n").unwrap_or(&raw)))
+    }
+
+    /// `name`, cut to what the kernel keeps.
+    pub fn new(name: &[u8]) -> Comm {
+        let mut bytes = [0; COMM_LEN];
+        let len = name.len().min(COMM_LEN - 1);
+        bytes[..len].copy_from_slice(&name[..len]);
+        Comm {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    /// The name, with bytes that are not UTF-8 replaced.
+    pub fn as_string(&self) -> String {
+        String::from_utf8_lossy(&self.bytes[..self.len as usize]).into_owned()
+    }
+}
+
+impl fmt::Debug for Comm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.as_string(), f)
+    }
+}
 
 /// Who asked for a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Caller {
     /// The daemon itself (expiry, shutdown, a vanished interface).
     Daemon,
-    /// An API client, as SO_PEERCRED saw it.
+    /// An API client, as SO_PEERCRED saw it when it connected.
     Client {
         /// User id.
         uid: Option<u32>,
+        /// Group id.
+        gid: Option<u32>,
         /// Process id.
         pid: Option<i32>,
+        /// Process name.
+        process: Option<Comm>,
     },
-}
-
-impl fmt::Display for Caller {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Caller::Daemon => f.write_str("daemon"),
-            Caller::Client { uid, pid } => {
-                f.write_str("uid=")?;
-                match uid {
-                    Some(u) => write!(f, "{u}")?,
-                    None => f.write_str("?")?,
-                }
-                f.write_str(" pid=")?;
-                match pid {
-                    Some(p) => write!(f, "{p}"),
-                    None => f.write_str("?"),
-                }
-            }
-        }
-    }
 }
 
 /// What happened to a fault.
@@ -44,10 +74,12 @@ impl fmt::Display for Caller {
 pub enum Event {
     /// Installed by a client.
     Create,
-    /// Removed by id.
+    /// Removed by id or selector.
     Delete,
     /// Removed by the panic button.
     DeleteAll,
+    /// Its TTL or parameters were changed by a client.
+    Update,
     /// Its TTL ended.
     Expire,
     /// Removed because the daemon stops.
@@ -71,6 +103,7 @@ impl Event {
             Event::Create => "create",
             Event::Delete => "delete",
             Event::DeleteAll => "delete_all",
+            Event::Update => "update",
             Event::Expire => "expire",
             Event::Shutdown => "shutdown",
             Event::InterfaceGone => "interface_gone",
@@ -82,15 +115,105 @@ impl Event {
     }
 }
 
+/// Why a request was refused, as the API answered it.
+pub struct Refusal<'a> {
+    /// HTTP status.
+    pub status: u16,
+    /// The error message.
+    pub error: &'a str,
+    /// The field it names, if any.
+    pub field: Option<&'a str>,
+}
+
 /// Writes the audit line for `event` on fault `id`.
 pub fn record(event: Event, id: &str, spec: &FaultSpec, caller: Caller) {
+    line(Line {
+        event,
+        id: Some(id),
+        spec: Some(spec),
+        caller,
+        forced: None,
+        refusal: None,
+    });
+}
+
+/// Writes the audit line of a created fault; `overrode` is the protection its `force` overrode.
+pub fn created(id: &str, spec: &FaultSpec, overrode: Option<&str>, caller: Caller) {
+    line(Line {
+        event: Event::Create,
+        id: Some(id),
+        spec: Some(spec),
+        caller,
+        forced: Some(overrode),
+        refusal: None,
+    });
+}
+
+/// Writes the audit line of a refused `event`; `spec` is the fault it was about, when the
+/// request got far enough to say.
+pub fn refused(
+    event: Event,
+    id: Option<&str>,
+    spec: Option<&FaultSpec>,
+    caller: Caller,
+    why: Refusal<'_>,
+) {
+    line(Line {
+        event,
+        id,
+        spec,
+        caller,
+        forced: None,
+        refusal: Some(why),
+    });
+}
+
+struct Line<'a> {
+    event: Event,
+    id: Option<&'a str>,
+    spec: Option<&'a FaultSpec>,
+    caller: Caller,
+    /// For a create: the protection overridden, if any.
+    forced: Option<Option<&'a str>>,
+    refusal: Option<Refusal<'a>>,
+}
+
+fn line(l: Line<'_>) {
+    let (who, uid, gid, pid, process) = match l.caller {
+        Caller::Daemon => ("daemon", None, None, None, None),
+        Caller::Client {
+            uid,
+            gid,
+            pid,
+            process,
+        } => ("client", uid, gid, pid, process.map(|c| c.as_string())),
+    };
+    let spec = l.spec;
+    let matches = spec.map(|s| s.matches.describe(s.direction));
+    let ttl = spec.map(|s| humantime::format_duration(s.ttl).to_string());
     tracing::info!(
         target: "audit",
-        action = event.as_str(),
-        id,
-        fault = %spec.summary(),
-        caller = %caller,
-        "fault {}",
-        event.as_str()
+        action = l.event.as_str(),
+        result = if l.refusal.is_some() { "refused" } else { "ok" },
+        status = l.refusal.as_ref().map(|r| r.status),
+        error = l.refusal.as_ref().map(|r| r.error),
+        field = l.refusal.as_ref().and_then(|r| r.field),
+        id = l.id,
+        name = spec.and_then(|s| s.name.as_deref()),
+        kind = spec.map(|s| s.action.kind()),
+        percent = spec.and_then(|s| s.action.own_percent()),
+        share = spec.map(|s| s.percent),
+        effective_percent = spec.map(FaultSpec::effective_percent),
+        direction = spec.map(|s| s.direction.as_str()),
+        "match" = matches.as_deref(),
+        interface = spec.and_then(|s| s.interface.as_deref()),
+        ttl = ttl.as_deref(),
+        forced = l.forced.map(|o| o.is_some()),
+        overrode = l.forced.flatten(),
+        caller = who,
+        uid,
+        gid,
+        pid,
+        process = process.as_deref(),
     );
 }

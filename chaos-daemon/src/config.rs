@@ -58,6 +58,9 @@ pub struct Config {
     /// old (the daemon died or hangs).
     #[serde(with = "humantime_serde")]
     pub deadman: Duration,
+    /// Label the fault counters in `/metrics` by fault id (one series per fault) instead of
+    /// summing them by name, kind, direction and interface.
+    pub metrics_per_fault: bool,
 }
 
 /// Log output format.
@@ -84,6 +87,7 @@ impl Default for Config {
             tc_attach: TcAttach::Auto,
             xdp_mode: XdpAttach::Auto,
             deadman: Duration::from_secs(2),
+            metrics_per_fault: false,
         }
     }
 }

@@ -55,7 +55,9 @@ fn every_endpoint_works() {
     assert_eq!(s, 200);
     assert!(metrics.contains("chaos_faults_active 1"), "{metrics}");
     assert!(
-        metrics.contains(&format!("chaos_fault_affected_packets_total{{id=\"{id}\"")),
+        metrics.contains(&format!(
+            "chaos_fault_affected_packets_total{{direction=\"egress\",interface=\"{VETH_A}\",kind=\"blackhole\",name=\"\"}} 5"
+        )),
         "{metrics}"
     );
     assert!(
@@ -103,7 +105,7 @@ fn every_endpoint_works() {
     let (s, e) = d.call(Method::GET, "/v1/nothing", None);
     assert_eq!((s, e["error"].is_string()), (404, true));
     assert!(
-        d.log_text().contains("caller=uid=0 pid="),
+        d.log_text().contains("caller=\"client\" uid=0 gid=0 pid="),
         "audit lines name the caller:\n{}",
         d.log_text()
     );
@@ -342,12 +344,18 @@ fn protected_paths_need_force() {
         .collect();
     let audit = lines
         .iter()
-        .find(|l| l["target"] == "audit")
+        .find(|l| l["target"] == "audit" && l["result"] == "ok")
         .unwrap_or_else(|| panic!("no audit line:\n{log}"));
     assert_eq!(audit["action"], "create");
     assert_eq!(audit["id"], f["id"]);
-    assert!(
-        audit["caller"].as_str().unwrap().starts_with("uid=0 pid="),
+    assert_eq!(
+        (audit["caller"].as_str(), audit["uid"].as_u64()),
+        (Some("client"), Some(0)),
+        "{audit}"
+    );
+    assert_eq!(
+        audit["pid"].as_u64(),
+        Some(u64::from(std::process::id())),
         "{audit}"
     );
 }

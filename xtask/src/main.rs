@@ -26,6 +26,8 @@ const APT_PACKAGES: &[&str] = &[
     "iperf3",
     "bpftool",
     "python3",
+    // /metrics is checked with the reference parsers (classic text and OpenMetrics).
+    "python3-prometheus-client",
     "curl",
     "jq",
     "nftables",

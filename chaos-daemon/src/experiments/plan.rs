@@ -272,6 +272,7 @@ mod tests {
             iface: "eth0".into(),
             rules: vec![],
             cgroup: None,
+            overrode: None,
         })
     }
 

@@ -19,6 +19,8 @@ pub enum FaultError {
         what: String,
         /// Id of the installed fault it collides with.
         existing: Option<String>,
+        /// The refused fault (for the audit line).
+        spec: Box<crate::spec::FaultSpec>,
     },
     /// `max_rules` would be exceeded.
     #[error("rule limit reached: {installed} installed + {requested} requested > max_rules {max}")]

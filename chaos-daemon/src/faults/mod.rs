@@ -124,6 +124,18 @@ impl FaultTable {
             .await?
     }
 
+    /// Changes a running fault's action and share to `v`'s and, with `remaining`, its deadline.
+    pub async fn update(
+        &self,
+        id: String,
+        v: Validated,
+        remaining: Option<std::time::Duration>,
+        caller: Caller,
+    ) -> Result<Fault, FaultError> {
+        self.with(move |f| f.update(&id, v, remaining, caller))
+            .await?
+    }
+
     /// Removes every fault, audited as `event`; returns how many.
     pub async fn remove_all(&self, event: Event, caller: Caller) -> Result<usize, FaultError> {
         self.with(move |f| f.remove_all(event, caller)).await
@@ -151,6 +163,11 @@ impl FaultTable {
     /// Every fault with live counters.
     pub async fn list(&self) -> Result<Vec<Fault>, FaultError> {
         self.with(|f| f.list()).await
+    }
+
+    /// The faults and the last counts of removed ones, for `GET /metrics`.
+    pub async fn scrape(&self) -> Result<crate::metrics::Scrape, FaultError> {
+        self.with(|f| f.scrape()).await
     }
 
     /// One fault with live counters.

@@ -16,7 +16,7 @@ use crate::{
     clock::{deadline_ns, monotonic_ns},
     host::cgroup::{Cgroup, CgroupState},
     loader::{self, Injector, InterfaceState, RuleId, attach::AttachOptions},
-    spec::{CountersView, Fault, FaultSpec},
+    spec::{CountersView, CreatedBy, Fault, FaultSpec},
     validate::Validated,
 };
 
@@ -32,6 +32,10 @@ struct Entry {
     cgroup: Option<Cgroup>,
     /// Processes were seen in `cgroup`.
     populated: bool,
+    /// The protection `force` overrode.
+    overrode: Option<String>,
+    /// Who installed it.
+    caller: Caller,
 }
 
 /// What the table holds, cheap to copy out (for `GET /v1/health`).
@@ -58,6 +62,8 @@ pub struct Faults {
     attach: AttachOptions,
     ids: IdGen,
     closed: bool,
+    /// Last counts of removed faults, for the summed metrics.
+    retired: crate::metrics::Retired,
 }
 
 /// A loader error as the table reports it: a missing interface is the caller's mistake, not
@@ -97,6 +103,7 @@ impl Faults {
             max_rules,
             ids: IdGen::new(),
             closed: false,
+            retired: Default::default(),
         }
     }
 
@@ -220,6 +227,8 @@ impl Faults {
                     created: now,
                     cgroup: v.cgroup,
                     populated: false,
+                    overrode: v.overrode,
+                    caller,
                 };
                 out.push((id, entry));
             }
@@ -234,7 +243,7 @@ impl Faults {
         };
         let mut out = Vec::with_capacity(entries.len());
         for (id, entry) in entries {
-            audit::record(Event::Create, &id, &entry.spec, caller);
+            audit::created(&id, &entry.spec, entry.overrode.as_deref(), caller);
             self.deadlines.insert((entry.expires_at_ns, id.clone()));
             out.push(self.view(&id, &entry));
             self.entries.insert(id, entry);
@@ -264,6 +273,7 @@ impl Faults {
                 FaultError::Conflict {
                     index: fault,
                     what: items[fault].spec.summary(),
+                    spec: Box::new(items[fault].spec.clone()),
                     existing: existing.and_then(|rule| {
                         self.entries
                             .iter()
@@ -344,6 +354,20 @@ impl Faults {
             expires_at: rfc3339(e.created.checked_add(e.spec.ttl).unwrap_or(e.created)),
             remaining_ms: u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX),
             counters,
+            created_by: match e.caller {
+                Caller::Daemon => None,
+                Caller::Client {
+                    uid,
+                    gid,
+                    pid,
+                    process,
+                } => Some(CreatedBy {
+                    uid,
+                    gid,
+                    pid,
+                    process: process.map(|p| p.as_string()),
+                }),
+            },
         }
     }
 
@@ -353,6 +377,14 @@ impl Faults {
             .iter()
             .map(|(id, e)| self.view(id, e))
             .collect()
+    }
+
+    /// What `GET /metrics` shows: the faults and the last counts of removed ones.
+    pub fn scrape(&self) -> crate::metrics::Scrape {
+        crate::metrics::Scrape {
+            faults: self.list(),
+            retired: self.retired.snapshot(),
+        }
     }
 
     /// One fault.
@@ -375,8 +407,65 @@ impl Faults {
             }
         }
         self.drop_idle_injectors();
+        self.retired.add(&e.spec, &view.counters);
         audit::record(event, id, &e.spec, caller);
         Ok(view)
+    }
+
+    /// Replaces the action (and share) of fault `id` with `v`'s and, with `remaining`, moves
+    /// its deadline to that long from now, in the kernel too. What it matches stays; on error
+    /// nothing changed.
+    pub fn update(
+        &mut self,
+        id: &str,
+        v: Validated,
+        remaining: Option<Duration>,
+        caller: Caller,
+    ) -> Result<Fault, FaultError> {
+        if self.closed {
+            return Err(FaultError::ShuttingDown);
+        }
+        if crate::loader::deadman::is_tripped() {
+            return Err(FaultError::DeadmanTripped);
+        }
+        let e = self
+            .entries
+            .get(id)
+            .ok_or_else(|| FaultError::NotFound(id.to_string()))?;
+        let (old_at, created, iface) = (e.expires_at_ns, e.created, e.iface.clone());
+        let [rule_id] = e.rules[..] else {
+            return Err(FaultError::Loader(loader::Error::Invalid(
+                "this fault has more than one rule and cannot be updated in place".into(),
+            )));
+        };
+        let [mut rule] = <[loader::Rule; 1]>::try_from(v.rules)
+            .map_err(|_| FaultError::Internal("an update must compile to one rule".into()))?;
+        if v.iface != iface {
+            return Err(FaultError::Loader(loader::Error::Invalid(
+                "an update cannot move a fault to another interface".into(),
+            )));
+        }
+        let at = remaining.map_or(old_at, |r| deadline_ns(monotonic_ns(), r));
+        rule.expires_at_ns = Some(at);
+        self.injectors
+            .get_mut(&iface)
+            .ok_or_else(|| FaultError::InterfaceNotFound(iface.clone()))?
+            .update(rule_id, &rule)
+            .map_err(loader_error)?;
+        let mut spec = v.spec;
+        spec.ttl = match remaining {
+            // The view's expires_at is created + ttl: keep that the new deadline.
+            Some(r) => created.elapsed().unwrap_or_default() + r,
+            None => self.entries[id].spec.ttl,
+        };
+        let e = self.entries.get_mut(id).expect("looked up above");
+        e.spec = spec;
+        e.expires_at_ns = at;
+        self.deadlines.remove(&(old_at, id.to_string()));
+        self.deadlines.insert((at, id.to_string()));
+        let e = &self.entries[id];
+        audit::record(Event::Update, id, &e.spec, caller);
+        Ok(self.view(id, e))
     }
 
     fn remove_where(
@@ -511,6 +600,7 @@ mod tests {
                 "10.0.0.1/32".parse().unwrap(),
             )],
             cgroup: None,
+            overrode: None,
         };
         assert!(matches!(
             t.create(vec![v], Caller::Daemon),

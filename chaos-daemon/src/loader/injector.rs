@@ -355,6 +355,34 @@ impl Injector {
         Ok(RuleId { slot, generation })
     }
 
+    /// Rewrites a rule's action and expiry in place: one write of its slot, so a packet sees
+    /// the old rule or the new one, and its counters go on. What it matches cannot change.
+    pub fn update(&mut self, id: RuleId, rule: &Rule) -> Result<(), Error> {
+        let mut c = compile(rule)?;
+        match self.installed.get(&id.slot) {
+            Some(i) if i.generation == id.generation => {
+                if i.compiled.key != c.key || i.direction != rule.direction {
+                    return Err(Error::Invalid(
+                        "an update cannot change what a fault matches: remove it and add another"
+                            .into(),
+                    ));
+                }
+            }
+            _ => return Err(Error::NoSuchRule(id.slot)),
+        }
+        let delays = rule.needs_fq();
+        if delays {
+            self.ensure_fq()?;
+        }
+        c.slot.generation = id.generation;
+        self.maps.write_slot(id.slot, &c.slot)?;
+        let inst = self.installed.get_mut(&id.slot).expect("checked above");
+        self.delayed = self.delayed - usize::from(inst.delays) + usize::from(delays);
+        inst.delays = delays;
+        inst.compiled = c;
+        Ok(())
+    }
+
     /// Removes a rule: trie key first, then the slot, then its prefilter (or DNS port) bits.
     /// Detaches a direction's program when its last rule goes.
     pub fn remove(&mut self, id: RuleId) -> Result<(), Error> {

@@ -13,11 +13,11 @@ use serde::Serialize;
 
 use super::{ApiError, AppState, body};
 use crate::{
-    audit::{Caller, Event},
+    audit::{self, Caller, Event},
     faults::FaultError,
     host,
-    spec::{Removed, Selector},
-    validate::{Env, Validated, validate},
+    spec::{Fault, FaultPatch, FaultSpec, Removed, Selector},
+    validate::{Env, validate},
 };
 
 /// A JSON answer whose bytes count against the listings in flight until it has been sent.
@@ -86,6 +86,7 @@ pub(super) fn with_env<R>(state: &AppState, default_needed: bool, f: impl FnOnce
             None
         },
         iface_exists: &|i| host::iface_exists(i).map_err(|e| e.to_string()),
+        interfaces: &host::interfaces,
         protected: protected.as_deref().map_err(Clone::clone),
         fq: host::has_fq(),
         cgroup: &host::cgroup::resolve,
@@ -93,31 +94,78 @@ pub(super) fn with_env<R>(state: &AppState, default_needed: bool, f: impl FnOnce
     f(&env)
 }
 
-/// `POST /v1/faults`: one fault object or an array of them, all or nothing.
+/// Writes the audit line of a refused request about `spec` (if it got that far).
+pub(super) fn audit_refusal(
+    event: Event,
+    id: Option<&str>,
+    spec: Option<&FaultSpec>,
+    caller: Caller,
+    e: &ApiError,
+) {
+    audit::refused(
+        event,
+        id,
+        spec,
+        caller,
+        audit::Refusal {
+            status: e.status.as_u16(),
+            error: &e.error,
+            field: e.field.as_deref(),
+        },
+    );
+}
+
+/// `POST /v1/faults`: one fault object or an array of them, all or nothing. A refusal is
+/// audited with the fault it was about.
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let mut about = None;
+    let result = create_faults(&state, caller, req, &mut about).await;
+    if let Err(e) = &result {
+        audit_refusal(Event::Create, None, about.as_ref(), caller, e);
+    }
+    result
+}
+
+async fn create_faults(
+    state: &AppState,
+    caller: Caller,
+    req: Request,
+    about: &mut Option<FaultSpec>,
+) -> Result<Response, ApiError> {
     let (parts, req_body) = req.into_parts();
     let bytes = body::read(&parts.headers, req_body).await?;
     let (specs, batch) = body::parse_faults(&bytes)?;
     drop(bytes);
-    let validated = with_env(&state, specs.iter().any(|s| s.interface.is_none()), |env| {
-        specs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                validate(s, env).map_err(|e| if batch { e.at(&format!("[{i}]")) } else { e })
-            })
-            .collect::<Result<Vec<Validated>, _>>()
+    let validated = with_env(state, specs.iter().any(|s| s.interface.is_none()), |env| {
+        let mut out = Vec::with_capacity(specs.len());
+        for (i, s) in specs.iter().enumerate() {
+            match validate(s, env) {
+                Ok(v) => out.push(v),
+                Err(e) => {
+                    *about = Some(s.clone());
+                    return Err(if batch { e.at(&format!("[{i}]")) } else { e });
+                }
+            }
+        }
+        Ok(out)
     })?;
     drop(specs);
     let count = validated.len();
+    let first = validated.first().map(|v| v.spec.clone());
     let created = state.table.create(validated, caller).await.map_err(|e| {
         let index = match &e {
-            FaultError::Conflict { index, .. } => Some(*index),
-            _ => None,
+            FaultError::Conflict { index, spec, .. } => {
+                *about = Some((**spec).clone());
+                Some(*index)
+            }
+            _ => {
+                *about = first.clone();
+                None
+            }
         };
         let mut api = ApiError::from(e);
         if batch {
@@ -176,14 +224,93 @@ pub async fn get_one(
     }
 }
 
+/// `PATCH /v1/faults/{id}`: `{"ttl": "10m"}` (time left from now), `{"action": {…}}` (same
+/// kind), `{"percent": P}`, or several at once; checked as a new fault would be, then applied
+/// in place. A refusal is audited.
+pub async fn patch_one(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    path: Result<Path<String>, PathRejection>,
+    req: Request,
+) -> Result<Json<Fault>, ApiError> {
+    let id = id_of(path)?;
+    let mut about = None;
+    let result = patch_fault(&state, caller, &id, req, &mut about).await;
+    if let Err(e) = &result {
+        audit_refusal(Event::Update, Some(&id), about.as_ref(), caller, e);
+    }
+    result
+}
+
+async fn patch_fault(
+    state: &AppState,
+    caller: Caller,
+    id: &str,
+    req: Request,
+    about: &mut Option<FaultSpec>,
+) -> Result<Json<Fault>, ApiError> {
+    let (parts, req_body) = req.into_parts();
+    let bytes = body::read(&parts.headers, req_body).await?;
+    let patch: FaultPatch = body::deserialize(&bytes)?;
+    if patch == FaultPatch::default() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "nothing to change: give \"ttl\", \"action\" or \"percent\"",
+        ));
+    }
+    let current = state
+        .table
+        .get(id.to_string())
+        .await?
+        .ok_or_else(|| FaultError::NotFound(id.to_string()))?;
+    let mut spec = current.spec;
+    *about = Some(spec.clone());
+    if let Some(action) = patch.action {
+        if action.kind() != spec.action.kind() {
+            return Err(ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                error: format!(
+                    "a {} fault cannot become {}: remove it and add another",
+                    spec.action.kind(),
+                    action.kind()
+                ),
+                field: Some("action.kind".into()),
+            });
+        }
+        spec.action = action;
+    }
+    if let Some(p) = patch.percent {
+        spec.percent = p;
+    }
+    // Checked as the time left: that is what max_ttl bounds for an update.
+    spec.ttl = patch.ttl.unwrap_or(std::time::Duration::from_millis(
+        current.remaining_ms.max(1),
+    ));
+    *about = Some(spec.clone());
+    let v = with_env(state, false, |env| validate(&spec, env))?;
+    Ok(Json(
+        state
+            .table
+            .update(id.to_string(), v, patch.ttl, caller)
+            .await?,
+    ))
+}
+
 /// `DELETE /v1/faults/{id}`.
 pub async fn delete_one(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    state.table.remove(id_of(path)?, caller).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let id = id_of(path)?;
+    match state.table.remove(id.clone(), caller).await {
+        Ok(_) => Ok(StatusCode::NO_CONTENT),
+        Err(e) => {
+            let e = ApiError::from(e);
+            audit_refusal(Event::Delete, Some(&id), None, caller, &e);
+            Err(e)
+        }
+    }
 }
 
 /// `DELETE /v1/faults`: the panic button.

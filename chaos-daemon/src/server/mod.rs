@@ -66,7 +66,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             "/v1/faults/{id}",
-            get(faults::get_one).delete(faults::delete_one),
+            get(faults::get_one)
+                .delete(faults::delete_one)
+                .patch(faults::patch_one),
         )
         .route(
             "/v1/experiments",

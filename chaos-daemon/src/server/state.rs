@@ -73,8 +73,8 @@ impl AppState {
         }));
         Arc::new(AppState {
             table,
+            metrics: Metrics::new(config.metrics_per_fault),
             config,
-            metrics: Metrics::default(),
             experiments: Default::default(),
             configured_protected,
             ssh_peers: Mutex::new(None),

@@ -80,11 +80,27 @@ impl ActionSpec {
         }
     }
 
-    /// "drop 30%", "delay 300ms"…, with the percent of packets affected when below 100.
+    /// The action's own probability (loss's `percent`), if it has one.
+    pub fn own_percent(&self) -> Option<f64> {
+        match self {
+            ActionSpec::Loss { percent } => Some(*percent),
+            _ => None,
+        }
+    }
+
+    /// "drop 30%", "delay 300ms"…, with the percent of packets affected when below 100. A
+    /// drop shows the one figure that happens to packets, `share` × loss's own percent: the
+    /// netem user's `loss 10%`, not "drop 20% on 50%".
     pub fn describe(&self, percent: f64) -> String {
         let a = match self {
-            ActionSpec::Blackhole {} => "drop all".to_string(),
-            ActionSpec::Loss { percent } => format!("drop {percent}%"),
+            ActionSpec::Blackhole {} | ActionSpec::Loss { .. } => {
+                let p = effective_percent(self, percent);
+                return if p >= 100.0 {
+                    "drop all".to_string()
+                } else {
+                    format!("drop {}%", round_percent(p))
+                };
+            }
             ActionSpec::Latency {
                 delay,
                 jitter,
@@ -111,4 +127,14 @@ impl ActionSpec {
             a
         }
     }
+}
+
+/// The percent of matching packets `action` acts on when `share` percent of them are chosen.
+pub fn effective_percent(action: &ActionSpec, share: f64) -> f64 {
+    action.own_percent().map_or(share, |p| p * share / 100.0)
+}
+
+/// A percent at the daemon's resolution (0.0001 %), without float noise (`0.30000000000000004`).
+fn round_percent(p: f64) -> f64 {
+    (p * 10_000.0).round() / 10_000.0
 }

@@ -71,6 +71,12 @@ pub enum DirectionSpec {
 }
 
 impl FaultSpec {
+    /// The percent of matching packets the action is applied to: `percent` (the share), times
+    /// loss's own percent for a loss.
+    pub fn effective_percent(&self) -> f64 {
+        action::effective_percent(&self.action, self.percent)
+    }
+
     /// The one-line description of a fault used everywhere a fault is named in one line: the
     /// audit log, `chaosctl`, error messages. "loss: drop 30% to 10.0.3.0/24 tcp port 6379 on
     /// eth0, ttl 5m"; names and interfaces are escaped, so a hostile name cannot forge a line.
@@ -93,13 +99,19 @@ impl FaultSpec {
     }
 }
 
-impl std::fmt::Display for DirectionSpec {
+impl DirectionSpec {
     /// The JSON spelling: `egress`, `ingress`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+    pub fn as_str(self) -> &'static str {
+        match self {
             DirectionSpec::Egress => "egress",
             DirectionSpec::Ingress => "ingress",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for DirectionSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -129,6 +141,46 @@ pub struct Fault {
     pub remaining_ms: u64,
     /// Packet counters.
     pub counters: CountersView,
+    /// Who installed it (absent for faults the daemon made itself, or from older daemons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<CreatedBy>,
+}
+
+/// The client that installed a fault, as SO_PEERCRED saw it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedBy {
+    /// User id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// Group id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// Process id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// Process name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+}
+
+/// `PATCH /v1/faults/{id}`: what to change in a running fault, atomically (each field given
+/// replaces the fault's; what it matches never changes: remove it and add another).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultPatch {
+    /// The time left from now (humantime): extends or shortens the fault; ≤ `max_ttl`.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ttl: Option<Duration>,
+    /// The action's parameters; its `kind` must stay the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<ActionSpec>,
+    /// Share of matching packets affected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<f64>,
 }
 
 /// Error body of every 4xx/5xx answer.

@@ -33,6 +33,8 @@ pub struct Env<'a> {
     pub default_iface: Option<String>,
     /// Whether an interface exists, or why that cannot be told.
     pub iface_exists: &'a dyn Fn(&str) -> Result<bool, String>,
+    /// The interfaces there are (named when one given does not exist).
+    pub interfaces: &'a dyn Fn() -> Vec<String>,
     /// Protected paths, or why they could not be read (then every fault that could hit one
     /// without `force` is refused).
     pub protected: Result<&'a [Protected], String>,
@@ -53,6 +55,8 @@ pub struct Validated {
     pub rules: Vec<Rule>,
     /// The cgroup the rules are scoped to: the fault ends when it disappears.
     pub cgroup: Option<Cgroup>,
+    /// With `force`: the protection it overrides, if it hits one (for the audit line).
+    pub overrode: Option<String>,
 }
 
 /// True for characters that would let a name rewrite what a terminal or log shows: controls,
@@ -134,7 +138,11 @@ fn check_interface(spec: &FaultSpec, env: &Env) -> Result<String, ValidationErro
             Ok(true) => Ok(i.clone()),
             Ok(false) => Err(ValidationError::invalid(
                 "interface",
-                format!("interface {i} not found"),
+                format!(
+                    "interface {} not found; this network namespace has: {}",
+                    i.escape_default(),
+                    (env.interfaces)().join(", ")
+                ),
             )),
             Err(e) => Err(ValidationError {
                 kind: Refusal::Unavailable,
@@ -190,6 +198,11 @@ pub fn validate(spec: &FaultSpec, env: &Env) -> Result<Validated, ValidationErro
         action,
         expires_at_ns: None,
     };
+    let overrode = match &env.protected {
+        _ if !spec.force => None,
+        Ok(protected) => hits_protected(&rule, protected),
+        Err(_) => hits_protected(&rule, &[]),
+    };
     if !spec.force {
         let why = match &env.protected {
             Ok(protected) => hits_protected(&rule, protected).map(|why| (Refusal::Protected, why)),
@@ -227,6 +240,7 @@ pub fn validate(spec: &FaultSpec, env: &Env) -> Result<Validated, ValidationErro
         iface,
         rules: vec![rule],
         cgroup,
+        overrode,
     })
 }
 
@@ -245,6 +259,7 @@ mod tests {
             max_ttl: Duration::from_secs(3600),
             default_iface: Some("eth0".into()),
             iface_exists: &|i| Ok(i == "eth0" || i == "veth1"),
+            interfaces: &|| vec!["eth0".into(), "veth1".into()],
             protected: Ok(protected),
             fq: false,
             cgroup: &fake_cgroup,

@@ -58,9 +58,35 @@ pub enum Cmd {
         #[arg(long, value_enum, default_value_t = SortBy::Created)]
         sort_by: SortBy,
         /// Print only the fault ids, one per line (for scripts: `chaosctl rm $(chaosctl ls -q -l exp=42)`).
-        #[arg(short, long)]
+        #[arg(short, long, conflicts_with = "output")]
         quiet: bool,
+        /// Output: table, wide (every column: direction, effective percent, labels, expiry,
+        /// bytes, who made it), json or yaml (the API's fields).
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        /// Print the table again every --interval until Ctrl-C (live counters).
+        #[arg(short, long)]
+        watch: bool,
+        /// How often --watch refreshes.
+        #[arg(long, default_value = "2s", value_parser = duration, requires = "watch")]
+        interval: String,
     },
+    /// Everything about one fault: spec with defaults, effective percent, live counters,
+    /// created and expiry times, and who made it.
+    Get {
+        /// Fault id, unique id prefix, or name.
+        fault: String,
+        /// Output: the description (table), json or yaml.
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Change a running fault in place: its TTL (from now: extend or shorten) and its action's
+    /// parameters. What it matches cannot change (remove it and add another).
+    #[command(after_help = "Examples:\n  \
+        chaosctl update 3f9c --ttl 10m              # lifts 10 minutes from now\n  \
+        chaosctl update redis --percent 50          # a loss fault named redis: now 50%\n  \
+        chaosctl update 3f9c --delay 500ms --jitter 50ms")]
+    Update(Box<UpdateArgs>),
     /// Remove faults by id (or a unique prefix of one), by name or label, or all with --all.
     Rm {
         /// Fault ids or unique id prefixes.
@@ -125,7 +151,7 @@ pub enum AddKind {
     /// Drop every matching packet (or, with --percent, that share of them).
     Blackhole {
         /// Percent of matching packets dropped [default: 100] (the API's "percent").
-        #[arg(long, alias = "share")]
+        #[arg(long, alias = "share", value_parser = percent)]
         percent: Option<f64>,
         /// Match, TTL and the rest.
         #[command(flatten)]
@@ -134,7 +160,7 @@ pub enum AddKind {
     /// Drop a random percent of matching packets (as netem's `loss`).
     Loss {
         /// Percent of matching packets lost (0 < p ≤ 100; resolution 0.0001).
-        #[arg(long)]
+        #[arg(long, value_parser = percent)]
         percent: f64,
         /// Match, TTL and the rest.
         #[command(flatten)]
@@ -144,11 +170,11 @@ pub enum AddKind {
     /// times, on the interface while latency faults are there; a kernel without sch_fq refuses).
     Latency {
         /// Delay, e.g. 300ms (delay + jitter ≤ 60s).
-        #[arg(long)]
+        #[arg(long, value_parser = duration)]
         delay: String,
         /// The delay varies uniformly by up to this much either way, e.g. 20ms (≤ delay); a
         /// flow is never reordered unless --reorder.
-        #[arg(long)]
+        #[arg(long, value_parser = duration)]
         jitter: Option<String>,
         /// uniform (default), normal, pareto or paretonormal, as netem; with normal and the
         /// Pareto kinds --jitter is the standard deviation.
@@ -206,10 +232,10 @@ pub struct ExecArgs {
     #[arg(long, group = "kind")]
     pub blackhole: bool,
     /// Drop this percent of packets (0 < p ≤ 100).
-    #[arg(long, group = "kind", value_name = "PERCENT")]
+    #[arg(long, group = "kind", value_name = "PERCENT", value_parser = percent)]
     pub loss: Option<f64>,
     /// Delay packets by this much, e.g. 50ms (needs sch_fq).
-    #[arg(long, group = "kind", value_name = "DELAY")]
+    #[arg(long, group = "kind", value_name = "DELAY", value_parser = duration)]
     pub latency: Option<String>,
     /// Limit traffic to a rate, e.g. 10mbit (needs sch_fq).
     #[arg(long, group = "kind", value_name = "RATE")]
@@ -219,7 +245,7 @@ pub struct ExecArgs {
     pub to: Vec<String>,
     /// Longest the faults may live [default: the daemon's max_ttl]; they end sooner when the
     /// command exits.
-    #[arg(long)]
+    #[arg(long, value_parser = duration)]
     pub ttl: Option<String>,
     /// Port, protocol, interface, name, labels.
     #[command(flatten)]
@@ -227,6 +253,65 @@ pub struct ExecArgs {
     /// The command and its arguments (after `--`).
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
+}
+
+/// `chaosctl update`.
+#[derive(Args)]
+#[command(group = clap::ArgGroup::new("change").required(true).multiple(true))]
+pub struct UpdateArgs {
+    /// Fault id, unique id prefix, or name.
+    pub fault: String,
+    /// Time left from now, e.g. 10m (≤ the daemon's max_ttl).
+    #[arg(long, value_parser = duration, group = "change")]
+    pub ttl: Option<String>,
+    /// Percent of matching packets dropped (loss, blackhole) or affected (other kinds).
+    #[arg(long, value_parser = percent, group = "change")]
+    pub percent: Option<f64>,
+    /// Latency: the delay, e.g. 300ms.
+    #[arg(long, value_parser = duration, group = "change")]
+    pub delay: Option<String>,
+    /// Latency: the jitter, e.g. 20ms.
+    #[arg(long, value_parser = duration, group = "change")]
+    pub jitter: Option<String>,
+    /// Bandwidth: the rate, e.g. 10mbit.
+    #[arg(long, group = "change")]
+    pub rate: Option<String>,
+    /// DNS: nxdomain, servfail, refused or drop.
+    #[arg(long, value_parser = ["nxdomain", "servfail", "refused", "drop"], group = "change")]
+    pub response: Option<String>,
+}
+
+/// How `ls` and `get` print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Aligned columns.
+    Table,
+    /// Aligned columns, all of them.
+    Wide,
+    /// The API's JSON.
+    Json,
+    /// The API's fields as YAML.
+    Yaml,
+}
+
+/// A humantime duration with its unit ("90s", "5m", "1h30m"), checked here so a bare number
+/// is a usage error that says what to write, not the daemon's parser column.
+pub fn duration(s: &str) -> Result<String, String> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!("{s:?} has no unit: write {s}s, {s}ms or {s}m"));
+    }
+    humantime::parse_duration(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("{e} (write e.g. 90s, 5m, 1h30m)"))
+}
+
+/// A percent, 0 < p ≤ 100.
+pub fn percent(s: &str) -> Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(p) if p > 0.0 && p <= 100.0 => Ok(p),
+        Ok(_) => Err("must be more than 0 and at most 100".into()),
+        Err(_) => Err(format!("{s:?} is not a number")),
+    }
 }
 
 /// Row order of `ls`.
@@ -285,7 +370,7 @@ pub struct Common {
     #[arg(long, value_name = "CGROUP", conflicts_with = "from")]
     pub cgroup: Option<String>,
     /// Lifetime, e.g. 90s, 5m (required; capped by the daemon's max_ttl).
-    #[arg(long)]
+    #[arg(long, value_parser = duration)]
     pub ttl: String,
     /// Port, protocol, interface, name, labels.
     #[command(flatten)]
@@ -296,10 +381,10 @@ pub struct Common {
 #[derive(Args, Clone)]
 pub struct FaultOpts {
     /// Remote port (destination with --to, source with --from).
-    #[arg(long)]
-    pub port: Option<i64>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
     /// tcp, udp, icmp or any.
-    #[arg(long)]
+    #[arg(long, value_parser = ["tcp", "udp", "icmp", "any"])]
     pub proto: Option<String>,
     /// Interface [default: the one holding the default route].
     #[arg(long)]
@@ -344,6 +429,52 @@ mod tests {
         assert!(Cli::try_parse_from(["chaosctl", "rm", "--all", "--name", "x"]).is_err());
         assert!(Cli::try_parse_from(["chaosctl", "ls", "-l", "a=b", "--name", "x"]).is_ok());
         assert!(Cli::try_parse_from(["chaosctl", "rm", "-l", "a=b"]).is_ok());
+    }
+
+    #[test]
+    fn values_the_daemon_would_refuse_are_usage_errors_naming_the_flag() {
+        let add = |extra: &[&str]| {
+            let mut a = vec![
+                "chaosctl",
+                "add",
+                "loss",
+                "--to",
+                "10.0.0.1",
+                "--percent",
+                "5",
+            ];
+            a.extend(extra);
+            Cli::try_parse_from(a)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert!(add(&["--ttl", "1m"]).is_ok());
+        let e = add(&["--ttl", "60"]).unwrap_err();
+        assert!(e.contains("--ttl") && e.contains("60s"), "{e}");
+        let e = add(&["--ttl", "1m", "--proto", "sctp"]).unwrap_err();
+        assert!(e.contains("--proto") && e.contains("tcp"), "{e}");
+        let e = add(&["--ttl", "1m", "--port", "70000"]).unwrap_err();
+        assert!(e.contains("--port"), "{e}");
+        let e = Cli::try_parse_from([
+            "chaosctl",
+            "add",
+            "blackhole",
+            "--to",
+            "a",
+            "--ttl",
+            "1m",
+            "--share",
+            "0",
+        ])
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--percent") && e.contains("more than 0"), "{e}");
+        assert!(
+            Cli::try_parse_from(["chaosctl", "update", "abc"]).is_err(),
+            "nothing to change"
+        );
+        assert!(Cli::try_parse_from(["chaosctl", "update", "abc", "--ttl", "5m"]).is_ok());
     }
 
     #[test]

@@ -186,11 +186,11 @@ pub async fn run(args: &ExecArgs, ctx: &Ctx) -> i32 {
             }
         },
         Ok((_, body)) => {
-            refused(&body);
+            refused(&body, ctx.json);
             return EXIT_SETUP;
         }
         Err(e) => {
-            unreachable(&e);
+            unreachable(&e, ctx.json);
             return EXIT_SETUP;
         }
     };
@@ -282,9 +282,9 @@ async fn lift(faults: &[Fault], ctx: &Ctx) {
         let path = format!("/v1/faults/{}", segment(&f.id));
         match ctx.client.request(Method::DELETE, &path, None).await {
             Ok((status, _)) if (200..300).contains(&status) || status == 404 => {}
-            Ok((_, body)) => refused(&body),
+            Ok((_, body)) => refused(&body, ctx.json),
             Err(e) => {
-                unreachable(&e);
+                unreachable(&e, ctx.json);
                 eprintln!(
                     "chaosctl exec: fault {} ends at its TTL or with the daemon",
                     f.id

@@ -1,12 +1,13 @@
-//! `chaosctl ls [--name N] [-l KEY=VALUE…] [--sort-by …] [-q]`: faults with their TTL left and
-//! live counters, oldest first unless asked otherwise, or just their ids.
+//! `chaosctl ls [--name N] [-l KEY=VALUE…] [--sort-by …] [-q | -o wide|json|yaml] [--watch]`:
+//! faults with their TTL left and live counters, oldest first unless asked otherwise, or just
+//! their ids; again and again with `--watch`.
 
 use chaos_daemon::spec::{Fault, Selector};
 use hyper::Method;
 
 use crate::{
-    args::SortBy,
-    output::{Ctx, EXIT_USAGE},
+    args::{Output, SortBy},
+    output::{Ctx, EXIT_USAGE, print_yaml},
     table,
 };
 
@@ -35,28 +36,68 @@ pub fn sort(faults: &mut [Fault], order: SortBy) {
     }
 }
 
+/// How `ls` prints and repeats.
+pub struct View {
+    /// Row order.
+    pub order: SortBy,
+    /// Ids only.
+    pub quiet: bool,
+    /// Format.
+    pub output: Output,
+    /// Repeat every this often (`--watch`).
+    pub every: Option<std::time::Duration>,
+}
+
 /// Runs `ls`.
-pub async fn run(sel: &Selector, order: SortBy, quiet: bool, ctx: &Ctx) -> i32 {
-    if quiet && ctx.json {
+pub async fn run(sel: &Selector, view: &View, ctx: &Ctx) -> i32 {
+    if (view.quiet || view.output != Output::Table) && ctx.json {
         eprintln!(
-            "chaosctl ls: -q (ids only) and --json (the API's JSON) cannot both be printed; pick one\n\nFor more information, try '--help'."
+            "chaosctl ls: --json prints the API's JSON; it cannot be combined with -q or -o (use -o json)\n\nFor more information, try '--help'."
         );
         return EXIT_USAGE;
     }
+    let Some(every) = view.every else {
+        return once(sel, view, ctx).await;
+    };
+    let clear = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    loop {
+        if clear {
+            // Home and clear: each refresh replaces the last, as watch(1) does.
+            print!("\x1b[H\x1b[2J");
+        }
+        let code = once(sel, view, ctx).await;
+        if code != 0 {
+            return code;
+        }
+        println!();
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = tokio::signal::ctrl_c() => return 0,
+        }
+    }
+}
+
+async fn once(sel: &Selector, view: &View, ctx: &Ctx) -> i32 {
     match ctx
         .fetch::<Vec<Fault>>(Method::GET, &faults_path(sel), None)
         .await
     {
         Ok(Some(mut faults)) => {
-            sort(&mut faults, order);
-            if quiet {
-                for f in &faults {
-                    println!("{}", f.id);
+            sort(&mut faults, view.order);
+            match view.output {
+                _ if view.quiet => {
+                    for f in &faults {
+                        println!("{}", f.id);
+                    }
                 }
-            } else if faults.is_empty() {
-                println!("no faults");
-            } else {
-                println!("{}", table::render(&faults).trim_end());
+                Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&faults).expect("faults serialise")
+                ),
+                Output::Yaml => return print_yaml(&faults),
+                _ if faults.is_empty() => println!("no faults"),
+                Output::Table => println!("{}", table::render(&faults, false).trim_end()),
+                Output::Wide => println!("{}", table::render(&faults, true).trim_end()),
             }
             0
         }

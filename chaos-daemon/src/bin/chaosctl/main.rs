@@ -4,12 +4,15 @@
 mod add;
 mod args;
 mod exec;
+mod find;
+mod get;
 mod ls;
 mod output;
 mod rm;
 mod run;
 mod status;
 mod table;
+mod update;
 
 use clap::{CommandFactory, Parser};
 
@@ -50,7 +53,22 @@ fn main() {
                 select,
                 sort_by,
                 quiet,
-            } => ls::run(&select.selector(), *sort_by, *quiet, &ctx).await,
+                output,
+                watch,
+                interval,
+            } => {
+                let view = ls::View {
+                    order: *sort_by,
+                    quiet: *quiet,
+                    output: *output,
+                    every: watch.then(|| {
+                        humantime::parse_duration(interval).expect("checked by the parser")
+                    }),
+                };
+                ls::run(&select.selector(), &view, &ctx).await
+            }
+            Cmd::Get { fault, output } => get::run(fault, *output, &ctx).await,
+            Cmd::Update(args) => update::run(args, &ctx).await,
             Cmd::Rm { ids, select, all } => rm::run(ids, &select.selector(), *all, &ctx).await,
             Cmd::Exec(args) => exec::run(args, &ctx).await,
             Cmd::Run { file, junit } => run::run(file, junit.as_deref(), &ctx).await,

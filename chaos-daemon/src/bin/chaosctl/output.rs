@@ -32,10 +32,10 @@ impl Ctx {
         match self.client.request(method, path, body).await {
             Ok((status, body)) if (200..300).contains(&status) => Ok((status, body)),
             Ok((_, body)) => {
-                refused(&body);
+                refused(&body, self.json);
                 Err(EXIT_REFUSED)
             }
-            Err(e) => Err(unreachable(&e)),
+            Err(e) => Err(unreachable(&e, self.json)),
         }
     }
 }
@@ -73,22 +73,73 @@ pub fn segment(s: &str) -> String {
         .collect()
 }
 
-/// Reports the daemon's refusal.
-pub fn refused(body: &[u8]) {
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(e) => match e.field {
-            Some(f) => eprintln!("chaosctl: refused ({f}): {}", e.error),
-            None => eprintln!("chaosctl: refused: {}", e.error),
+/// The chaosctl flag that sets an API field (`match.port` → `--port`), for errors in the
+/// words the user typed.
+fn flag_of(field: &str) -> Option<&'static str> {
+    // A batch item's position ("[2].ttl") and a label's key ("labels.team") do not matter here.
+    let field = field.split_once("].").map_or(field, |(_, f)| f);
+    Some(match field.split('.').next().unwrap_or(field) {
+        "labels" => "--label",
+        _ => match field {
+            "force" => "--force",
+            "interface" => "--iface",
+            "ttl" => "--ttl",
+            "name" => "--name",
+            "percent" | "action.percent" => "--percent",
+            "match.cidr" => "--to/--from",
+            "match.port" => "--port",
+            "match.protocol" => "--proto",
+            "match.cgroup" => "--cgroup",
+            "match" => "--to/--from, --port, --proto",
+            "direction" => "--to/--from",
+            "action.delay" => "--delay",
+            "action.jitter" => "--jitter",
+            "action.distribution" => "--distribution",
+            "action.correlation" => "--correlation",
+            "action.rate" => "--rate",
+            "action.domain" => "--domain",
+            "action.response" => "--response",
+            _ => return None,
         },
-        Err(_) => eprintln!(
-            "chaosctl: refused: {}",
-            String::from_utf8_lossy(body).escape_debug()
+    })
+}
+
+/// The daemon's advice in flag words: 'add "force": true' → 'add --force'.
+fn in_flag_words(message: &str) -> String {
+    message
+        .replace("\"force\": true", "--force")
+        .replace("\"interface\"", "--iface")
+        .replace("\"ttl\"", "--ttl")
+}
+
+/// Reports the daemon's refusal: the flag it is about first, then the daemon's words (the API
+/// field in brackets, for scripts and the README). With `--json`, one JSON object on stderr.
+pub fn refused(body: &[u8], json: bool) {
+    let (error, field) = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) => (e.error, e.field),
+        Err(_) => (
+            String::from_utf8_lossy(body).escape_debug().to_string(),
+            None,
         ),
+    };
+    let flag = field.as_deref().and_then(flag_of);
+    if json {
+        eprintln!(
+            "{}",
+            serde_json::json!({"error": error, "field": field, "flag": flag, "exit_code": EXIT_REFUSED})
+        );
+        return;
+    }
+    let error = in_flag_words(&error);
+    match (flag, field) {
+        (Some(flag), Some(f)) => eprintln!("chaosctl: {flag}: {error} (API field {f})"),
+        (None, Some(f)) => eprintln!("chaosctl: refused ({f}): {error}"),
+        _ => eprintln!("chaosctl: refused: {error}"),
     }
 }
 
 /// Reports why the daemon could not be reached, with what to do about it.
-pub fn unreachable(e: &ClientError) -> i32 {
+pub fn unreachable(e: &ClientError, json: bool) -> i32 {
     let hint = match e {
         ClientError::Unreachable { source, .. }
             if source.kind() == std::io::ErrorKind::PermissionDenied =>
@@ -101,13 +152,53 @@ pub fn unreachable(e: &ClientError) -> i32 {
         }
         ClientError::Protocol(_) => "The daemon closed the connection; see its log.",
     };
-    eprintln!("chaosctl: {e}\n{hint}");
+    if json {
+        eprintln!(
+            "{}",
+            serde_json::json!({"error": e.to_string(), "hint": hint, "exit_code": EXIT_UNREACHABLE})
+        );
+    } else {
+        eprintln!("chaosctl: {e}\n{hint}");
+    }
     EXIT_UNREACHABLE
+}
+
+/// Prints `value` as YAML.
+pub fn print_yaml<T: serde::Serialize>(value: &T) -> i32 {
+    match serde_norway::to_string(value) {
+        Ok(y) => {
+            print!("{y}");
+            0
+        }
+        Err(e) => {
+            eprintln!("chaosctl: cannot write YAML: {e}");
+            EXIT_REFUSED
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_fields_are_named_by_their_flags() {
+        assert_eq!(flag_of("match.port"), Some("--port"));
+        assert_eq!(flag_of("[3].action.percent"), Some("--percent"));
+        assert_eq!(flag_of("labels.team"), Some("--label"));
+        assert_eq!(flag_of("interface"), Some("--iface"));
+        assert_eq!(flag_of("steady_state"), None);
+        assert_eq!(
+            in_flag_words(
+                "fault would hit a protected path (ssh); add \"force\": true to do it anyway"
+            ),
+            "fault would hit a protected path (ssh); add --force to do it anyway"
+        );
+        assert_eq!(
+            in_flag_words("no default route to pick an interface from: give \"interface\""),
+            "no default route to pick an interface from: give --iface"
+        );
+    }
 
     #[test]
     fn ids_are_percent_encoded() {

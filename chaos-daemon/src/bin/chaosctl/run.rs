@@ -99,11 +99,11 @@ pub async fn run(file: &Path, junit: Option<&Path>, ctx: &Ctx) -> i32 {
             }
         },
         Ok((_, body)) => {
-            refused(&body);
+            refused(&body, ctx.json);
             return exit::NOT_RUN;
         }
         Err(e) => {
-            unreachable(&e);
+            unreachable(&e, ctx.json);
             return exit::NOT_RUN;
         }
     };
