@@ -158,6 +158,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_example_parses_and_differs_from_the_defaults_only_in_socket_group() {
+        let c: Config = toml::from_str(include_str!("../config.example.toml")).unwrap();
+        c.check().unwrap();
+        let d = Config::default();
+        assert_eq!(c.socket_group.as_deref(), Some("chaos"));
+        assert_eq!(
+            (c.max_ttl, c.max_rules, c.deadman, c.metrics_per_fault),
+            (d.max_ttl, d.max_rules, d.deadman, d.metrics_per_fault)
+        );
+    }
+
+    #[test]
     fn defaults_and_overrides() {
         let c: Config =
             toml::from_str("max_ttl = \"10m\"\nprotected_cidrs = [\"10.0.0.0/8\"]").unwrap();

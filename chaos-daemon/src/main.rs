@@ -58,6 +58,9 @@ enum Cmd {
     /// pre-6.6 kernel left behind, and the fq it installed for latency faults (state.json
     /// beside the socket). TCX/XDP links die with the daemon.
     Cleanup,
+    /// Print the man page (roff), as `cargo xtask install` and the Debian package install it.
+    #[command(hide = true)]
+    Man,
 }
 
 fn init_logging(format: LogFormat) {
@@ -75,6 +78,12 @@ fn init_logging(format: LogFormat) {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(Cmd::Man) = args.cmd {
+        // Before the config: packaging runs this where no config exists.
+        clap_mangen::Man::new(<Args as clap::CommandFactory>::command())
+            .render(&mut std::io::stdout())?;
+        return Ok(());
+    }
     let started = std::time::Instant::now();
     let mut config = match &args.config {
         Some(path) => Config::load(path, true)?,

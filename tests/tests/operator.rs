@@ -502,6 +502,17 @@ fn chaosctl_get_update_outputs_watch_and_errors_in_flag_words() {
         "a duplicate names the fault: {err}"
     );
 
+    let status = d.ctl_ok(&["status"]);
+    for want in [
+        ", up ",
+        &format!("socket:             {}", d.socket.display()),
+        "default interface:  va",
+        "attached to:        va",
+        "limits:             max_ttl 1h, max_rules 100000",
+    ] {
+        assert!(status.contains(want), "{want:?} missing:\n{status}");
+    }
+
     // --watch prints the table again until interrupted.
     let watch = Command::new(bin("chaosctl"))
         .arg("--socket")

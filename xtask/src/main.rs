@@ -7,6 +7,7 @@
 //! * `demo`  — setup, build, then a narrated end-to-end run in two network namespaces.
 //! * `vm`    — setup, then one command inside a qemu VM on Debian's 6.1 or 6.12 kernel ([`vm`]).
 
+mod package;
 mod vm;
 
 use std::{
@@ -32,6 +33,8 @@ const APT_PACKAGES: &[&str] = &[
     "jq",
     "nftables",
     "systemd",
+    // The package check: useradd/groupadd, and runuser (util-linux) for the non-root operator.
+    "passwd",
     // nsenter: the cgroup tests enter only a network namespace (ip netns exec hides cgroups).
     "util-linux",
     // DNS fault tests: a real server (dnsmasq) and client (dig).
@@ -64,6 +67,18 @@ enum Cmd {
     Bench,
     /// Setup, build, then a narrated end-to-end demo in two network namespaces (root).
     Demo,
+    /// Setup, release build, then install: binaries to /usr/local/bin, the systemd unit to
+    /// /etc/systemd/system, /etc/chaos-daemon/config.toml (only if absent), man pages,
+    /// completions, and the `chaos` group (root).
+    Install,
+    /// Setup, release build, then a Debian package in target/package/ that installs the same
+    /// under /usr (its purge removes everything, the group included).
+    Package {
+        /// Instead: package the debug binaries and run the check `cargo xtask test` runs
+        /// (install, systemd-analyze verify, use as a non-root member of the group, purge; root).
+        #[arg(long)]
+        check: bool,
+    },
     /// Setup, then run a command inside a qemu VM booted on Debian's generic 6.1 (no TCX) or
     /// 6.12 kernel, the host's root mounted read-only as its root (root). Kernels are cached
     /// under target/vm. Example: `cargo xtask vm --kernel 6.1 -- tc qdisc add dev lo root fq`.
@@ -97,6 +112,27 @@ fn main() -> Result<()> {
             build_release()?;
             run(&mut Command::new(root.join("target/release/chaos-bench")))?;
             vm_bench()
+        }
+        Cmd::Install => {
+            require_root("it writes /usr/local, /etc and creates a group")?;
+            setup()?;
+            package::install(&root)
+        }
+        Cmd::Package { check: true } => {
+            require_root("the check installs the package")?;
+            println!("package: {}", package::check(&root)?);
+            Ok(())
+        }
+        Cmd::Package { check: false } => {
+            setup()?;
+            cargo(&["build", "--release", "-p", "chaos-daemon", "--bins"])?;
+            let deb = package::package(
+                &root,
+                &root.join("target/release"),
+                &root.join("target/package"),
+            )?;
+            println!("package: {}", deb.display());
+            Ok(())
         }
         Cmd::Demo => {
             require_root("the demo creates network namespaces and loads eBPF programs")?;
@@ -305,6 +341,9 @@ fn test() -> Result<()> {
         "--test-threads",
         "4",
     ])?;
+    println!("test: the Debian package (install, systemd-analyze verify, non-root use, purge)");
+    let packaged = package::check(&workspace_root())?;
+    println!("test: {packaged}");
     let left = chaos_namespaces();
     if !left.is_empty() {
         bail!("tests left network namespaces behind: {}", left.join(" "));

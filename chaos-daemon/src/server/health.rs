@@ -19,6 +19,8 @@ pub async fn get(State(state): State<Arc<AppState>>) -> Json<Health> {
         version: env!("CARGO_PKG_VERSION").into(),
         kernel: host::kernel_release(),
         interfaces: summary.interfaces,
+        default_interface: host::default_iface(),
+        uptime_ms: u64::try_from(state.started.elapsed().as_millis()).unwrap_or(u64::MAX),
         features: Features {
             fq: host::has_fq(),
             tcx: host::has_tcx(),

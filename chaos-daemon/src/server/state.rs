@@ -40,6 +40,8 @@ pub struct AppState {
     /// The last successful reading of the SSH peers. A failed one is never cached.
     ssh_peers: Mutex<Option<(Instant, Vec<IpAddr>)>>,
     read_ssh_peers: PeerReader,
+    /// When the state was made (the daemon's uptime counts from it).
+    pub started: Instant,
     /// Bounds how many fault listings are held in memory at once.
     pub(super) list_permits: Arc<tokio::sync::Semaphore>,
 }
@@ -79,6 +81,7 @@ impl AppState {
             configured_protected,
             ssh_peers: Mutex::new(None),
             read_ssh_peers: reader,
+            started: Instant::now(),
             list_permits: Arc::new(tokio::sync::Semaphore::new(LISTINGS_IN_FLIGHT)),
         })
     }

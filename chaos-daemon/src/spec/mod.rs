@@ -204,6 +204,12 @@ pub struct Health {
     pub kernel: String,
     /// Interfaces with programs attached.
     pub interfaces: Vec<String>,
+    /// The interface faults go to when they name none (the default route's), if there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_interface: Option<String>,
+    /// Milliseconds since the daemon started serving.
+    #[serde(default)]
+    pub uptime_ms: u64,
     /// Kernel features.
     pub features: Features,
     /// Active faults.

@@ -138,7 +138,11 @@ pub enum Cmd {
     Exec(Box<ExecArgs>),
     /// Daemon health: version, kernel, interfaces, features.
     Status,
-    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    /// Print the man page (roff), as `cargo xtask install` and the Debian package install it.
+    #[command(hide = true)]
+    Man,
+    /// Print shell completions (bash, zsh, fish, elvish, powershell), e.g.
+    /// `chaosctl completions bash > /usr/share/bash-completion/completions/chaosctl`.
     Completions {
         /// Shell.
         shell: clap_complete::Shell,

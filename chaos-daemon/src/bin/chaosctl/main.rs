@@ -38,6 +38,13 @@ fn main() {
         );
         return;
     }
+    if let Cmd::Man = &cli.cmd {
+        if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+            eprintln!("chaosctl: cannot write the man page: {e}");
+            std::process::exit(output::EXIT_REFUSED);
+        }
+        return;
+    }
     let ctx = Ctx {
         client: chaos_daemon::client::Client::new(&cli.socket),
         json: cli.json,
@@ -72,8 +79,8 @@ fn main() {
             Cmd::Rm { ids, select, all } => rm::run(ids, &select.selector(), *all, &ctx).await,
             Cmd::Exec(args) => exec::run(args, &ctx).await,
             Cmd::Run { file, junit } => run::run(file, junit.as_deref(), &ctx).await,
-            Cmd::Status => status::run(&ctx).await,
-            Cmd::Completions { .. } => unreachable!("handled above"),
+            Cmd::Status => status::run(&cli.socket, &ctx).await,
+            Cmd::Completions { .. } | Cmd::Man => unreachable!("handled above"),
         }
     });
     std::process::exit(code);
