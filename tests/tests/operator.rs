@@ -391,6 +391,7 @@ fn chaosctl_get_update_outputs_watch_and_errors_in_flag_words() {
     let f: Value = serde_json::from_str(&d.ctl_ok(&["get", "redis", "-o", "json"])).unwrap();
     assert!(f["remaining_ms"].as_u64().unwrap() > 29 * 60 * 1000, "{f}");
     assert_eq!(f["spec"]["action"]["percent"], 50.0);
+    assert_eq!(f["effective_percent"], 50.0);
 
     let wide = d.ctl_ok(&["ls", "-o", "wide"]);
     let header = wide.lines().next().unwrap();

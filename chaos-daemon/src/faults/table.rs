@@ -167,8 +167,14 @@ impl Faults {
         }
         // Bring every interface's injector up to date (programs loaded, attached to the device
         // that has the name now) first, so TTLs count from the moment of installation.
-        for iface in by_iface.keys() {
-            if let Err(e) = self.injector(iface) {
+        for (iface, idx) in &by_iface {
+            let rules = idx.iter().flat_map(|&i| items[i].rules.iter());
+            // The DNS program takes seconds to verify on a loaded host: a 2 s TTL counted
+            // before it would end before the rule ever worked.
+            let ready = self
+                .injector(iface)
+                .and_then(|inj| inj.preload(rules).map_err(loader_error));
+            if let Err(e) = ready {
                 self.drop_idle_injectors();
                 return Err(e);
             }
@@ -354,6 +360,7 @@ impl Faults {
             expires_at: rfc3339(e.created.checked_add(e.spec.ttl).unwrap_or(e.created)),
             remaining_ms: u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX),
             counters,
+            effective_percent: e.spec.effective_percent(),
             created_by: match e.caller {
                 Caller::Daemon => None,
                 Caller::Client {

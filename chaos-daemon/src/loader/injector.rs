@@ -226,6 +226,20 @@ impl Injector {
         Ok(self.add_batch(std::slice::from_ref(rule))?[0])
     }
 
+    /// Loads what `rules` need that is slow to verify (the DNS program) without changing what
+    /// any packet sees, so a caller can do it before it starts counting their TTLs.
+    pub fn preload<'a>(&mut self, rules: impl IntoIterator<Item = &'a Rule>) -> Result<(), Error> {
+        if !self.dns_loaded
+            && rules
+                .into_iter()
+                .any(|r| matches!(r.matches, super::Match::Dns(_)))
+        {
+            attach::load_dns(&mut self.ebpf)?;
+            self.dns_loaded = true;
+        }
+        Ok(())
+    }
+
     /// Installs all rules or none. Validation and conflict checks happen before any map write.
     pub fn add_batch(&mut self, rules: &[Rule]) -> Result<Vec<RuleId>, Error> {
         let compiled = rules.iter().map(compile).collect::<Result<Vec<_>, _>>()?;
@@ -259,14 +273,7 @@ impl Injector {
         if total > MAX_SLOTS as usize {
             return Err(Error::Full(self.installed.len() as u32));
         }
-        if !self.dns_loaded
-            && rules
-                .iter()
-                .any(|r| matches!(r.matches, super::Match::Dns(_)))
-        {
-            attach::load_dns(&mut self.ebpf)?;
-            self.dns_loaded = true;
-        }
+        self.preload(rules)?;
         if rules.iter().any(Rule::needs_fq) {
             self.ensure_fq()?;
         }

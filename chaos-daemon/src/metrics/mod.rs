@@ -267,6 +267,7 @@ mod tests {
                 matched_bytes: counters * 100,
                 affected: counters,
             },
+            effective_percent: 100.0,
             created_by: None,
         }
     }

@@ -141,6 +141,10 @@ pub struct Fault {
     pub remaining_ms: u64,
     /// Packet counters.
     pub counters: CountersView,
+    /// The percent of matching packets the action is applied to: `percent` times loss's own
+    /// percent (a loss of 20 % on half the packets is 10 %), the figure netem users think in.
+    #[serde(default)]
+    pub effective_percent: f64,
     /// Who installed it (absent for faults the daemon made itself, or from older daemons).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<CreatedBy>,
