@@ -462,7 +462,11 @@ impl Faults {
         let mut spec = v.spec;
         spec.ttl = match remaining {
             // The view's expires_at is created + ttl: keep that the new deadline.
-            Some(r) => created.elapsed().unwrap_or_default() + r,
+            // Whole milliseconds: the spec reads "10m 385ms", not nanosecond noise.
+            Some(r) => {
+                let elapsed = created.elapsed().unwrap_or_default().as_millis();
+                Duration::from_millis(u64::try_from(elapsed).unwrap_or(u64::MAX)) + r
+            }
             None => self.entries[id].spec.ttl,
         };
         let e = self.entries.get_mut(id).expect("looked up above");
