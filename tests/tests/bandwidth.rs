@@ -34,6 +34,22 @@ fn within(what: &str, got: &Transfer, want_mbit: f64, tolerance: f64) {
     );
 }
 
+/// The neighbour's UDP offered at 20 Mbit/s beside a 10mbit rule: nothing lost, and well past
+/// the limit. Its exact goodput is the sender's: a TCG guest's iperf3 offered 16.8 and 17.4
+/// of 20 Mbit/s in two runs, losing nothing, so it is not held to 20 ± 5 %.
+fn unlimited(free: &Transfer) {
+    eprintln!(
+        "the neighbour's UDP at 20 Mbit/s: {:.2} Mbit/s ({free:?})",
+        free.mbit()
+    );
+    assert_eq!(free.lost, 0, "the neighbour lost datagrams: {free:?}");
+    assert!(
+        free.mbit() >= 1.5 * 10.0,
+        "the neighbour got {:.2} Mbit/s, not clearly above the 10 Mbit/s limit",
+        free.mbit()
+    );
+}
+
 #[test]
 fn ingress_policer_holds_udp_to_the_rate_and_spares_the_neighbour() {
     let _alone = traffic::exclusive();
@@ -53,20 +69,7 @@ fn ingress_policer_holds_udp_to_the_rate_and_spares_the_neighbour() {
         10.0 * UDP_PAYLOAD_SHARE,
         0.15,
     );
-    // The neighbour is not policed: nothing of it is lost, and it gets well past the policed
-    // rate. Its exact goodput is the sender's (a TCG guest's iperf3 offered 16.8 of 20 Mbit/s
-    // once, losing nothing), so it is not held to 20 Mbit/s.
-    let free = traffic::send(&p, from(B4_ALT), Load::Udp(20), 4);
-    eprintln!(
-        "the neighbour's UDP at 20 Mbit/s: {:.2} Mbit/s ({free:?})",
-        free.mbit()
-    );
-    assert_eq!(free.lost, 0, "the neighbour lost datagrams: {free:?}");
-    assert!(
-        free.mbit() >= 1.5 * 10.0,
-        "the neighbour got {:.2} Mbit/s, not clearly above the 10 Mbit/s policer",
-        free.mbit()
-    );
+    unlimited(&traffic::send(&p, from(B4_ALT), Load::Udp(20), 4));
     // TCP at the veth's own RTT: a policer cannot slow TCP below one segment per RTT without
     // timeouts; report the figure and check only that the rate is never exceeded.
     let tcp = traffic::send(&p, from(B4), Load::Tcp, 4);
@@ -150,6 +153,5 @@ fn egress_pacing_holds_tcp_to_the_rate_or_is_refused_without_fq() {
         10.0 * UDP_PAYLOAD_SHARE,
         0.10,
     );
-    let free = traffic::send(&p, to(B4_ALT), Load::Udp(20), 2);
-    within("the neighbour's UDP at 20 Mbit/s", &free, 20.0, 0.05);
+    unlimited(&traffic::send(&p, to(B4_ALT), Load::Udp(20), 4));
 }
