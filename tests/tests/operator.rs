@@ -465,7 +465,7 @@ fn chaosctl_get_update_outputs_watch_and_errors_in_flag_words() {
         err.contains("--force") && !err.contains("\"force\""),
         "{err}"
     );
-    let out = d.ctl(&[
+    let unknown_iface = [
         "add",
         "blackhole",
         "--to",
@@ -474,23 +474,14 @@ fn chaosctl_get_update_outputs_watch_and_errors_in_flag_words() {
         "1m",
         "--iface",
         "nope0",
-    ]);
+    ];
+    let out = d.ctl(&unknown_iface);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.starts_with("chaosctl: --iface: ") && err.contains("va"),
         "{err}"
     );
-    let out = d.ctl(&[
-        "--json",
-        "add",
-        "blackhole",
-        "--to",
-        B4_ALT,
-        "--ttl",
-        "1m",
-        "--iface",
-        "nope0",
-    ]);
+    let out = d.ctl(&[&["--json"][..], &unknown_iface].concat());
     let e: Value = serde_json::from_slice(&out.stderr).expect("a JSON error");
     assert_eq!(
         (e["field"].as_str(), e["flag"].as_str()),

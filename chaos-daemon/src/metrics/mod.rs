@@ -45,8 +45,11 @@ impl SeriesKey {
         }
     }
 
-    fn other(mut self) -> SeriesKey {
-        self.name = OTHER.into();
+    /// Itself if `series` holds it or has room for it, else the `_other` series of its kind.
+    fn within_cap<V>(mut self, series: &BTreeMap<SeriesKey, V>) -> SeriesKey {
+        if !series.contains_key(&self) && series.len() >= MAX_AGGREGATE_SERIES {
+            self.name = OTHER.into();
+        }
         self
     }
 
@@ -69,12 +72,7 @@ pub struct Retired {
 impl Retired {
     /// Adds the last counts of a removed fault.
     pub fn add(&mut self, spec: &FaultSpec, counters: &CountersView) {
-        let key = SeriesKey::of(spec);
-        let key = if self.series.contains_key(&key) || self.series.len() < MAX_AGGREGATE_SERIES {
-            key
-        } else {
-            key.other()
-        };
+        let key = SeriesKey::of(spec).within_cap(&self.series);
         add(self.series.entry(key).or_default(), counters);
     }
 
@@ -230,12 +228,7 @@ impl Metrics {
         } else {
             let mut sums = scrape.retired.clone();
             for f in &scrape.faults {
-                let key = SeriesKey::of(&f.spec);
-                let key = if sums.contains_key(&key) || sums.len() < MAX_AGGREGATE_SERIES {
-                    key
-                } else {
-                    key.other()
-                };
+                let key = SeriesKey::of(&f.spec).within_cap(&sums);
                 add(sums.entry(key).or_default(), &f.counters);
             }
             for (key, c) in &sums {

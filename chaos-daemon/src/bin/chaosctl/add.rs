@@ -1,12 +1,11 @@
 //! `chaosctl add KIND …`: builds a FaultSpec and posts it.
 
-use chaos_daemon::spec::Fault;
 use hyper::Method;
 use serde_json::{Value, json};
 
 use crate::{
     args::{AddKind, Common},
-    output::{Ctx, EXIT_USAGE},
+    output::{Ctx, EXIT_USAGE, send_fault},
 };
 
 fn common(kind: &AddKind) -> &Common {
@@ -108,22 +107,7 @@ pub async fn run(kind: &AddKind, ctx: &Ctx) -> i32 {
         return EXIT_USAGE;
     }
     let body = spec_json(kind).to_string().into_bytes();
-    match ctx
-        .fetch::<Fault>(Method::POST, "/v1/faults", Some(body))
-        .await
-    {
-        Ok(Some(f)) => {
-            println!(
-                "created {}: {}; lifts at {}",
-                f.id,
-                f.spec.summary(),
-                f.expires_at
-            );
-            0
-        }
-        Ok(None) => 0,
-        Err(code) => code,
-    }
+    send_fault(ctx, Method::POST, "/v1/faults", body, "created").await
 }
 
 #[cfg(test)]

@@ -61,6 +61,27 @@ impl Ctx {
     }
 }
 
+/// Sends a fault `body` (`add`, `update`) and prints "`done` ID: SUMMARY; lifts at T", or with
+/// `--json` the daemon's answer; the exit code.
+pub async fn send_fault(ctx: &Ctx, method: Method, path: &str, body: Vec<u8>, done: &str) -> i32 {
+    match ctx
+        .fetch::<chaos_daemon::spec::Fault>(method, path, Some(body))
+        .await
+    {
+        Ok(Some(f)) => {
+            println!(
+                "{done} {}: {}; lifts at {}",
+                f.id,
+                f.spec.summary(),
+                f.expires_at
+            );
+            0
+        }
+        Ok(None) => 0,
+        Err(code) => code,
+    }
+}
+
 /// Percent-encodes one path segment (an id may hold anything a user typed).
 pub fn segment(s: &str) -> String {
     s.bytes()

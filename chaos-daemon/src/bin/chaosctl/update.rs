@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::{
     args::UpdateArgs,
     get::fetch_one,
-    output::{Ctx, EXIT_USAGE, segment},
+    output::{Ctx, EXIT_USAGE, segment, send_fault},
 };
 
 /// The PATCH body for `args` on `current`, or a usage error naming the flag that does not
@@ -70,22 +70,14 @@ pub async fn run(args: &UpdateArgs, ctx: &Ctx) -> i32 {
         }
     };
     let path = format!("/v1/faults/{}", segment(&current.id));
-    match ctx
-        .fetch::<Fault>(Method::PATCH, &path, Some(body.to_string().into_bytes()))
-        .await
-    {
-        Ok(Some(f)) => {
-            println!(
-                "updated {}: {}; lifts at {}",
-                f.id,
-                f.spec.summary(),
-                f.expires_at
-            );
-            0
-        }
-        Ok(None) => 0,
-        Err(code) => code,
-    }
+    send_fault(
+        ctx,
+        Method::PATCH,
+        &path,
+        body.to_string().into_bytes(),
+        "updated",
+    )
+    .await
 }
 
 #[cfg(test)]
