@@ -5,24 +5,27 @@
 //! implement [`aya::Pod`] so aya can copy them in and out of maps.
 //!
 //! # Map layout
-//! * `RULES_{V4,V6}_{EGRESS,INGRESS}` — LPM tries. Key data is `[scope, protocol, port_hi,
-//!   port_lo, addr…]` (see [`RuleKeyV4`]/[`RuleKeyV6`]), prefix length `88 + cidr bits`, value a
-//!   slot index (`u32`). A packet is looked up with at most four keys per scope: (proto, port),
-//!   (proto, any), (any, port), (any, any).
+//! * `RULES_V4`/`RULES_V6` — hash maps, both directions: key `[direction, prefix length, protocol,
+//!   port_hi, port_lo, 0, 0, 0, masked address…, scope]` ([`rule_key_v4`]), value a slot index
+//!   (`u32`). Every (prefix length, shape) pair is its own exact-match table within the map; the
+//!   shapes are (proto, port), (proto, any), (any, port), (any, any).
+//! * `PROBES` — one [`Probes`] per prefilter table: the pairs in use, longest length first (at
+//!   most [`MAX_PROBES`]). A packet looks up one key per pair; the first live rule is the best
+//!   hashed match, so the cost is flat in the number of rules.
+//! * `RULES_{V4,V6}_{EGRESS,INGRESS}` — LPM tries for the rules of the pairs `PROBES` had no room
+//!   for: key data `[scope, protocol, port_hi, port_lo, addr…]` ([`TrieKeyV4`]), prefix length
+//!   `88 + cidr bits`, value a slot index; `KEY_SHAPES` (one `u32` per table, bit `1 << shape`)
+//!   says which shapes have trie rules. A trie match wins over the hashed one only if longer
+//!   (or as long and of a more specific shape).
 //! * `SCOPE_LEVELS` — one `u64`: bit L set while some egress rule is scoped to a cgroup at level
 //!   L. A packet that passes the prefilter is looked up, deepest level first, with the id of its
 //!   socket's cgroup ancestor at each such level as the scope, then with scope 0 (no cgroup).
 //! * `SLOTS` — array of [`RuleSlot`], one per installed rule: action, parameters, expiry.
 //! * `COUNTERS` — per-CPU array of [`Counters`], indexed like `SLOTS`.
-//! * `PREFILTER` — array of `u64` bitmaps, one bit per /16 of the address space (first 16 bits of the
-//!   address), [`PREFILTER_WORDS`] words per table, four tables (see [`prefilter_table`]). A clear bit means
-//!   "no rule can match this packet", so non-matching traffic skips the tries.
-//! * `EXACT_V4`/`EXACT_V6` — hash maps for full-length rules (/32, /128), the common case of
-//!   "this host": key `[direction, protocol, port_hi, port_lo, addr…, scope]` ([`exact_key_v4`]), value a
-//!   slot index. One hash lookup instead of a trie walk; an exact hit is the longest prefix there is.
-//! * `KEY_SHAPES` — array of `u32`, one per prefilter table: which of the four key shapes
-//!   (`SHAPE_*`) any trie rule uses, and (shifted by [`EXACT_SHAPE_SHIFT`]) any exact rule uses,
-//!   so lookups no rule could answer are skipped.
+//! * `PREFILTER` — array of `u64` bitmaps, one bit per bucket ([`prefilter_bucket`]: an IPv4
+//!   address's /16, a fold of an IPv6 address's first 48 bits), [`PREFILTER_WORDS`] words per
+//!   table, four tables (see [`prefilter_table`]). A clear bit means "no rule can match this
+//!   packet", so non-matching traffic skips the rule lookups.
 //! * `DNS_RULES` — hash map from the first [`dns_hash`] of a name encoded by [`dns_key`] to a
 //!   [`DnsRule`] (slot, resolver port and network, response, second hash); `DNS_WILDCARDS` — one
 //!   bit per suffix label count some `*.suffix` rule has; `DNS_PORTS` — one bit per port some
@@ -39,8 +42,6 @@ pub const MAX_TRIE_ENTRIES: u32 = MAX_SLOTS;
 pub const PROTO_ANY: u8 = 0;
 /// Port wildcard in a rule key (port 0 is never a valid rule port).
 pub const PORT_ANY: u16 = 0;
-/// Bits of a trie key before the address: scope (64) + protocol (8) + port (16).
-pub const KEY_HEADER_BITS: u32 = 88;
 
 /// IP protocol numbers used by the classifier.
 pub const IPPROTO_ICMP: u8 = 1;
@@ -133,33 +134,94 @@ pub const fn prefilter_table(direction: Direction, ipv6: bool) -> u32 {
     (direction as u32) * 2 + ipv6 as u32
 }
 
-/// Position of the bit for the /16 `top16` in a prefilter table: (word index, bit mask).
+/// Position of the bit for `bucket` ([`prefilter_bucket`]) in a prefilter table: (word index,
+/// bit mask).
 #[inline(always)]
-pub const fn prefilter_bit(table: u32, top16: u16) -> (u32, u64) {
+pub const fn prefilter_bit(table: u32, bucket: u16) -> (u32, u64) {
     (
-        table * PREFILTER_WORDS + (top16 as u32 >> 6),
-        1u64 << (top16 & 63),
+        table * PREFILTER_WORDS + (bucket as u32 >> 6),
+        1u64 << (bucket & 63),
     )
 }
 
-/// Key shapes present in a table, as bits of the `KEY_SHAPES` map (one `u32` per prefilter table):
-/// lookups for shapes no rule uses are skipped.
-pub const SHAPE_PROTO_PORT: u32 = 1 << 0;
+/// Bits of an IPv6 address the prefilter folds into its 16-bit bucket: a rule at least this
+/// long marks one bucket. Most global IPv6 addresses share their first 16 bits (2000::/3), so
+/// buckets by /16 would send nearly every packet to the lookups.
+pub const PREFILTER_V6_BITS: u8 = 48;
+
+/// The prefilter bucket of an address: IPv4 its first 16 bits (its /16); IPv6 the XOR of its
+/// first three 16-bit words, so an IPv6 rule of /32 or longer covers one aligned range of
+/// buckets (the daemon's `prefilter_range`) and one of /48 or longer a single bucket.
+#[inline(always)]
+pub const fn prefilter_bucket(ipv6: bool, addr: &[u8; 16]) -> u16 {
+    let w0 = u16::from_be_bytes([addr[0], addr[1]]);
+    if !ipv6 {
+        return w0;
+    }
+    w0 ^ u16::from_be_bytes([addr[2], addr[3]]) ^ u16::from_be_bytes([addr[4], addr[5]])
+}
+
+/// Protocol/port shapes of a rule key, most specific first: on equal prefix length the earlier
+/// shape wins. A shape is an index in [`Probes`] and a bit (`1 << shape`) in `KEY_SHAPES`.
+pub const SHAPE_PROTO_PORT: u8 = 0;
 /// Rules with a protocol and any port.
-pub const SHAPE_PROTO_ANYPORT: u32 = 1 << 1;
+pub const SHAPE_PROTO_ANYPORT: u8 = 1;
 /// Rules with any protocol and a port.
-pub const SHAPE_ANYPROTO_PORT: u32 = 1 << 2;
+pub const SHAPE_ANYPROTO_PORT: u8 = 2;
 /// Rules with any protocol and any port.
-pub const SHAPE_ANY: u32 = 1 << 3;
+pub const SHAPE_ANY: u8 = 3;
+/// Number of key shapes.
+pub const SHAPES: usize = 4;
 
-/// Exact-rule shapes are the trie shapes shifted left by this much in `KEY_SHAPES`.
-pub const EXACT_SHAPE_SHIFT: u32 = 4;
+/// (prefix length, shape) pairs a table can keep in the hash map (`RULES_V4`/`RULES_V6`); the
+/// rules of further pairs go to the table's LPM trie.
+pub const MAX_PROBES: usize = 8;
 
-/// Exact-match key for IPv4: `[direction (0 egress, 1 ingress), proto, port_hi, port_lo, a, b,
-/// c, d, scope (8 bytes, big-endian)]`.
-pub type ExactKeyV4 = [u8; 16];
-/// Exact-match key for IPv6: `[direction, proto, port_hi, port_lo, 16 address bytes, scope]`.
-pub type ExactKeyV6 = [u8; 28];
+/// One (prefix length, shape) pair of a [`Probes`] list, with what the program needs to build
+/// its key without a branch (each branch doubled the verifier's paths per probed pair).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Probe {
+    /// The address bytes to keep (IPv4 in the first 4): the netmask of `len`.
+    pub mask: [u8; 16],
+    /// Prefix length.
+    pub len: u8,
+    /// Key shape (`SHAPE_*`).
+    pub shape: u8,
+    /// 0xff if the shape has a protocol, else 0.
+    pub proto_mask: u8,
+    /// Padding.
+    pub _pad: u8,
+    /// 0xffff if the shape has a port, else 0.
+    pub port_mask: u16,
+    /// Padding.
+    pub _pad2: u16,
+}
+
+/// Per prefilter table (`PROBES` map): the (prefix length, shape) pairs whose rules are in the
+/// hash map, longest length first and, on one length, the most specific shape first. A packet
+/// looks up one key per pair and the first rule found is the best hashed match: the cost
+/// depends on how many pairs are in use, not on how many rules there are.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Probes {
+    /// Pairs in use (≤ [`MAX_PROBES`]).
+    pub count: u32,
+    /// Padding.
+    pub _pad: u32,
+    /// The pairs.
+    pub probe: [Probe; MAX_PROBES],
+}
+
+/// Rule key for IPv4 (`RULES_V4`, a hash map): `[direction (0 egress, 1 ingress), prefix length,
+/// proto, port_hi, port_lo, 0, 0, 0, a, b, c, d (masked to the prefix), scope (8 bytes,
+/// big-endian)]`. The length is part of the key, so every (length, shape) pair is its own
+/// exact-match table inside one map.
+pub type RuleKeyV4 = [u8; 20];
+/// Rule key for IPv6 (`RULES_V6`): the same header, 16 address bytes, scope.
+pub type RuleKeyV6 = [u8; 32];
+/// Offset of the address in a rule key.
+pub const KEY_ADDR: usize = 8;
 
 /// Copies `src` into `dst` from `at` on (`const fn` has no slice copy).
 #[inline(always)]
@@ -172,37 +234,54 @@ const fn put<const N: usize>(mut dst: [u8; N], at: usize, src: &[u8]) -> [u8; N]
     dst
 }
 
-/// Builds an IPv4 exact-match key. `scope` is the cgroup id a rule is limited to, 0 for none.
+/// A rule key's header: direction, prefix length, protocol and port (0: any).
 #[inline(always)]
-pub const fn exact_key_v4(
+const fn key_header<const N: usize>(
     direction: Direction,
+    prefix_len: u8,
+    proto: u8,
+    port: u16,
+) -> [u8; N] {
+    let p = port.to_be_bytes();
+    put(
+        [0u8; N],
+        0,
+        &[direction as u8, prefix_len, proto, p[0], p[1]],
+    )
+}
+
+/// Builds an IPv4 rule key; `addr` must already be masked to `prefix_len`. `scope` is the
+/// cgroup id a rule is limited to, 0 for none.
+#[inline(always)]
+pub const fn rule_key_v4(
+    direction: Direction,
+    prefix_len: u8,
     scope: u64,
     proto: u8,
     port: u16,
     addr: [u8; 4],
-) -> ExactKeyV4 {
-    let p = port.to_be_bytes();
-    let k = put([0u8; 16], 0, &[direction as u8, proto, p[0], p[1]]);
-    put(put(k, 4, &addr), 8, &scope.to_be_bytes())
+) -> RuleKeyV4 {
+    let k = key_header(direction, prefix_len, proto, port);
+    put(put(k, KEY_ADDR, &addr), KEY_ADDR + 4, &scope.to_be_bytes())
 }
 
-/// Builds an IPv6 exact-match key.
+/// Builds an IPv6 rule key.
 #[inline(always)]
-pub const fn exact_key_v6(
+pub const fn rule_key_v6(
     direction: Direction,
+    prefix_len: u8,
     scope: u64,
     proto: u8,
     port: u16,
     addr: [u8; 16],
-) -> ExactKeyV6 {
-    let p = port.to_be_bytes();
-    let k = put([0u8; 28], 0, &[direction as u8, proto, p[0], p[1]]);
-    put(put(k, 4, &addr), 20, &scope.to_be_bytes())
+) -> RuleKeyV6 {
+    let k = key_header(direction, prefix_len, proto, port);
+    put(put(k, KEY_ADDR, &addr), KEY_ADDR + 16, &scope.to_be_bytes())
 }
 
-/// The shape bit of a rule key.
+/// The shape of a rule key.
 #[inline(always)]
-pub const fn key_shape(proto: u8, port: u16) -> u32 {
+pub const fn key_shape(proto: u8, port: u16) -> u8 {
     match (proto != PROTO_ANY, port != PORT_ANY) {
         (true, true) => SHAPE_PROTO_PORT,
         (true, false) => SHAPE_PROTO_ANYPORT,
@@ -211,24 +290,28 @@ pub const fn key_shape(proto: u8, port: u16) -> u32 {
     }
 }
 
-/// LPM trie key data for IPv4 rules: `[scope (8 bytes, big-endian), proto, port_hi, port_lo, a,
-/// b, c, d]`. The scope is matched in full (it is part of every prefix), so the rules of each
-/// cgroup, and those of none (scope 0), form separate subtrees.
-pub type RuleKeyV4 = [u8; 15];
-/// LPM trie key data for IPv6 rules: `[scope, proto, port_hi, port_lo, 16 address bytes]`.
-pub type RuleKeyV6 = [u8; 27];
+/// Bits of a trie key before the address: scope (64) + protocol (8) + port (16).
+pub const KEY_HEADER_BITS: u32 = 88;
 
-/// Builds IPv4 key data. `proto`/`port` of 0 are wildcards; `scope` 0 is no cgroup.
+/// LPM trie key data for IPv4 rules (`RULES_V4_{EGRESS,INGRESS}`, the pairs [`Probes`] has no room
+/// for): `[scope (8 bytes, big-endian), proto, port_hi, port_lo, a, b, c, d]`, prefix length
+/// `88 + cidr bits`. The scope is matched in full, so the rules of each cgroup, and those of
+/// none (scope 0), form separate subtrees.
+pub type TrieKeyV4 = [u8; 15];
+/// LPM trie key data for IPv6 rules: `[scope, proto, port_hi, port_lo, 16 address bytes]`.
+pub type TrieKeyV6 = [u8; 27];
+
+/// Builds IPv4 trie key data. `proto`/`port` of 0 are wildcards; `scope` 0 is no cgroup.
 #[inline(always)]
-pub const fn key_v4(scope: u64, proto: u8, port: u16, addr: [u8; 4]) -> RuleKeyV4 {
+pub const fn trie_key_v4(scope: u64, proto: u8, port: u16, addr: [u8; 4]) -> TrieKeyV4 {
     let p = port.to_be_bytes();
     let k = put([0u8; 15], 0, &scope.to_be_bytes());
     put(put(k, 8, &[proto, p[0], p[1]]), 11, &addr)
 }
 
-/// Builds IPv6 key data.
+/// Builds IPv6 trie key data.
 #[inline(always)]
-pub const fn key_v6(scope: u64, proto: u8, port: u16, addr: [u8; 16]) -> RuleKeyV6 {
+pub const fn trie_key_v6(scope: u64, proto: u8, port: u16, addr: [u8; 16]) -> TrieKeyV6 {
     let p = port.to_be_bytes();
     let k = put([0u8; 27], 0, &scope.to_be_bytes());
     put(put(k, 8, &[proto, p[0], p[1]]), 11, &addr)
@@ -433,6 +516,8 @@ mod user {
     unsafe impl aya::Pod for super::Heartbeat {}
     // SAFETY: repr(C), 48 bytes of integers without padding.
     unsafe impl aya::Pod for super::DnsRule {}
+    // SAFETY: repr(C), integers with explicit padding fields.
+    unsafe impl aya::Pod for super::Probes {}
 }
 
 #[cfg(test)]
@@ -446,26 +531,16 @@ mod tests {
     }
 
     #[test]
-    fn trie_keys_put_the_scope_then_protocol_and_port_first() {
+    fn rule_keys_end_with_the_scope() {
+        let k = rule_key_v6(Direction::Egress, 64, u64::MAX, 6, 443, [0xfd; 16]);
+        assert_eq!(&k[..KEY_ADDR], &[0, 64, 6, 1, 187, 0, 0, 0]);
+        assert!(k[KEY_ADDR..KEY_ADDR + 16].iter().all(|b| *b == 0xfd));
+        assert!(k[KEY_ADDR + 16..].iter().all(|b| *b == 0xff));
+        assert_eq!(core::mem::size_of::<Probes>(), 8 + 24 * MAX_PROBES);
         assert_eq!(
-            key_v4(0x0102, 6, 6379, [10, 0, 3, 1]),
+            trie_key_v4(0x0102, 6, 6379, [10, 0, 3, 1]),
             [0, 0, 0, 0, 0, 0, 1, 2, 6, 0x18, 0xeb, 10, 0, 3, 1]
         );
-        let k = key_v6(0, 17, 53, [0xfd; 16]);
-        assert_eq!(&k[..11], &[0, 0, 0, 0, 0, 0, 0, 0, 17, 0, 53]);
-        assert!(k[11..].iter().all(|b| *b == 0xfd));
-    }
-
-    #[test]
-    fn exact_keys_lead_with_direction_and_end_with_the_scope() {
-        assert_eq!(
-            exact_key_v4(Direction::Ingress, 0, 17, 53, [10, 0, 0, 1]),
-            [1, 17, 0, 53, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]
-        );
-        let k = exact_key_v6(Direction::Egress, u64::MAX, 6, 443, [0xfd; 16]);
-        assert_eq!(&k[..4], &[0, 6, 1, 187]);
-        assert!(k[4..20].iter().all(|b| *b == 0xfd));
-        assert!(k[20..].iter().all(|b| *b == 0xff));
     }
 
     #[test]
@@ -491,13 +566,33 @@ mod tests {
     }
 
     #[test]
-    fn prefilter_bits_cover_each_slash16_once() {
+    fn prefilter_bits_cover_each_bucket_once() {
         assert_eq!(prefilter_bit(0, 0), (0, 1));
         assert_eq!(prefilter_bit(0, 0x0a00), (40, 1));
         assert_eq!(prefilter_bit(0, 0xffff), (1023, 1 << 63));
         assert_eq!(
             prefilter_bit(prefilter_table(Direction::Ingress, true), 0).0,
             3 * PREFILTER_WORDS
+        );
+        let mut a = [0u8; 16];
+        a[..6].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0x00, 0x07]);
+        assert_eq!(prefilter_bucket(true, &a), 0x2001 ^ 0x0db8 ^ 0x0007);
+        assert_eq!(prefilter_bucket(false, &a), 0x2001);
+    }
+
+    #[test]
+    fn rule_keys_carry_the_length_and_the_masked_address() {
+        let k = rule_key_v4(Direction::Ingress, 28, 7, IPPROTO_TCP, 443, [10, 0, 0, 16]);
+        assert_eq!(
+            k,
+            [
+                1, 28, 6, 1, 0xbb, 0, 0, 0, 10, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 7
+            ]
+        );
+        let k = rule_key_v6(Direction::Egress, 128, 0, 0, 0, [0xfd; 16]);
+        assert_eq!(
+            (k[1], k[KEY_ADDR], k[KEY_ADDR + 15], k[31]),
+            (128, 0xfd, 0xfd, 0)
         );
     }
 }

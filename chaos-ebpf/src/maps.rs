@@ -7,45 +7,50 @@ use aya_ebpf::{
 };
 use chaos_common::{
     Counters, DIST_TABLE_SIZE, DIST_TABLES, DNS_PORT_WORDS, DNS_WILDCARD_WORDS, DnsKeyData,
-    DnsRule, ExactKeyV4, ExactKeyV6, Heartbeat, MAX_FLOWS, MAX_SLOTS, MAX_TRIE_ENTRIES,
-    PREFILTER_TABLES, PREFILTER_WORDS, RateState, RuleKeyV4, RuleKeyV6, RuleSlot,
+    DnsRule, Heartbeat, MAX_FLOWS, MAX_SLOTS, MAX_TRIE_ENTRIES, PREFILTER_TABLES, PREFILTER_WORDS,
+    Probes, RateState, RuleKeyV4, RuleKeyV6, RuleSlot, TrieKeyV4, TrieKeyV6,
 };
 
-/// Egress IPv4 rules (match destination).
+/// IPv4 rules of both directions, every prefix length (egress matches the destination, ingress
+/// the source): key `chaos_common::rule_key_v4`, value a slot index.
 #[map]
-pub static RULES_V4_EGRESS: LpmTrie<RuleKeyV4, u32> =
+pub static RULES_V4: HashMap<RuleKeyV4, u32> = HashMap::with_max_entries(MAX_SLOTS, 0);
+/// IPv6 rules.
+#[map]
+pub static RULES_V6: HashMap<RuleKeyV6, u32> = HashMap::with_max_entries(MAX_SLOTS, 0);
+/// Egress IPv4 rules of the (length, shape) pairs `PROBES` has no room for (match destination).
+#[map]
+pub static RULES_V4_EGRESS: LpmTrie<TrieKeyV4, u32> =
     LpmTrie::with_max_entries(MAX_TRIE_ENTRIES, 0);
-/// Egress IPv6 rules.
+/// Egress IPv6 overflow rules.
 #[map]
-pub static RULES_V6_EGRESS: LpmTrie<RuleKeyV6, u32> =
+pub static RULES_V6_EGRESS: LpmTrie<TrieKeyV6, u32> =
     LpmTrie::with_max_entries(MAX_TRIE_ENTRIES, 0);
-/// Ingress IPv4 rules (match source).
+/// Ingress IPv4 overflow rules (match source).
 #[map]
-pub static RULES_V4_INGRESS: LpmTrie<RuleKeyV4, u32> =
+pub static RULES_V4_INGRESS: LpmTrie<TrieKeyV4, u32> =
     LpmTrie::with_max_entries(MAX_TRIE_ENTRIES, 0);
-/// Ingress IPv6 rules.
+/// Ingress IPv6 overflow rules.
 #[map]
-pub static RULES_V6_INGRESS: LpmTrie<RuleKeyV6, u32> =
+pub static RULES_V6_INGRESS: LpmTrie<TrieKeyV6, u32> =
     LpmTrie::with_max_entries(MAX_TRIE_ENTRIES, 0);
-/// Full-length IPv4 rules (/32), both directions (direction is the first key byte).
-#[map]
-pub static EXACT_V4: HashMap<ExactKeyV4, u32> = HashMap::with_max_entries(MAX_SLOTS, 0);
-/// Full-length IPv6 rules (/128), both directions.
-#[map]
-pub static EXACT_V6: HashMap<ExactKeyV6, u32> = HashMap::with_max_entries(MAX_SLOTS, 0);
 /// Bit L set while some egress rule is scoped to a cgroup at level L (`rules::lookup_egress`).
 #[map]
 pub static SCOPE_LEVELS: Array<u64> = Array::with_max_entries(1, 0);
-/// Rule slots, indexed by the tries' values.
+/// Rule slots, indexed by the rule maps' values.
 #[map]
 pub static SLOTS: Array<RuleSlot> = Array::with_max_entries(MAX_SLOTS, 0);
 /// Per-rule per-CPU counters, indexed like SLOTS.
 #[map]
 pub static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);
-/// One bit per /16 and (direction, family): set when some rule may match addresses in it.
+/// One bit per prefilter bucket and (direction, family): set when some rule may match
+/// addresses in it.
 #[map]
 pub static PREFILTER: Array<u64> = Array::with_max_entries(PREFILTER_TABLES * PREFILTER_WORDS, 0);
-/// Per (direction, family): bitmask of the key shapes (SHAPE_*) some rule uses.
+/// Per (direction, family): the (prefix length, shape) pairs of the hashed rules.
+#[map]
+pub static PROBES: Array<Probes> = Array::with_max_entries(PREFILTER_TABLES, 0);
+/// Per (direction, family): bit `1 << shape` set while some trie rule has that shape.
 #[map]
 pub static KEY_SHAPES: Array<u32> = Array::with_max_entries(PREFILTER_TABLES, 0);
 /// Last departure time (CLOCK_MONOTONIC ns) per flow (the skb hash) of delayed packets.

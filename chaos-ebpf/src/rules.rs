@@ -1,6 +1,9 @@
-//! Rule lookup: an O(1) prefilter bitmap over the address's first 16 bits, then at most four
-//! LPM-trie lookups — (proto, port), (proto, any), (any, port), (any, any). Among the unexpired
-//! matches the longest address prefix wins; on a tie the more specific protocol/port wins.
+//! Rule lookup: an O(1) prefilter bitmap over the address's bucket (an IPv4 /16, a fold of an
+//! IPv6 address's first 48 bits), then one hash lookup per (prefix length, key shape) pair in
+//! use — shapes (proto, port), (proto, any), (any, port), (any, any) — longest length first,
+//! and the LPM tries of the pairs beyond `MAX_PROBES`. Among the unexpired matches the longest
+//! address prefix wins; on a tie the more specific protocol/port. The cost depends on the pairs
+//! in use, never on the number of rules.
 //!
 //! On egress, rules scoped to a cgroup come first: for each level some scoped rule uses
 //! (`SCOPE_LEVELS`, deepest first), the same lookup with the id of the packet's socket's cgroup
@@ -9,19 +12,20 @@
 
 use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, bpf_skb_ancestor_cgroup_id},
-    maps::lpm_trie::Key,
+    maps::{HashMap, lpm_trie::Key},
     programs::TcContext,
 };
 use chaos_common::{
-    ACTION_NONE, Direction, EXACT_SHAPE_SHIFT, KEY_HEADER_BITS, MAX_SCOPE_PROBES, PORT_ANY,
-    PROTO_ANY, RuleSlot, SHAPE_ANY, SHAPE_ANYPROTO_PORT, SHAPE_PROTO_ANYPORT, SHAPE_PROTO_PORT,
-    exact_key_v4, exact_key_v6, key_v4, key_v6, prefilter_bit, prefilter_table,
+    ACTION_NONE, Direction, KEY_ADDR, KEY_HEADER_BITS, MAX_PROBES, MAX_SCOPE_PROBES, PORT_ANY,
+    PROTO_ANY, Probes, RuleSlot, SHAPE_ANY, SHAPE_ANYPROTO_PORT, SHAPE_PROTO_ANYPORT,
+    SHAPE_PROTO_PORT, SHAPES, prefilter_bit, prefilter_bucket, prefilter_table, rule_key_v4,
+    rule_key_v6, trie_key_v4, trie_key_v6,
 };
 
 use crate::{
     maps::{
-        EXACT_V4, EXACT_V6, HEARTBEAT, KEY_SHAPES, PREFILTER, RULES_V4_EGRESS, RULES_V4_INGRESS,
-        RULES_V6_EGRESS, RULES_V6_INGRESS, SCOPE_LEVELS, SLOTS,
+        HEARTBEAT, KEY_SHAPES, PREFILTER, PROBES, RULES_V4, RULES_V4_EGRESS, RULES_V4_INGRESS,
+        RULES_V6, RULES_V6_EGRESS, RULES_V6_INGRESS, SCOPE_LEVELS, SLOTS,
     },
     parse::Packet,
 };
@@ -58,21 +62,6 @@ pub fn live(index: Option<&u32>) -> Option<Hit> {
         return None;
     }
     Some(Hit { index, slot })
-}
-
-/// Keeps in `best` whichever of it and the slot a trie lookup returned has the longer prefix
-/// (the earlier one on a tie).
-#[inline(always)]
-fn offer(best: &mut Option<Hit>, index: Option<&u32>) {
-    let Some(hit) = live(index) else {
-        return;
-    };
-    if let Some(b) = best
-        && b.slot.prefix_len >= hit.slot.prefix_len
-    {
-        return;
-    }
-    *best = Some(hit);
 }
 
 /// Finds the rule for an ingress packet (XDP has no socket, so no scope).
@@ -124,12 +113,11 @@ fn find_scoped(pkt: &Packet, scope: u64) -> u32 {
     }
 }
 
-/// Whether some rule of `direction` may match the packet's /16.
+/// Whether some rule of `direction` may match the packet's prefilter bucket.
 #[inline(always)]
 fn prefiltered(pkt: &Packet, direction: Direction) -> bool {
     let table = prefilter_table(direction, pkt.ipv6);
-    let top16 = u16::from_be_bytes([pkt.addr[0], pkt.addr[1]]);
-    let (word, mask) = prefilter_bit(table, top16);
+    let (word, mask) = prefilter_bit(table, prefilter_bucket(pkt.ipv6, &pkt.addr));
     PREFILTER.get(word).copied().unwrap_or(0) & mask != 0
 }
 
@@ -137,60 +125,71 @@ fn prefiltered(pkt: &Packet, direction: Direction) -> bool {
 #[inline(always)]
 fn find(pkt: &Packet, direction: Direction, scope: u64) -> Option<Hit> {
     let table = prefilter_table(direction, pkt.ipv6);
-    let mut shapes = KEY_SHAPES.get(table).copied().unwrap_or(0);
-    if pkt.port == PORT_ANY {
-        let with_port = SHAPE_PROTO_PORT | SHAPE_ANYPROTO_PORT;
-        shapes &= !(with_port | with_port << EXACT_SHAPE_SHIFT);
+    // Plain integers, not an `Option<Hit>`: copies of a `None` carry an undefined payload
+    // register, which the verifier rejects as unreadable.
+    let mut best = Best::NONE;
+    if let Some(probes) = PROBES.get(table) {
+        if pkt.ipv6 {
+            let key = rule_key_v6(direction, 0, scope, 0, 0, pkt.addr);
+            best = probe::<32, 16>(&RULES_V6, key, pkt, probes);
+        } else {
+            let a = pkt.addr;
+            let key = rule_key_v4(direction, 0, scope, 0, 0, [a[0], a[1], a[2], a[3]]);
+            best = probe::<20, 4>(&RULES_V4, key, pkt, probes);
+        }
     }
-    // Most specific shape first: on equal prefix length the earlier one wins.
-    let probes = [
+    let shapes = KEY_SHAPES.get(table).copied().unwrap_or(0);
+    if shapes != 0 {
+        offer_tries(&mut best, pkt, direction, scope, shapes);
+    }
+    if best.index == NO_HIT {
+        return None;
+    }
+    SLOTS.get(best.index).map(|slot| Hit {
+        index: best.index,
+        slot,
+    })
+}
+
+/// The best live rule found so far: slot index ([`NO_HIT`]: none), prefix length, shape.
+#[derive(Clone, Copy)]
+struct Best {
+    index: u32,
+    len: u8,
+    shape: u8,
+}
+
+impl Best {
+    const NONE: Best = Best {
+        index: NO_HIT,
+        len: 0,
+        shape: SHAPES as u8,
+    };
+}
+
+/// Looks the packet up in the LPM tries of the shapes in `shapes`, keeping a trie match in
+/// `best` if it is longer, or as long and of a more specific shape.
+#[inline(always)]
+fn offer_tries(best: &mut Best, pkt: &Packet, direction: Direction, scope: u64, shapes: u32) {
+    let tries = [
         (SHAPE_PROTO_PORT, pkt.proto, pkt.port),
         (SHAPE_PROTO_ANYPORT, pkt.proto, PORT_ANY),
         (SHAPE_ANYPROTO_PORT, PROTO_ANY, pkt.port),
         (SHAPE_ANY, PROTO_ANY, PORT_ANY),
     ];
-    // One key per map, rewritten in place for each probe: the lookup runs in a BPF-to-BPF call
-    // beside the caller's frame, and both must fit the 512-byte stack.
-    // Full-length rules first: nothing is longer, so the first live one wins outright.
-    if shapes >> EXACT_SHAPE_SHIFT != 0 {
-        let mut k6 = exact_key_v6(direction, scope, 0, 0, pkt.addr);
-        let a = pkt.addr;
-        let mut k4 = exact_key_v4(direction, scope, 0, 0, [a[0], a[1], a[2], a[3]]);
-        for (shape, proto, port) in probes {
-            if shapes & (shape << EXACT_SHAPE_SHIFT) == 0 {
-                continue;
-            }
-            let p = port.to_be_bytes();
-            // SAFETY: the value is a plain u32 copied out right away by `live`; a concurrent
-            // delete can at worst make us read a just-removed slot index, which `live` checks.
-            // By reference: a key passed by value is copied to the stack again.
-            #[allow(clippy::needless_borrows_for_generic_args)]
-            let index = unsafe {
-                if pkt.ipv6 {
-                    (k6[1], k6[2], k6[3]) = (proto, p[0], p[1]);
-                    EXACT_V6.get(&k6)
-                } else {
-                    (k4[1], k4[2], k4[3]) = (proto, p[0], p[1]);
-                    EXACT_V4.get(&k4)
-                }
-            };
-            if let Some(hit) = live(index) {
-                return Some(hit);
-            }
-        }
-    }
-    let mut best = None;
+    // One key per family, rewritten in place for each shape: the lookup runs in a BPF-to-BPF
+    // call beside the caller's frame, and both must fit the 512-byte stack.
     if pkt.ipv6 {
         let trie = match direction {
             Direction::Ingress => &RULES_V6_INGRESS,
             Direction::Egress => &RULES_V6_EGRESS,
         };
-        let mut key = Key::new(KEY_HEADER_BITS + 128, key_v6(scope, 0, 0, pkt.addr));
-        for (shape, proto, port) in probes {
-            if shapes & shape != 0 {
+        let mut key = Key::new(KEY_HEADER_BITS + 128, trie_key_v6(scope, 0, 0, pkt.addr));
+        for (shape, proto, port) in tries {
+            if shapes & (1 << shape) != 0 && usable(shape, pkt.port) {
                 let p = port.to_be_bytes();
                 (key.data[8], key.data[9], key.data[10]) = (proto, p[0], p[1]);
-                offer(&mut best, trie.get(&key));
+                offer(best, shape, trie.get(&key));
             }
         }
     } else {
@@ -199,17 +198,82 @@ fn find(pkt: &Packet, direction: Direction, scope: u64) -> Option<Hit> {
             Direction::Egress => &RULES_V4_EGRESS,
         };
         let a = pkt.addr;
-        let mut key = Key::new(
-            KEY_HEADER_BITS + 32,
-            key_v4(scope, 0, 0, [a[0], a[1], a[2], a[3]]),
-        );
-        for (shape, proto, port) in probes {
-            if shapes & shape != 0 {
+        let addr = [a[0], a[1], a[2], a[3]];
+        let mut key = Key::new(KEY_HEADER_BITS + 32, trie_key_v4(scope, 0, 0, addr));
+        for (shape, proto, port) in tries {
+            if shapes & (1 << shape) != 0 && usable(shape, pkt.port) {
                 let p = port.to_be_bytes();
                 (key.data[8], key.data[9], key.data[10]) = (proto, p[0], p[1]);
-                offer(&mut best, trie.get(&key));
+                offer(best, shape, trie.get(&key));
             }
         }
     }
-    best
+}
+
+/// Keeps in `best` whichever of it and the slot a trie lookup of `shape` returned has the longer
+/// prefix, or on equal length the more specific shape.
+#[inline(always)]
+fn offer(best: &mut Best, shape: u8, index: Option<&u32>) {
+    let Some(hit) = live(index) else {
+        return;
+    };
+    let len = hit.slot.prefix_len;
+    if best.index != NO_HIT && (best.len > len || (best.len == len && best.shape < shape)) {
+        return;
+    }
+    *best = Best {
+        index: hit.index,
+        len,
+        shape,
+    };
+}
+
+/// Whether a packet with `port` (0: none) can match a rule of `shape`: one without a port
+/// cannot match a rule that names one.
+#[inline(always)]
+fn usable(shape: u8, port: u16) -> bool {
+    port != PORT_ANY || shape == SHAPE_PROTO_ANYPORT || shape == SHAPE_ANY
+}
+
+/// Looks `pkt` up under each hashed (prefix length, shape) pair, in the table's order (longest
+/// first, then most specific): the first live rule and its shape. A packet without a
+/// port probes port-naming pairs with port 0, which finds the same-length rule without a port:
+/// it would have been found next anyway. `N` is the key size, `A` the address's bytes.
+#[inline(always)]
+fn probe<const N: usize, const A: usize>(
+    rules: &HashMap<[u8; N], u32>,
+    mut key: [u8; N],
+    pkt: &Packet,
+    probes: &Probes,
+) -> Best {
+    let port = pkt.port.to_be_bytes();
+    for i in 0..MAX_PROBES {
+        if i as u32 >= probes.count {
+            break;
+        }
+        let p = &probes.probe[i];
+        for b in 0..A {
+            key[KEY_ADDR + b] = pkt.addr[b] & p.mask[b];
+        }
+        let port_mask = p.port_mask.to_be_bytes();
+        (key[1], key[2], key[3], key[4]) = (
+            p.len,
+            pkt.proto & p.proto_mask,
+            port[0] & port_mask[0],
+            port[1] & port_mask[1],
+        );
+        // SAFETY: the value is a plain u32 copied out right away; a concurrent delete can at
+        // worst make us read a just-removed slot index, which `live` checks.
+        // By reference: a key passed by value is copied to the stack again.
+        #[allow(clippy::needless_borrows_for_generic_args)]
+        let index = unsafe { rules.get(&key) };
+        if let Some(hit) = live(index) {
+            return Best {
+                index: hit.index,
+                len: p.len,
+                shape: p.shape,
+            };
+        }
+    }
+    Best::NONE
 }

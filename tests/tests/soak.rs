@@ -131,8 +131,8 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Entries of the daemon's rule-holding maps (hash maps, LPM tries and the prefilter's set
-/// bits), found through its file descriptors: `{map name: entries}`.
+/// Entries of the daemon's rule-holding maps (hash maps, LPM tries, and the non-zero words of
+/// the prefilter, probe-list and trie-shape arrays), found through its file descriptors: `{map name: entries}`.
 fn rule_entries_in_kernel(pid: u32) -> BTreeMap<String, usize> {
     let mut ids = Vec::new();
     for fd in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
@@ -155,7 +155,8 @@ fn rule_entries_in_kernel(pid: u32) -> BTreeMap<String, usize> {
             m["name"].as_str().unwrap_or(""),
             m["type"].as_str().unwrap_or(""),
         );
-        let counts = matches!(kind, "hash" | "lpm_trie") || name == "PREFILTER";
+        let bitmap = matches!(name, "PREFILTER" | "PROBES" | "KEY_SHAPES");
+        let counts = matches!(kind, "hash" | "lpm_trie") || bitmap;
         if !counts {
             continue;
         }
@@ -164,7 +165,7 @@ fn rule_entries_in_kernel(pid: u32) -> BTreeMap<String, usize> {
             .output()
             .unwrap();
         let entries: Vec<Value> = serde_json::from_slice(&dump.stdout).unwrap_or_default();
-        let n = if name == "PREFILTER" {
+        let n = if bitmap {
             // An array always has every entry: count the words with a bit set.
             entries
                 .iter()

@@ -1,30 +1,29 @@
-//! Pure translation of a [`Rule`] into map entries: which trie, the key bytes, the slot value and
-//! the prefilter range (IP rules) or the watched port and domain-rule value (DNS rules). No I/O,
-//! so it is unit-tested directly.
+//! Pure translation of a [`Rule`] into map entries: which map, the key bytes, the slot value and
+//! the prefilter range and prefix length (IP rules) or the watched port and domain-rule value
+//! (DNS rules). No I/O, so it is unit-tested directly.
 
 use std::ops::RangeInclusive;
 
 use chaos_common::{
     ACTION_BANDWIDTH, ACTION_BLACKHOLE, ACTION_DNS, ACTION_LATENCY, ACTION_LOSS, DnsRule,
-    EXACT_SHAPE_SHIFT, ExactKeyV4, ExactKeyV6, FLAG_REORDER, IPPROTO_ICMP, IPPROTO_ICMPV6,
-    IPPROTO_TCP, IPPROTO_UDP, KEY_HEADER_BITS, MAX_SCOPE_LEVEL, PORT_ANY, PPM_ALL, PROTO_ANY,
-    RuleKeyV4, RuleKeyV6, RuleSlot, dns_hash, dns_key, exact_key_v4, exact_key_v6, key_shape,
-    key_v4, key_v6, prefilter_table,
+    FLAG_REORDER, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, MAX_SCOPE_LEVEL,
+    PORT_ANY, PPM_ALL, PREFILTER_V6_BITS, PROTO_ANY, RuleKeyV4, RuleKeyV6, RuleSlot, dns_hash,
+    dns_key, key_shape, prefilter_table, rule_key_v4, rule_key_v6,
 };
 use ipnet::IpNet;
 
 use super::{Action, Direction, DnsMatch, Error, Match, Protocol, Rule};
 
-/// Which LPM trie a rule goes into.
+/// Which direction and family a rule is for (its prefilter and prefix-length tables).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Table {
-    /// `RULES_V4_EGRESS`.
+    /// IPv4 egress (`RULES_V4`).
     V4Egress,
-    /// `RULES_V6_EGRESS`.
+    /// IPv6 egress (`RULES_V6`).
     V6Egress,
-    /// `RULES_V4_INGRESS`.
+    /// IPv4 ingress (`RULES_V4`).
     V4Ingress,
-    /// `RULES_V6_INGRESS`.
+    /// IPv6 ingress (`RULES_V6`).
     V6Ingress,
     /// `DNS_RULES` (egress).
     Dns,
@@ -51,6 +50,15 @@ impl Table {
     /// Map name in the eBPF object.
     pub fn map_name(self) -> &'static str {
         match self {
+            Table::V4Egress | Table::V4Ingress => "RULES_V4",
+            Table::V6Egress | Table::V6Ingress => "RULES_V6",
+            Table::Dns => "DNS_RULES",
+        }
+    }
+
+    /// The LPM trie of this table's overflow rules.
+    pub fn trie_name(self) -> &'static str {
+        match self {
             Table::V4Egress => "RULES_V4_EGRESS",
             Table::V6Egress => "RULES_V6_EGRESS",
             Table::V4Ingress => "RULES_V4_INGRESS",
@@ -68,29 +76,24 @@ impl Table {
     }
 }
 
-/// Key bytes: an LPM trie key of either family, or an exact-match key for full-length rules.
+/// Key bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KeyData {
-    /// IPv4 trie key.
+    /// `RULES_V4` key.
     V4(RuleKeyV4),
-    /// IPv6 trie key.
+    /// `RULES_V6` key.
     V6(RuleKeyV6),
-    /// IPv4 /32 key for `EXACT_V4`.
-    ExactV4(ExactKeyV4),
-    /// IPv6 /128 key for `EXACT_V6`.
-    ExactV6(ExactKeyV6),
     /// A name for `DNS_RULES` (`chaos_common::dns_key`): the bytes the prefix covers (the
     /// rest are zero), boxed so IP keys stay small.
     Dns(Box<[u8]>),
 }
 
-/// Where a rule's slot index is stored: an LPM trie (prefix length counts the 24-bit
-/// protocol/port header) or, for /32 and /128 rules, an exact-match hash map.
+/// Where a rule's slot index is stored.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MapKey {
-    /// Direction and family (selects the trie and the prefilter table).
+    /// Direction and family (selects the map and the prefilter table).
     pub table: Table,
-    /// `24 + cidr bits`.
+    /// The CIDR's bits (IP rules) or the encoded name's bits (domain rules).
     pub prefix_len: u32,
     /// Key bytes, address masked to the prefix.
     pub data: KeyData,
@@ -99,19 +102,29 @@ pub struct MapKey {
 impl MapKey {
     /// Name of the map the key lives in.
     pub fn map_name(&self) -> &'static str {
-        match self.data {
-            KeyData::ExactV4(_) => "EXACT_V4",
-            KeyData::ExactV6(_) => "EXACT_V6",
-            _ => self.table.map_name(),
-        }
+        self.table.map_name()
     }
+}
+
+/// Which map holds an IP rule's key: set by `RuleMaps::place`, the same for every rule of one
+/// (table, prefix length, shape) while any is installed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Home {
+    /// `RULES_V4`/`RULES_V6`, probed through the table's `PROBES` list.
+    #[default]
+    Hash,
+    /// The table's LPM trie (the list had no room for the pair).
+    Trie,
 }
 
 /// A rule ready for the maps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Compiled {
-    /// Where and under which key the slot index goes.
+    /// Where and under which key the slot index goes (the hash-map form; a trie key is derived
+    /// from it).
     pub key: MapKey,
+    /// Hash map or trie (IP rules).
+    pub home: Home,
     /// Slot value (generation left 0; the injector fills it).
     pub slot: RuleSlot,
     /// What lets packets reach the key.
@@ -121,13 +134,14 @@ pub struct Compiled {
 /// How packets reach a rule's key besides the key itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Index {
-    /// IP rules: the prefilter and shape bits, and the scope level.
+    /// IP rules: the prefilter bits, the (shape, length) the lookups must probe, the scope level.
     Ip {
-        /// Range of /16 prefilter bits (first 16 address bits) the rule may match.
+        /// Range of prefilter buckets ([`chaos_common::prefilter_bucket`]) the rule may match.
         prefilter: RangeInclusive<u16>,
-        /// Key shape bit (`SHAPE_*`, shifted by `EXACT_SHAPE_SHIFT` for exact rules): which
-        /// of the per-packet lookups can find this rule.
-        shape: u32,
+        /// Key shape (`SHAPE_*`): which of the per-packet lookups can find this rule.
+        shape: u8,
+        /// The CIDR's prefix length: its bit in the shape's `PREFIX_LENGTHS` set.
+        length: u8,
         /// The `SCOPE_LEVELS` bit of a scoped rule: the cgroup level the program must probe.
         scope_level: Option<u8>,
     },
@@ -153,25 +167,32 @@ fn proto_number(protocol: Protocol, ipv6: bool) -> u8 {
     }
 }
 
-/// The /16 buckets (first 16 address bits) covered by `net`.
+/// The prefilter buckets ([`chaos_common::prefilter_bucket`]) the addresses of `net` fall in:
+/// one aligned range. IPv4: the /16s it covers. IPv6 folds words 0 ^ 1 ^ 2 of the address:
+/// with words 0 and 1 fixed (a /32 or longer) word 2 runs over an aligned block, and XOR with a
+/// constant maps an aligned block onto another; a shorter IPv6 net may hit any bucket.
 pub fn prefilter_range(net: &IpNet) -> RangeInclusive<u16> {
-    let (top16, prefix) = match net {
+    let (bucket, free_bits) = match net {
         IpNet::V4(n) => {
             let o = n.network().octets();
-            (u16::from_be_bytes([o[0], o[1]]), n.prefix_len())
+            (
+                u16::from_be_bytes([o[0], o[1]]),
+                16u8.saturating_sub(n.prefix_len()),
+            )
         }
+        IpNet::V6(n) if n.prefix_len() < PREFILTER_V6_BITS - 16 => return 0..=u16::MAX,
         IpNet::V6(n) => {
-            let o = n.network().octets();
-            (u16::from_be_bytes([o[0], o[1]]), n.prefix_len())
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&n.network().octets());
+            (
+                chaos_common::prefilter_bucket(true, &a),
+                PREFILTER_V6_BITS.saturating_sub(n.prefix_len()),
+            )
         }
     };
-    if prefix >= 16 {
-        top16..=top16
-    } else {
-        let span = (1u32 << (16 - prefix)) - 1;
-        let start = top16 & !(span as u16);
-        start..=start | span as u16
-    }
+    let span = ((1u32 << free_bits) - 1) as u16;
+    let start = bucket & !span;
+    start..=start | span
 }
 
 /// Compiles a domain rule.
@@ -233,6 +254,7 @@ fn compile_dns(rule: &Rule, m: &DnsMatch) -> Result<Compiled, Error> {
             prefix_len,
             data: KeyData::Dns(bytes.into()),
         },
+        home: Home::Hash,
         slot: RuleSlot {
             action: ACTION_DNS,
             prefix_len: prefix,
@@ -287,27 +309,26 @@ pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
         Some(p) => p,
     };
     let net = m.net.trunc();
-    let prefix_len = KEY_HEADER_BITS + u32::from(net.prefix_len());
+    let length = net.prefix_len();
     let direction = rule.direction;
-    let exact = net.prefix_len() == net.max_prefix_len();
     let table = Table::new(direction, ipv6);
-    let data = match (net, exact) {
-        (IpNet::V4(n), true) => KeyData::ExactV4(exact_key_v4(
+    let data = match net {
+        IpNet::V4(n) => KeyData::V4(rule_key_v4(
             direction,
+            length,
             scope,
             proto,
             port,
             n.network().octets(),
         )),
-        (IpNet::V4(n), false) => KeyData::V4(key_v4(scope, proto, port, n.network().octets())),
-        (IpNet::V6(n), true) => KeyData::ExactV6(exact_key_v6(
+        IpNet::V6(n) => KeyData::V6(rule_key_v6(
             direction,
+            length,
             scope,
             proto,
             port,
             n.network().octets(),
         )),
-        (IpNet::V6(n), false) => KeyData::V6(key_v6(scope, proto, port, n.network().octets())),
     };
     let mut latency = RuleSlot::default();
     let (action, ppm) = match rule.action {
@@ -360,9 +381,10 @@ pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
     Ok(Compiled {
         key: MapKey {
             table,
-            prefix_len,
+            prefix_len: u32::from(length),
             data,
         },
+        home: Home::Hash,
         slot: RuleSlot {
             action,
             prefix_len: net.prefix_len(),
@@ -373,7 +395,8 @@ pub fn compile(rule: &Rule) -> Result<Compiled, Error> {
         },
         index: Index::Ip {
             prefilter: prefilter_range(&net),
-            shape: key_shape(proto, port) << if exact { EXACT_SHAPE_SHIFT } else { 0 },
+            shape: key_shape(proto, port),
+            length,
             scope_level: rule.cgroup.map(|s| s.level),
         },
     })
@@ -387,11 +410,14 @@ mod tests {
         Rule::blackhole(Direction::Egress, net.parse().unwrap())
     }
 
-    fn ip_index(c: &Compiled) -> (RangeInclusive<u16>, u32) {
+    fn ip_index(c: &Compiled) -> (RangeInclusive<u16>, u8, u8) {
         match &c.index {
             Index::Ip {
-                prefilter, shape, ..
-            } => (prefilter.clone(), *shape),
+                prefilter,
+                shape,
+                length,
+                ..
+            } => (prefilter.clone(), *shape, *length),
             Index::Dns { .. } => panic!("an IP rule expected"),
         }
     }
@@ -457,18 +483,26 @@ mod tests {
     }
 
     #[test]
-    fn v4_key_masks_host_bits_and_counts_header_bits() {
+    fn v4_key_masks_host_bits_and_carries_the_length() {
         let c = compile(&rule("10.0.3.77/24").on(Protocol::Tcp, Some(6379))).unwrap();
-        assert_eq!(c.key.table, Table::V4Egress);
-        assert_eq!(c.key.prefix_len, 88 + 24);
+        assert_eq!(
+            (c.key.table, c.key.map_name()),
+            (Table::V4Egress, "RULES_V4")
+        );
+        assert_eq!(c.key.prefix_len, 24);
         assert_eq!(
             c.key.data,
-            KeyData::V4([0, 0, 0, 0, 0, 0, 0, 0, 6, 0x18, 0xeb, 10, 0, 3, 0])
+            KeyData::V4([
+                0, 24, 6, 0x18, 0xeb, 0, 0, 0, 10, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0
+            ])
         );
         assert_eq!(c.slot.prefix_len, 24);
         assert_eq!(c.slot.action, ACTION_BLACKHOLE);
         assert_eq!(c.slot.ppm, PPM_ALL);
-        assert_eq!(ip_index(&c).0, 0x0a00..=0x0a00);
+        assert_eq!(
+            ip_index(&c),
+            (0x0a00..=0x0a00, chaos_common::SHAPE_PROTO_PORT, 24)
+        );
     }
 
     #[test]
@@ -478,56 +512,92 @@ mod tests {
                 .on(Protocol::Icmp, None),
         )
         .unwrap();
-        assert_eq!(c.key.table, Table::V6Ingress);
+        assert_eq!(
+            (c.key.table, c.key.map_name()),
+            (Table::V6Ingress, "RULES_V6")
+        );
         let KeyData::V6(k) = c.key.data else {
             panic!("v6 key expected")
         };
-        assert_eq!(k[8], IPPROTO_ICMPV6);
-        assert_eq!(c.key.prefix_len, 88 + 64);
-        assert_eq!(ip_index(&c).0, 0xfd00..=0xfd00);
+        assert_eq!(&k[..3], &[1, 64, IPPROTO_ICMPV6]);
+        assert_eq!(
+            ip_index(&c),
+            (
+                0xfd00 ^ 0x0001..=0xfd00 ^ 0x0001,
+                chaos_common::SHAPE_PROTO_ANYPORT,
+                64
+            )
+        );
     }
 
     #[test]
-    fn short_prefixes_cover_several_slash16s() {
-        assert_eq!(
-            prefilter_range(&"10.0.0.0/8".parse().unwrap()),
-            0x0a00..=0x0aff
-        );
-        assert_eq!(prefilter_range(&"0.0.0.0/0".parse().unwrap()), 0..=0xffff);
-        assert_eq!(
-            prefilter_range(&"10.0.0.0/15".parse().unwrap()),
-            0x0a00..=0x0a01
-        );
-        assert_eq!(prefilter_range(&"::/0".parse().unwrap()), 0..=0xffff);
+    fn prefilter_ranges_cover_every_bucket_a_net_can_hit() {
+        let range = |net: &str| prefilter_range(&net.parse().unwrap());
+        assert_eq!(range("10.0.0.0/8"), 0x0a00..=0x0aff);
+        assert_eq!(range("0.0.0.0/0"), 0..=0xffff);
+        assert_eq!(range("10.0.0.0/15"), 0x0a00..=0x0a01);
+        assert_eq!(range("10.9.8.0/24"), 0x0a09..=0x0a09);
+        assert_eq!(range("::/0"), 0..=0xffff);
+        assert_eq!(range("2001:db8::/31"), 0..=0xffff);
+        assert_eq!(range("2001:db8::/32"), 0..=0xffff);
+        assert_eq!(range("2001:db8:700::/40"), {
+            let b: u16 = (0x2001 ^ 0x0db8 ^ 0x0700) & !0xff;
+            b..=b | 0xff
+        });
+        let one = 0x2001 ^ 0x0db8 ^ 0x0007;
+        assert_eq!(range("2001:db8:7::/48"), one..=one);
+        assert_eq!(range("2001:db8:7:1::9/128"), one..=one);
+        // Every address of a /40 lands in its range (spot checks across the block).
+        let net: ipnet::Ipv6Net = "2001:db8:7a00::/40".parse().unwrap();
+        let r = prefilter_range(&IpNet::V6(net));
+        for w2 in [0x7a00u16, 0x7a01, 0x7a80, 0x7aff] {
+            let mut a = [0u8; 16];
+            a[..6].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, (w2 >> 8) as u8, w2 as u8]);
+            assert!(r.contains(&chaos_common::prefilter_bucket(true, &a)));
+        }
     }
 
     #[test]
-    fn full_length_rules_use_the_exact_maps() {
+    fn full_length_rules_are_one_more_length() {
         let c = compile(&rule("10.1.2.3/32").on(Protocol::Udp, Some(53))).unwrap();
         assert_eq!(
             c.key.data,
-            KeyData::ExactV4([0, IPPROTO_UDP, 0, 53, 10, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0])
+            KeyData::V4([
+                0,
+                32,
+                IPPROTO_UDP,
+                0,
+                53,
+                0,
+                0,
+                0,
+                10,
+                1,
+                2,
+                3,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0
+            ])
         );
-        assert_eq!(c.key.map_name(), "EXACT_V4");
-        assert_eq!(
-            ip_index(&c).1,
-            chaos_common::SHAPE_PROTO_PORT << EXACT_SHAPE_SHIFT
-        );
+        assert_eq!(ip_index(&c).1, chaos_common::SHAPE_PROTO_PORT);
         let c = compile(&Rule::blackhole(
             Direction::Ingress,
             "fd00::7/128".parse().unwrap(),
         ))
         .unwrap();
-        let KeyData::ExactV6(k) = c.key.data else {
-            panic!("exact v6 key expected")
+        let KeyData::V6(k) = c.key.data else {
+            panic!("v6 key expected")
         };
-        assert_eq!((k[0], k[1]), (1, 0));
+        assert_eq!((k[0], k[1], k[2]), (1, 128, 0));
         assert_eq!(c.key.table, Table::V6Ingress);
-        assert_eq!(ip_index(&c).1, chaos_common::SHAPE_ANY << EXACT_SHAPE_SHIFT);
-        assert_eq!(
-            compile(&rule("10.1.2.0/31")).unwrap().key.map_name(),
-            "RULES_V4_EGRESS"
-        );
+        assert_eq!(ip_index(&c).1, chaos_common::SHAPE_ANY);
+        assert_eq!(ip_index(&c).2, 128);
     }
 
     #[test]
@@ -619,17 +689,13 @@ mod tests {
             level: 3,
         };
         let c = compile(&rule("10.1.2.3/32").scoped(scope)).unwrap();
-        assert_eq!(
-            c.key.data,
-            KeyData::ExactV4([0, 0, 0, 0, 10, 1, 2, 3, 0, 0, 0, 0, 1, 2, 3, 4])
-        );
+        let KeyData::V4(k) = c.key.data else {
+            panic!("a v4 key expected")
+        };
+        assert_eq!(&k[8..], &[10, 1, 2, 3, 0, 0, 0, 0, 1, 2, 3, 4]);
         let unscoped = compile(&rule("10.1.2.3/32")).unwrap();
         assert_ne!(c.key, unscoped.key);
         let c = compile(&rule("10.1.0.0/16").scoped(scope)).unwrap();
-        let KeyData::V4(k) = c.key.data else {
-            panic!("a trie key expected")
-        };
-        assert_eq!(&k[..8], &[0, 0, 0, 0, 1, 2, 3, 4]);
         assert_eq!(c.slot.cgroup_id, 0x0102_0304);
         assert!(matches!(
             c.index,

@@ -331,17 +331,19 @@ impl Injector {
         let generation = self.next_generation;
         self.next_generation += 1;
         c.slot.generation = generation;
+        self.maps.place(&mut c);
         let result = (|| {
             self.maps.reset_counters(slot)?;
             self.maps.write_slot(slot, &c.slot)?;
-            self.maps.insert_key(&c.key, slot, &c.index)?;
+            self.maps.insert_key(&c, slot)?;
             if let Err(e) = self.maps.index_add(&c) {
-                let _ = self.maps.remove_key(&c.key, &c.index);
+                let _ = self.maps.remove_key(&c);
                 return Err(e);
             }
             Ok(())
         })();
         if let Err(e) = result {
+            self.maps.unplace(&c);
             let _ = self.maps.write_slot(slot, &RuleSlot::default());
             self.free.push_front(slot);
             return Err(e);
@@ -384,13 +386,14 @@ impl Injector {
         c.slot.generation = id.generation;
         self.maps.write_slot(id.slot, &c.slot)?;
         let inst = self.installed.get_mut(&id.slot).expect("checked above");
+        c.home = inst.compiled.home;
         self.delayed = self.delayed - usize::from(inst.delays) + usize::from(delays);
         inst.delays = delays;
         inst.compiled = c;
         Ok(())
     }
 
-    /// Removes a rule: trie key first, then the slot, then its prefilter (or DNS port) bits.
+    /// Removes a rule: its key first, then the slot, then its prefilter (or DNS port) bits.
     /// Detaches a direction's program when its last rule goes.
     pub fn remove(&mut self, id: RuleId) -> Result<(), Error> {
         match self.installed.get(&id.slot) {
@@ -403,7 +406,7 @@ impl Injector {
         let c = &inst.compiled;
         self.by_key.remove(&c.key);
         // Even if one step fails, do the others: the key removal alone already stops matching.
-        let key = self.maps.remove_key(&c.key, &c.index);
+        let key = self.maps.remove_key(c);
         let slot = self.maps.write_slot(
             id.slot,
             &RuleSlot {
@@ -412,6 +415,7 @@ impl Injector {
             },
         );
         let pf = self.maps.index_remove(c);
+        self.maps.unplace(c);
         self.free.push_back(id.slot);
         self.detach_unused();
         key.and(slot).and(pf)

@@ -6,31 +6,34 @@ use aya::{
     maps::{Array, HashMap, LpmTrie, MapData, MapError, PerCpuArray, PerCpuValues, lpm_trie::Key},
 };
 use chaos_common::{
-    Counters, DnsRule, ExactKeyV4, ExactKeyV6, PREFILTER_TABLES, PREFILTER_WORDS, RuleKeyV4,
-    RuleKeyV6, RuleSlot,
+    Counters, DnsRule, KEY_ADDR, KEY_HEADER_BITS, MAX_PROBES, PREFILTER_TABLES, PREFILTER_WORDS,
+    Probe, Probes, RuleKeyV4, RuleKeyV6, RuleSlot, SHAPE_ANYPROTO_PORT, SHAPE_PROTO_ANYPORT,
+    SHAPE_PROTO_PORT, SHAPES, TrieKeyV4, TrieKeyV6,
 };
+use std::collections::HashMap as Counts;
 use std::ops::RangeInclusive;
 
 use super::{
     Error,
-    compile::{Compiled, Index, KeyData, MapKey, Table},
+    compile::{Compiled, Home, Index, KeyData, Table},
 };
 
 /// `BPF_NOEXIST`: insert only if the key is absent.
 const BPF_NOEXIST: u64 = 1;
-const SLASH16S: usize = 65_536;
+const BUCKETS: usize = 65_536;
 
 /// The maps of one loaded object.
 pub struct RuleMaps {
-    v4_egress: LpmTrie<MapData, RuleKeyV4, u32>,
-    v6_egress: LpmTrie<MapData, RuleKeyV6, u32>,
-    v4_ingress: LpmTrie<MapData, RuleKeyV4, u32>,
-    v6_ingress: LpmTrie<MapData, RuleKeyV6, u32>,
-    exact_v4: HashMap<MapData, ExactKeyV4, u32>,
-    exact_v6: HashMap<MapData, ExactKeyV6, u32>,
+    rules_v4: HashMap<MapData, RuleKeyV4, u32>,
+    rules_v6: HashMap<MapData, RuleKeyV6, u32>,
+    v4_egress: LpmTrie<MapData, TrieKeyV4, u32>,
+    v6_egress: LpmTrie<MapData, TrieKeyV6, u32>,
+    v4_ingress: LpmTrie<MapData, TrieKeyV4, u32>,
+    v6_ingress: LpmTrie<MapData, TrieKeyV6, u32>,
     slots: Array<MapData, RuleSlot>,
     counters: PerCpuArray<MapData, Counters>,
     prefilter: Array<MapData, u64>,
+    probes: Array<MapData, Probes>,
     key_shapes: Array<MapData, u32>,
     dist: Array<MapData, [i16; chaos_common::DIST_TABLE_SIZE as usize]>,
     dns_rules: HashMap<MapData, u64, DnsRule>,
@@ -43,10 +46,15 @@ pub struct RuleMaps {
     scope_levels: Array<MapData, u64>,
     /// Scoped rules per cgroup level: a `SCOPE_LEVELS` bit is set while non-zero.
     scope_level_refs: Vec<u32>,
-    /// Rules per (prefilter table, /16): a bit is set while its count is non-zero.
+    /// Rules per (prefilter table, bucket): a bit is set while its count is non-zero.
     prefilter_refs: Vec<u32>,
-    /// Rules per (prefilter table, key shape bit index: 4 trie shapes, then 4 exact shapes).
-    shape_refs: [[u32; 8]; PREFILTER_TABLES as usize],
+    /// Placed rules per (prefilter table, prefix length, shape), and where they live.
+    homes: Counts<(u32, u8, u8), (Home, u32)>,
+    /// Enabled hashed rules per (prefilter table, prefix length, shape): a pair is in the
+    /// table's `PROBES` list while its count is non-zero.
+    probe_refs: Counts<(u32, u8, u8), u32>,
+    /// Enabled trie rules per (prefilter table, shape): a `KEY_SHAPES` bit is set while non-zero.
+    shape_refs: [[u32; SHAPES]; PREFILTER_TABLES as usize],
     nr_cpus: usize,
 }
 
@@ -96,15 +104,16 @@ impl RuleMaps {
         let nr_cpus =
             aya::util::nr_cpus().map_err(|(what, e)| Error::Load(format!("{what}: {e}").into()))?;
         Ok(RuleMaps {
+            rules_v4: take(ebpf, "RULES_V4")?,
+            rules_v6: take(ebpf, "RULES_V6")?,
             v4_egress: take(ebpf, "RULES_V4_EGRESS")?,
             v6_egress: take(ebpf, "RULES_V6_EGRESS")?,
             v4_ingress: take(ebpf, "RULES_V4_INGRESS")?,
             v6_ingress: take(ebpf, "RULES_V6_INGRESS")?,
-            exact_v4: take(ebpf, "EXACT_V4")?,
-            exact_v6: take(ebpf, "EXACT_V6")?,
             slots: take(ebpf, "SLOTS")?,
             counters: take(ebpf, "COUNTERS")?,
             prefilter: take(ebpf, "PREFILTER")?,
+            probes: take(ebpf, "PROBES")?,
             key_shapes: take(ebpf, "KEY_SHAPES")?,
             dist: take(ebpf, "DIST")?,
             dns_rules: take(ebpf, "DNS_RULES")?,
@@ -114,7 +123,9 @@ impl RuleMaps {
             scope_level_refs: vec![0; 64],
             dns_port_refs: vec![0; 65_536],
             dns_wildcard_refs: vec![0; chaos_common::DNS_WILDCARD_WORDS as usize * 64],
-            prefilter_refs: vec![0; PREFILTER_TABLES as usize * SLASH16S],
+            prefilter_refs: vec![0; PREFILTER_TABLES as usize * BUCKETS],
+            homes: Counts::new(),
+            probe_refs: Counts::new(),
             shape_refs: Default::default(),
             nr_cpus,
         })
@@ -128,56 +139,104 @@ impl RuleMaps {
         Ok(())
     }
 
-    /// Inserts `key → slot` (for a domain rule, the rule's value pointing at `slot`); fails if
-    /// the key is already present.
-    pub fn insert_key(&mut self, key: &MapKey, slot: u32, index: &Index) -> Result<(), Error> {
-        let p = key.prefix_len;
-        match (key.table, &key.data) {
-            (_, KeyData::Dns(_)) => {
-                let Index::Dns { rule, hash, .. } = index else {
+    /// Chooses the map an IP rule's key goes to (`c.home`): where the rules of its (table,
+    /// length, shape) already are, else the hash map while the table's `PROBES` list has room,
+    /// else the trie. Undone by [`RuleMaps::unplace`] once the key is gone.
+    pub fn place(&mut self, c: &mut Compiled) {
+        let Some(pair) = pair(c) else {
+            return;
+        };
+        let hashed = self
+            .homes
+            .iter()
+            .filter(|((t, _, _), (home, _))| *t == pair.0 && *home == Home::Hash)
+            .count();
+        let (home, n) = self.homes.entry(pair).or_insert_with(|| {
+            let home = if hashed < MAX_PROBES {
+                Home::Hash
+            } else {
+                Home::Trie
+            };
+            (home, 0)
+        });
+        *n += 1;
+        c.home = *home;
+    }
+
+    /// Forgets a placed rule.
+    pub fn unplace(&mut self, c: &Compiled) {
+        if let Some(pair) = pair(c)
+            && let Some((_, n)) = self.homes.get_mut(&pair)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.homes.remove(&pair);
+            }
+        }
+    }
+
+    /// Inserts the rule's key → `slot` (for a domain rule, its value pointing at `slot`) into
+    /// the map `place` chose; fails if the key is already present.
+    pub fn insert_key(&mut self, c: &Compiled, slot: u32) -> Result<(), Error> {
+        let name = map_name(c);
+        match (&c.key.data, c.home) {
+            (KeyData::Dns(_), _) => {
+                let Index::Dns { rule, hash, .. } = &c.index else {
                     unreachable!("compile pairs DNS keys with DNS values")
                 };
                 let rule = DnsRule { slot, ..*rule };
                 self.dns_rules.insert(hash, rule, BPF_NOEXIST)
             }
-            (_, KeyData::ExactV4(k)) => self.exact_v4.insert(k, slot, BPF_NOEXIST),
-            (_, KeyData::ExactV6(k)) => self.exact_v6.insert(k, slot, BPF_NOEXIST),
-            (Table::V4Egress, KeyData::V4(d)) => {
-                self.v4_egress.insert(&Key::new(p, *d), slot, BPF_NOEXIST)
+            (KeyData::V4(k), Home::Hash) => self.rules_v4.insert(k, slot, BPF_NOEXIST),
+            (KeyData::V6(k), Home::Hash) => self.rules_v6.insert(k, slot, BPF_NOEXIST),
+            (KeyData::V4(k), Home::Trie) => {
+                let key = trie_v4(k);
+                self.trie_v4(c.key.table).insert(&key, slot, BPF_NOEXIST)
             }
-            (Table::V4Ingress, KeyData::V4(d)) => {
-                self.v4_ingress.insert(&Key::new(p, *d), slot, BPF_NOEXIST)
+            (KeyData::V6(k), Home::Trie) => {
+                let key = trie_v6(k);
+                self.trie_v6(c.key.table).insert(&key, slot, BPF_NOEXIST)
             }
-            (Table::V6Egress, KeyData::V6(d)) => {
-                self.v6_egress.insert(&Key::new(p, *d), slot, BPF_NOEXIST)
-            }
-            (Table::V6Ingress, KeyData::V6(d)) => {
-                self.v6_ingress.insert(&Key::new(p, *d), slot, BPF_NOEXIST)
-            }
-            _ => unreachable!("compile pairs IPv4 keys with IPv4 tables"),
         }
-        .map_err(map_err(key.map_name()))
+        .map_err(map_err(name))
     }
 
-    /// Removes a key (exact prefix and data; for a domain rule, its hash in `index`).
-    pub fn remove_key(&mut self, key: &MapKey, index: &Index) -> Result<(), Error> {
-        let p = key.prefix_len;
-        match (key.table, &key.data) {
-            (_, KeyData::Dns(_)) => {
-                let Index::Dns { hash, .. } = index else {
+    /// Removes the rule's key.
+    pub fn remove_key(&mut self, c: &Compiled) -> Result<(), Error> {
+        let name = map_name(c);
+        match (&c.key.data, c.home) {
+            (KeyData::Dns(_), _) => {
+                let Index::Dns { hash, .. } = &c.index else {
                     unreachable!("compile pairs DNS keys with DNS values")
                 };
                 self.dns_rules.remove(hash)
             }
-            (_, KeyData::ExactV4(k)) => self.exact_v4.remove(k),
-            (_, KeyData::ExactV6(k)) => self.exact_v6.remove(k),
-            (Table::V4Egress, KeyData::V4(d)) => self.v4_egress.remove(&Key::new(p, *d)),
-            (Table::V4Ingress, KeyData::V4(d)) => self.v4_ingress.remove(&Key::new(p, *d)),
-            (Table::V6Egress, KeyData::V6(d)) => self.v6_egress.remove(&Key::new(p, *d)),
-            (Table::V6Ingress, KeyData::V6(d)) => self.v6_ingress.remove(&Key::new(p, *d)),
-            _ => unreachable!("compile pairs IPv4 keys with IPv4 tables"),
+            (KeyData::V4(k), Home::Hash) => self.rules_v4.remove(k),
+            (KeyData::V6(k), Home::Hash) => self.rules_v6.remove(k),
+            (KeyData::V4(k), Home::Trie) => {
+                let key = trie_v4(k);
+                self.trie_v4(c.key.table).remove(&key)
+            }
+            (KeyData::V6(k), Home::Trie) => {
+                let key = trie_v6(k);
+                self.trie_v6(c.key.table).remove(&key)
+            }
         }
-        .map_err(map_err(key.map_name()))
+        .map_err(map_err(name))
+    }
+
+    fn trie_v4(&mut self, table: Table) -> &mut LpmTrie<MapData, TrieKeyV4, u32> {
+        match table {
+            Table::V4Ingress => &mut self.v4_ingress,
+            _ => &mut self.v4_egress,
+        }
+    }
+
+    fn trie_v6(&mut self, table: Table) -> &mut LpmTrie<MapData, TrieKeyV6, u32> {
+        match table {
+            Table::V6Ingress => &mut self.v6_ingress,
+            _ => &mut self.v6_egress,
+        }
     }
 
     /// Writes a rule slot.
@@ -216,14 +275,22 @@ impl RuleMaps {
             Index::Ip {
                 prefilter,
                 shape,
+                length,
                 scope_level,
             } => {
-                let table = c.key.table.prefilter();
-                self.prefilter_add(table, prefilter.clone(), *shape)?;
+                let pair = (c.key.table.prefilter(), *length, *shape);
+                self.pair_update(pair, c.home, true)?;
+                if let Err(e) = self.prefilter_update(pair.0, prefilter.clone(), true) {
+                    // Counts were raised before the failing write: lower them again, best effort.
+                    let _ = self.prefilter_update(pair.0, prefilter.clone(), false);
+                    let _ = self.pair_update(pair, c.home, false);
+                    return Err(e);
+                }
                 if let Some(level) = scope_level
                     && let Err(e) = self.scope_level_update(*level, true)
                 {
-                    let _ = self.prefilter_remove(table, prefilter.clone(), *shape);
+                    let _ = self.prefilter_update(pair.0, prefilter.clone(), false);
+                    let _ = self.pair_update(pair, c.home, false);
                     return Err(e);
                 }
                 Ok(())
@@ -251,9 +318,13 @@ impl RuleMaps {
             Index::Ip {
                 prefilter,
                 shape,
+                length,
                 scope_level,
             } => {
-                let r = self.prefilter_remove(c.key.table.prefilter(), prefilter.clone(), *shape);
+                let pair = (c.key.table.prefilter(), *length, *shape);
+                let r = self
+                    .prefilter_update(pair.0, prefilter.clone(), false)
+                    .and(self.pair_update(pair, c.home, false));
                 match scope_level {
                     Some(level) => self.scope_level_update(*level, false).and(r),
                     None => r,
@@ -308,50 +379,65 @@ impl RuleMaps {
         .map_err(map_err("DNS_WILDCARDS"))
     }
 
-    /// Counts one more rule of key shape `shape` in the /16s of `range`, setting the prefilter
-    /// and shape bits that become non-zero. On failure the counts are as before.
-    pub fn prefilter_add(
-        &mut self,
-        table: u32,
-        range: RangeInclusive<u16>,
-        shape: u32,
-    ) -> Result<(), Error> {
-        self.shape_update(table, shape, true)?;
-        if let Err(e) = self.prefilter_update(table, range.clone(), true) {
-            // Counts were raised before the failing write: lower them again, best effort.
-            let _ = self.prefilter_update(table, range, false);
-            let _ = self.shape_update(table, shape, false);
-            return Err(e);
+    /// Counts one more (or one less) enabled rule of a (table, length, shape) pair, rewriting the
+    /// table's `PROBES` list (hashed pairs) or `KEY_SHAPES` bits (trie pairs) when the set of
+    /// pairs in use changes. On failure the count is as before.
+    fn pair_update(&mut self, pair: (u32, u8, u8), home: Home, add: bool) -> Result<(), Error> {
+        let (table, _, shape) = pair;
+        if home == Home::Trie {
+            let refs = &mut self.shape_refs[table as usize];
+            let before = refs[shape as usize];
+            refs[shape as usize] = if add {
+                before + 1
+            } else {
+                before.saturating_sub(1)
+            };
+            let bits = refs
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, r)| if *r > 0 { acc | 1 << i } else { acc });
+            let written = self.key_shapes.set(table, bits, 0);
+            if written.is_err() {
+                self.shape_refs[table as usize][shape as usize] = before;
+            }
+            return written.map_err(map_err("KEY_SHAPES"));
         }
-        Ok(())
-    }
-
-    /// Counts one rule less; clears the bits that become zero.
-    pub fn prefilter_remove(
-        &mut self,
-        table: u32,
-        range: RangeInclusive<u16>,
-        shape: u32,
-    ) -> Result<(), Error> {
-        let r = self.prefilter_update(table, range, false);
-        self.shape_update(table, shape, false).and(r)
-    }
-
-    fn shape_update(&mut self, table: u32, shape: u32, add: bool) -> Result<(), Error> {
-        let refs = &mut self.shape_refs[table as usize];
-        let i = shape.trailing_zeros() as usize;
-        refs[i] = if add {
-            refs[i] + 1
+        let before = self.probe_refs.get(&pair).copied().unwrap_or(0);
+        let after = if add {
+            before + 1
         } else {
-            refs[i].saturating_sub(1)
+            before.saturating_sub(1)
         };
-        let bits = refs
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, r)| if *r > 0 { acc | 1 << i } else { acc });
-        self.key_shapes
-            .set(table, bits, 0)
-            .map_err(map_err("KEY_SHAPES"))
+        let set = |refs: &mut Counts<(u32, u8, u8), u32>, n: u32| {
+            if n == 0 {
+                refs.remove(&pair);
+            } else {
+                refs.insert(pair, n);
+            }
+        };
+        set(&mut self.probe_refs, after);
+        if (before == 0) == (after == 0) {
+            return Ok(());
+        }
+        let mut pairs: Vec<(u8, u8)> = self
+            .probe_refs
+            .keys()
+            .filter(|(t, _, _)| *t == table)
+            .map(|(_, len, shape)| (*len, *shape))
+            .collect();
+        // Longest first, then the most specific shape: the program's first live hit is the best.
+        pairs.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut value = Probes::default();
+        let ipv6 = table % 2 == 1;
+        for (probe, (len, shape)) in value.probe.iter_mut().zip(&pairs) {
+            *probe = probe_of(ipv6, *len, *shape);
+        }
+        value.count = pairs.len().min(MAX_PROBES) as u32;
+        let written = self.probes.set(table, value, 0);
+        if written.is_err() {
+            set(&mut self.probe_refs, before);
+        }
+        written.map_err(map_err("PROBES"))
     }
 
     fn prefilter_update(
@@ -360,7 +446,7 @@ impl RuleMaps {
         range: RangeInclusive<u16>,
         add: bool,
     ) -> Result<(), Error> {
-        let base = table as usize * SLASH16S;
+        let base = table as usize * BUCKETS;
         let (start, end) = (*range.start() as usize, *range.end() as usize);
         for r in &mut self.prefilter_refs[base + start..=base + end] {
             *r = if add { *r + 1 } else { r.saturating_sub(1) };
@@ -378,5 +464,88 @@ impl RuleMaps {
                 .map_err(map_err("PREFILTER"))?;
         }
         Ok(())
+    }
+}
+
+/// An IP rule's (prefilter table, prefix length, shape).
+fn pair(c: &Compiled) -> Option<(u32, u8, u8)> {
+    match c.index {
+        Index::Ip { shape, length, .. } => Some((c.key.table.prefilter(), length, shape)),
+        Index::Dns { .. } => None,
+    }
+}
+
+fn map_name(c: &Compiled) -> &'static str {
+    match c.home {
+        Home::Trie => c.key.table.trie_name(),
+        Home::Hash => c.key.map_name(),
+    }
+}
+
+/// A `PROBES` entry: the pair and its masks.
+fn probe_of(ipv6: bool, len: u8, shape: u8) -> Probe {
+    let mut mask = [0u8; 16];
+    if ipv6 {
+        mask = u128::MAX
+            .checked_shl(128 - u32::from(len))
+            .unwrap_or(0)
+            .to_be_bytes();
+    } else {
+        let m = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+        mask[..4].copy_from_slice(&m.to_be_bytes());
+    }
+    let named = |yes: bool| if yes { u16::MAX } else { 0 };
+    Probe {
+        mask,
+        len,
+        shape,
+        proto_mask: named(shape == SHAPE_PROTO_PORT || shape == SHAPE_PROTO_ANYPORT) as u8,
+        port_mask: named(shape == SHAPE_PROTO_PORT || shape == SHAPE_ANYPROTO_PORT),
+        ..Probe::default()
+    }
+}
+
+/// The trie key of a hashed IPv4 key: `[scope, proto, port, addr]`, prefix `88 + length`.
+fn trie_v4(k: &RuleKeyV4) -> Key<TrieKeyV4> {
+    let mut data = [0u8; 15];
+    data[..8].copy_from_slice(&k[KEY_ADDR + 4..]);
+    data[8..11].copy_from_slice(&k[2..5]);
+    data[11..].copy_from_slice(&k[KEY_ADDR..KEY_ADDR + 4]);
+    Key::new(KEY_HEADER_BITS + u32::from(k[1]), data)
+}
+
+/// The trie key of a hashed IPv6 key.
+fn trie_v6(k: &RuleKeyV6) -> Key<TrieKeyV6> {
+    let mut data = [0u8; 27];
+    data[..8].copy_from_slice(&k[KEY_ADDR + 16..]);
+    data[8..11].copy_from_slice(&k[2..5]);
+    data[11..].copy_from_slice(&k[KEY_ADDR..KEY_ADDR + 16]);
+    Key::new(KEY_HEADER_BITS + u32::from(k[1]), data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chaos_common::{Direction, SHAPE_ANY, rule_key_v4, trie_key_v4};
+
+    #[test]
+    fn trie_keys_carry_the_hashed_keys_fields() {
+        let k = rule_key_v4(Direction::Egress, 24, 9, 6, 443, [10, 1, 2, 0]);
+        let t = trie_v4(&k);
+        assert_eq!(t.prefix_len(), 88 + 24);
+        assert_eq!(t.data(), trie_key_v4(9, 6, 443, [10, 1, 2, 0]));
+    }
+
+    #[test]
+    fn probes_carry_the_netmask_and_which_fields_count() {
+        let p = probe_of(false, 28, SHAPE_PROTO_ANYPORT);
+        assert_eq!(&p.mask[..5], &[255, 255, 255, 240, 0]);
+        assert_eq!((p.proto_mask, p.port_mask), (0xff, 0));
+        let p = probe_of(true, 0, SHAPE_ANY);
+        assert_eq!((p.mask, p.proto_mask, p.port_mask), ([0; 16], 0, 0));
+        let p = probe_of(true, 128, SHAPE_PROTO_PORT);
+        assert_eq!((p.mask, p.port_mask), ([255; 16], u16::MAX));
+        let p = probe_of(false, 0, SHAPE_ANYPROTO_PORT);
+        assert_eq!((p.mask, p.proto_mask, p.port_mask), ([0; 16], 0, u16::MAX));
     }
 }

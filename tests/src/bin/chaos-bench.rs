@@ -6,7 +6,7 @@
 use std::{
     collections::BTreeMap,
     fs,
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     time::{Duration, Instant},
 };
 
@@ -66,16 +66,43 @@ struct Row {
     hit: f64,
 }
 
-/// Installs `n` blackholes of length `prefix` (/32: exact-match maps; shorter: LPM tries) and
-/// measures a packet to a /16 without rules, to a non-rule address in a ruled /16, and to a rule.
-fn measure(n: u32, prefix: u8) -> Result<Row> {
+/// Prints one row of [`measure`].
+fn print_row(row: &Row, prefix: u8, v6: bool) {
+    let (family, bits) = if v6 {
+        ("IPv6", prefix + 96)
+    } else {
+        ("IPv4", prefix)
+    };
+    println!(
+        "{family} {:>7} /{bits} rules: miss (empty bucket) {:6.1} ns  miss (ruled bucket) {:6.1} ns  hit {:6.1} ns  load {:.2} s",
+        row.rules,
+        row.miss_empty16,
+        row.miss_ruled16,
+        row.hit,
+        row.load.as_secs_f64()
+    );
+}
+
+/// Installs `n` blackholes of length `prefix` (one (length, shape) pair, so one hash lookup
+/// whatever `n`; IPv6: `prefix + 96` inside 2001:db8::/96) and measures a packet to a bucket
+/// without rules, to a non-rule address in the ruled bucket, and to a rule.
+fn measure(n: u32, prefix: u8, v6: bool) -> Result<Row> {
     let mut inj = Injector::detached().context("loading the programs needs root")?;
     let nets = rule_networks(n, prefix);
+    // IPv6: the same layout inside 2001:db8::/96, so every rule shares one prefilter bucket.
+    let addr = |a: u32| -> IpAddr {
+        if v6 {
+            IpAddr::V6(Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(a)))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(a))
+        }
+    };
+    let bits = if v6 { prefix + 96 } else { prefix };
     let rules: Vec<Rule> = nets
         .iter()
         .map(|a| {
-            let net = ipnet::Ipv4Net::new(Ipv4Addr::from(*a), prefix).expect("valid prefix");
-            Rule::blackhole(Direction::Egress, net.into())
+            let net = ipnet::IpNet::new(addr(*a), bits).expect("valid prefix");
+            Rule::blackhole(Direction::Egress, net)
         })
         .collect();
     let start = Instant::now();
@@ -83,8 +110,8 @@ fn measure(n: u32, prefix: u8) -> Result<Row> {
         inj.add_batch(chunk)?;
     }
     let load = start.elapsed();
-    let src: IpAddr = "192.0.2.1".parse()?;
-    let pkt = |dst: u32| frame(src, IpAddr::V4(Ipv4Addr::from(dst)), L4::Tcp(40000, 443), 0);
+    let src: IpAddr = if v6 { "fd00::1" } else { "192.0.2.1" }.parse()?;
+    let pkt = |dst: IpAddr| frame(src, dst, L4::Tcp(40000, 443), 0);
     let mask = u32::MAX << (32 - prefix);
     let covered: std::collections::HashSet<u32> = nets.iter().copied().collect();
     let first = nets[0];
@@ -100,9 +127,10 @@ fn measure(n: u32, prefix: u8) -> Result<Row> {
         !covered.contains(&(near & mask)),
         "no free address next to {first:#x}"
     );
-    let miss_empty16 = ns_per_packet(&mut inj, &pkt(u32::from(Ipv4Addr::new(172, 16, 1, 1))))?;
-    let miss_ruled16 = ns_per_packet(&mut inj, &pkt(near))?;
-    let hit = ns_per_packet(&mut inj, &pkt(first))?;
+    let empty: IpAddr = if v6 { "2001:db8:1::1" } else { "172.16.1.1" }.parse()?;
+    let miss_empty16 = ns_per_packet(&mut inj, &pkt(empty))?;
+    let miss_ruled16 = ns_per_packet(&mut inj, &pkt(addr(near)))?;
+    let hit = ns_per_packet(&mut inj, &pkt(addr(first)))?;
     Ok(Row {
         rules: n,
         load,
@@ -514,6 +542,17 @@ fn main() -> Result<()> {
 
     // `chaos-bench dns`: only the DNS figures, printed, nothing written.
     let only_dns = std::env::args().nth(1).as_deref() == Some("dns");
+    // `chaos-bench classifier`: only the rule-count rows (IPv4 and IPv6), printed.
+    if std::env::args().nth(1).as_deref() == Some("classifier") {
+        for v6 in [false, true] {
+            for prefix in [32u8, 28] {
+                for n in SIZES {
+                    print_row(&measure(n, prefix, v6)?, prefix, v6);
+                }
+            }
+        }
+        return Ok(());
+    }
     if only_dns {
         for (name, ns) in dns_costs()? {
             println!("{name}: {ns:.1} ns/packet");
@@ -523,19 +562,11 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let mut rows = Vec::new();
-    // /32 rules live in the exact-match hash maps, /28 rules in the LPM tries.
     let mut lpm_rows = Vec::new();
     for (prefix, rows) in [(32u8, &mut rows), (28, &mut lpm_rows)] {
         for n in SIZES {
-            let row = measure(n, prefix)?;
-            println!(
-                "{:>7} /{prefix} rules: miss (empty /16) {:6.1} ns  miss (ruled /16) {:6.1} ns  hit {:6.1} ns  load {:.2} s",
-                row.rules,
-                row.miss_empty16,
-                row.miss_ruled16,
-                row.hit,
-                row.load.as_secs_f64()
-            );
+            let row = measure(n, prefix, false)?;
+            print_row(&row, prefix, false);
             rows.push(row);
         }
     }
@@ -612,7 +643,7 @@ fn main() -> Result<()> {
     md.push_str(&format!(
         "## Classifier cost per packet (BPF_PROG_TEST_RUN, TC egress, Ethernet+IPv4+TCP, repeat {REPEAT}, median of {ROUNDS})\n\n"
     ));
-    md.push_str("Rules are blackholes spread over 10.0.0.0/8: /32s (exact-match hash maps) or /28s (LPM tries).\n\
+    md.push_str("Rules are blackholes spread over 10.0.0.0/8: /32s or /28s: one (prefix length, shape) pair each, so one hash lookup per packet whatever the rule count.\n\
         *Miss, empty /16*: destination 172.16.1.1, whose /16 holds no rule: the prefilter bitmap answers.\n\
         *Miss, ruled /16*: an address next to a rule, so the lookups run (one per key shape in use).\n\
         *Match*: a rule's own address (lookup + counters + drop).\n\n");

@@ -126,3 +126,51 @@ fn exact_rules_beat_shorter_prefixes_and_keep_shape_order() {
         Pass
     );
 }
+
+#[test]
+fn pairs_beyond_the_hashed_list_go_to_the_tries_and_longest_still_wins() {
+    let mut inj = injector();
+    let pass = |net: &str| Rule {
+        action: Action::Loss { ppm: 0 },
+        ..rule(net)
+    };
+    // Eight lengths fill the hashed list (chaos_common::MAX_PROBES): blackholes. Four more
+    // lengths go to the trie: 0 % loss, so a packet they decide passes.
+    let mut hashed = Vec::new();
+    for len in [16u8, 18, 19, 20, 21, 22, 23, 24] {
+        hashed.push(inj.add(&rule(&format!("10.50.0.0/{len}"))).unwrap());
+    }
+    for len in [25u8, 26, 27, 28] {
+        inj.add(&pass(&format!("10.50.0.0/{len}"))).unwrap();
+    }
+    inj.add(&rule("10.50.0.0/30")).unwrap();
+    inj.add(&pass("10.50.128.0/17")).unwrap();
+    // The trie's /30 beats every hashed length; its /28 beats the hashed /24.
+    assert_eq!(egress(&mut inj, "10.50.0.1", L4::Udp(1, 2)), Drop);
+    assert_eq!(egress(&mut inj, "10.50.0.9", L4::Udp(1, 2)), Pass);
+    // The trie's /17 beats the hashed /16; outside it, the /16 decides.
+    assert_eq!(egress(&mut inj, "10.50.200.1", L4::Udp(1, 2)), Pass);
+    assert_eq!(egress(&mut inj, "10.50.100.1", L4::Udp(1, 2)), Drop);
+    // Removing the /24 frees a place in the list: a new pair, /29 TCP, is hashed and, being
+    // longer, beats the trie's /28 for TCP only.
+    inj.remove(hashed.pop().unwrap()).unwrap();
+    inj.add(&rule("10.50.0.8/29").on(Protocol::Tcp, None))
+        .unwrap();
+    assert_eq!(egress(&mut inj, "10.50.0.9", L4::Tcp(1, 2)), Drop);
+    assert_eq!(egress(&mut inj, "10.50.0.9", L4::Udp(1, 2)), Pass);
+    // Every rule removed: nothing matches any more.
+    inj.remove_all().unwrap();
+    assert_eq!(egress(&mut inj, "10.50.0.1", L4::Udp(1, 2)), Pass);
+}
+
+#[test]
+fn ipv6_rules_match_their_own_nets_within_one_slash32() {
+    let mut inj = injector();
+    inj.add(&rule("2001:db8:7::/48")).unwrap();
+    inj.add(&rule("2001:db8:9:1::5/128").on(Protocol::Tcp, Some(443)))
+        .unwrap();
+    assert_eq!(egress(&mut inj, "2001:db8:7:ffff::1", L4::Udp(1, 2)), Drop);
+    assert_eq!(egress(&mut inj, "2001:db8:8::1", L4::Udp(1, 2)), Pass);
+    assert_eq!(egress(&mut inj, "2001:db8:9:1::5", L4::Tcp(1, 443)), Drop);
+    assert_eq!(egress(&mut inj, "2001:db8:9:1::5", L4::Tcp(1, 80)), Pass);
+}
