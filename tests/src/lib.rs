@@ -9,5 +9,6 @@ pub mod daemon;
 pub mod dns;
 pub mod netns;
 pub mod packet;
+pub mod peers;
 pub mod services;
 pub mod traffic;

@@ -46,6 +46,8 @@ pub enum Load {
     Tcp,
     /// UDP datagrams of 1400 bytes offered at this many Mbit/s.
     Udp(u32),
+    /// UDP datagrams of this many payload bytes, as fast as the sender can: per-packet cost.
+    UdpPackets(u16),
 }
 
 /// Where traffic goes: from a namespace (optionally from one of its addresses) to an address
@@ -94,10 +96,17 @@ fn attempt(p: &NsPair, path: Path, load: Load, secs: u32) -> Result<Transfer, St
     if let Some(src) = path.src {
         args.extend(["-B", src]);
     }
-    let rate;
-    if let Load::Udp(mbit) = load {
-        rate = format!("{mbit}M");
-        args.extend(["-u", "-l", "1400", "-b", &rate]);
+    let (rate, size);
+    match load {
+        Load::Tcp => {}
+        Load::Udp(mbit) => {
+            rate = format!("{mbit}M");
+            args.extend(["-u", "-l", "1400", "-b", &rate]);
+        }
+        Load::UdpPackets(bytes) => {
+            size = bytes.to_string();
+            args.extend(["-u", "-l", &size, "-b", "0"]);
+        }
     }
     // The server needs a moment to listen: retry while the connection is refused (a one-off
     // server that accepted a client is gone, so nothing else is retried here).

@@ -17,6 +17,7 @@ use chaos_tests::{
     daemon::Daemon,
     netns::{B4, NsPair},
     packet::{L4, frame},
+    peers,
 };
 use hyper::Method;
 use serde_json::json;
@@ -542,6 +543,23 @@ fn main() -> Result<()> {
 
     // `chaos-bench dns`: only the DNS figures, printed, nothing written.
     let only_dns = std::env::args().nth(1).as_deref() == Some("dns");
+    // `chaos-bench peers [--quick]`: only the comparison with nftables and tc, printed and
+    // merged into results.json.
+    if std::env::args().nth(1).as_deref() == Some("peers") {
+        let quick = std::env::args().any(|a| a == "--quick");
+        let plan = if quick {
+            peers::Plan::QUICK
+        } else {
+            peers::Plan::FULL
+        };
+        let outcomes = peers::run(plan, &peers::settings(quick))?;
+        println!("{}", peers::markdown(&outcomes));
+        fs::create_dir_all("target/bench")?;
+        merge_json("target/bench/results.json", &peers::json(&outcomes))?;
+        peers::chart(&outcomes, std::path::Path::new("target/bench/peers.svg"))?;
+        println!("wrote target/bench/peers.svg");
+        return Ok(());
+    }
     // `chaos-bench classifier`: only the rule-count rows (IPv4 and IPv6), printed.
     if std::env::args().nth(1).as_deref() == Some("classifier") {
         for v6 in [false, true] {
@@ -590,6 +608,7 @@ fn main() -> Result<()> {
         "daemon: start→ready median {:.0} ms; add p50 {:.2} ms p99 {:.2} ms; 10k batch {:.2} s; RSS idle {:.1} MB, 11k rules {:.1} MB",
         dm.start_ms[2], dm.add_p50_ms, dm.add_p99_ms, dm.batch_10k_s, dm.rss_idle_mb, dm.rss_10k_mb
     );
+    let beside = peers::run(peers::Plan::FULL, &peers::settings(false))?;
     let map = |rows: &[Row], f: fn(&Row) -> f64| -> BTreeMap<String, f64> {
         rows.iter()
             .map(|r| (r.rules.to_string(), (f(r) * 10.0).round() / 10.0))
@@ -633,6 +652,9 @@ fn main() -> Result<()> {
     });
     fs::create_dir_all("target/bench")?;
     merge_json("target/bench/results.json", &results)?;
+    merge_json("target/bench/results.json", &peers::json(&beside))?;
+    fs::create_dir_all("docs")?;
+    peers::chart(&beside, std::path::Path::new("docs/throughput.svg"))?;
 
     let mut md = String::new();
     md.push_str("# Benchmarks\n\nWritten by `cargo xtask bench`. ");
@@ -704,6 +726,16 @@ fn main() -> Result<()> {
         aborts[aborts.len() / 2],
         aborts[aborts.len() - 1]
     ));
+    md.push_str(&format!(
+        "\n## Beside nftables and tc (veth pair between two namespaces; rules never match the traffic)\n\n\
+         Ratios to a pair without rules measured in the same round ({} rounds interleaved, {} s per\n\
+         transfer): iperf3 TCP goodput, iperf3 UDP 64-byte datagrams received per second, mean ping RTT\n\
+         (above 1 is slower). `results.json` has `throughput_ratio[tool][rules]` (ours: its worst shape).\n\n",
+        peers::Plan::FULL.rounds,
+        peers::Plan::FULL.secs
+    ));
+    md.push_str(&peers::markdown(&beside));
+    md.push_str("\n![TCP throughput ratio vs rule count](docs/throughput.svg)\n");
     fs::write("BENCHMARKS.md", md)?;
     println!(
         "wrote BENCHMARKS.md and target/bench/results.json (100k/1 ratio {:.3})",
