@@ -63,8 +63,14 @@ enum Cmd {
     Setup,
     /// Setup, then fmt check, clippy -D warnings, unit, program and network-namespace tests (root).
     Test,
-    /// Setup, then benchmarks; writes BENCHMARKS.md and target/bench/results.json (root).
-    Bench,
+    /// Setup, then benchmarks; writes BENCHMARKS.md, docs/throughput.svg and
+    /// target/bench/results.json (root).
+    Bench {
+        /// Only the classifier's rule-count rows and one short round beside nftables and tc
+        /// at 10k rules (printed, merged into results.json; BENCHMARKS.md untouched): minutes.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Setup, build, then a narrated end-to-end demo in two network namespaces (root).
     Demo,
     /// Setup, release build, then install: binaries to /usr/local/bin, the systemd unit to
@@ -106,11 +112,16 @@ fn main() -> Result<()> {
             setup()?;
             test()
         }
-        Cmd::Bench => {
+        Cmd::Bench { quick } => {
             require_root("benchmarks load eBPF programs")?;
             setup()?;
             build_release()?;
-            run(&mut Command::new(root.join("target/release/chaos-bench")))?;
+            let bench = root.join("target/release/chaos-bench");
+            if quick {
+                run(Command::new(&bench).arg("classifier"))?;
+                return run(Command::new(&bench).args(["peers", "--quick"]));
+            }
+            run(&mut Command::new(bench))?;
             vm_bench()
         }
         Cmd::Install => {
