@@ -50,9 +50,14 @@ fn rule_networks(n: u32, prefix: u8) -> Vec<u32> {
 
 /// Median ns/packet of `ROUNDS` test runs of `REPEAT` packets each.
 fn ns_per_packet(inj: &mut Injector, pkt: &[u8]) -> Result<f64> {
+    ns_per_packet_on(inj, Direction::Egress, pkt)
+}
+
+/// As [`ns_per_packet`], through the program of `direction` (ingress: XDP).
+fn ns_per_packet_on(inj: &mut Injector, direction: Direction, pkt: &[u8]) -> Result<f64> {
     let mut samples = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
-        let out = inj.test_run(Direction::Egress, pkt, REPEAT)?;
+        let out = inj.test_run(direction, pkt, REPEAT)?;
         samples.push(out.per_run.as_nanos() as f64);
     }
     samples.sort_by(f64::total_cmp);
@@ -68,6 +73,27 @@ struct Row {
 }
 
 /// Prints one row of [`measure`].
+/// XDP ingress ns/packet of a drop (a /32 blackhole on the source) and of passes (a neighbour in
+/// the same /16, a source whose /16 has no rule).
+fn xdp_costs() -> Result<Vec<(&'static str, f64)>> {
+    let mut inj = Injector::detached().context("loading the programs needs root")?;
+    inj.add(&Rule::blackhole(
+        Direction::Ingress,
+        "10.70.0.9/32".parse()?,
+    ))?;
+    let to: IpAddr = "192.0.2.1".parse()?;
+    let mut out = Vec::new();
+    for (name, src) in [
+        ("drop (source has a rule)", "10.70.0.9"),
+        ("pass, source's /16 has a rule", "10.70.0.8"),
+        ("pass, source's /16 has none", "172.16.1.1"),
+    ] {
+        let pkt = frame(src.parse()?, to, L4::Tcp(443, 40000), 0);
+        out.push((name, ns_per_packet_on(&mut inj, Direction::Ingress, &pkt)?));
+    }
+    Ok(out)
+}
+
 fn print_row(row: &Row, prefix: u8, v6: bool) {
     let (family, bits) = if v6 {
         ("IPv6", prefix + 96)
@@ -568,6 +594,12 @@ fn main() -> Result<()> {
                     print_row(&measure(n, prefix, v6)?, prefix, v6);
                 }
             }
+        }
+        for (name, ns) in xdp_costs()? {
+            println!(
+                "XDP ingress, {name}: {ns:.1} ns/packet ({:.1} Mpps)",
+                1e3 / ns
+            );
         }
         return Ok(());
     }
