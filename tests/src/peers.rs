@@ -3,9 +3,9 @@
 //! namespaces. Every figure is a ratio to a baseline pair without rules measured in the same
 //! round, rounds interleaved, so the machine's noise cancels out.
 
-use std::{fmt::Write as _, process::Command, time::Instant};
+use std::{fmt::Write as _, time::Instant};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use hyper::Method;
 use serde_json::{Value, json};
 
@@ -296,13 +296,8 @@ fn install(p: &NsPair, s: Setting) -> Result<Option<Daemon>> {
 fn feed(p: &NsPair, tool: &str, flag: &str, script: &str) -> Result<()> {
     let file = std::env::temp_dir().join(format!("chaos-bench-{tool}-{}.txt", std::process::id()));
     std::fs::write(&file, script)?;
-    let out = Command::new("ip")
-        .args(["netns", "exec", &p.a, tool, flag])
-        .arg(&file)
-        .output()
-        .with_context(|| format!("running {tool}"));
+    let out = p.exec(&p.a, &[tool, flag, &file.to_string_lossy()]);
     let _ = std::fs::remove_file(&file);
-    let out = out?;
     ensure!(
         out.status.success(),
         "{tool} {flag} failed: {}",
