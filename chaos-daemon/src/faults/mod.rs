@@ -82,8 +82,8 @@ impl FaultTable {
         TableGuard { table }
     }
 
-    /// Runs `f` on the table on a blocking thread, then publishes the new summary and wakes the
-    /// timer. A panic in `f` becomes [`FaultError::Internal`]; the table's own code undoes its
+    /// Runs `f` on the table on a blocking thread, after ending the faults already past their
+    /// deadline, then publishes the new summary and wakes the timer. A panic in `f` becomes [`FaultError::Internal`]; the table's own code undoes its
     /// map writes before such a panic leaves it.
     async fn with<T: Send + 'static>(
         &self,
@@ -92,6 +92,10 @@ impl FaultTable {
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
             let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+            // The kernel already ignores a fault past its deadline: the timer may not have run
+            // yet (a daemon just resumed, a long batch held the lock), but no request may see
+            // such a fault, list it or be refused because of it.
+            faults.expire();
             let out = f(&mut faults);
             let summary = faults.summary();
             if summary.fq_interfaces != shared.summary.borrow().fq_interfaces
