@@ -83,8 +83,9 @@ impl FaultTable {
     }
 
     /// Runs `f` on the table on a blocking thread, after ending the faults already past their
-    /// deadline, then publishes the new summary and wakes the timer. A panic in `f` becomes [`FaultError::Internal`]; the table's own code undoes its
-    /// map writes before such a panic leaves it.
+    /// deadline, then publishes the new summary and wakes the timer. A panic in `f` becomes
+    /// [`FaultError::Internal`]; the table's own code undoes its map writes before such a panic
+    /// leaves it.
     async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Faults) -> T + Send + 'static,
@@ -214,7 +215,8 @@ async fn timer(table: FaultTable) {
         });
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {
-                let _ = table.with(|f| f.expire()).await;
+                // `with` ends the faults that are due before it runs its closure.
+                let _ = table.with(|_| ()).await;
             }
             _ = table.shared.wake.notified() => {}
             _ = interface_check.tick() => {
