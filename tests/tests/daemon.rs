@@ -360,6 +360,63 @@ fn protected_paths_need_force() {
     );
 }
 
+/// `match.cidrs`: one fault for a list of networks (what an nft set is to a rule), one rule
+/// each in the kernel; counters summed, one PATCH and one DELETE for all of them.
+#[test]
+fn one_fault_covers_a_list_of_networks() {
+    let p = NsPair::new("cidrs");
+    let d = Daemon::start(&p.a, "max_rules = 3\n");
+    let set = json!({"match": {"cidrs": [B4, B4_ALT], "protocol": "icmp"},
+                     "action": {"kind": "blackhole"}, "ttl": "1m"});
+    let f = d.create(&set.to_string());
+    let id = f["id"].as_str().unwrap().to_string();
+    assert_eq!(f["spec"]["match"]["cidrs"], json!([B4, B4_ALT]), "{f}");
+    assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 0));
+    assert_eq!(p.ping(&p.a, B4_ALT, None, 3, "0.02"), (3, 0));
+    assert_eq!(p.ping(&p.a, B6, None, 3, "0.02"), (3, 3));
+    let (s, got) = d.call(Method::GET, &format!("/v1/faults/{id}"), None);
+    assert_eq!(
+        (s, &got["counters"]["matched"], &got["counters"]["affected"]),
+        (200, &json!(6), &json!(6)),
+        "both rules count into the fault: {got}"
+    );
+    // A network of the list is taken; the rule cap counts rules, not faults.
+    let taken = json!({"match": {"cidr": B4_ALT, "protocol": "icmp"},
+                       "action": {"kind": "blackhole"}, "ttl": "1m"});
+    let (s, e) = d.call(Method::POST, "/v1/faults", Some(&taken.to_string()));
+    assert_eq!(s, 409, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains(&id),
+        "the conflict names the fault holding it: {e}"
+    );
+    let two_more = json!({"match": {"cidrs": ["10.1.0.1", "10.1.0.2"]},
+                          "action": {"kind": "blackhole"}, "ttl": "1m"});
+    let (s, e) = d.call(Method::POST, "/v1/faults", Some(&two_more.to_string()));
+    assert_eq!(s, 409, "{e}");
+    assert_eq!(
+        d.fault_ids(),
+        std::slice::from_ref(&id),
+        "a refused list installs none of it"
+    );
+    // One PATCH changes every rule of the list (here a blackhole becomes 0.1 % loss).
+    let (s, e) = d.call(
+        Method::PATCH,
+        &format!("/v1/faults/{id}"),
+        Some(r#"{"percent": 0.1, "ttl": "5m"}"#),
+    );
+    assert_eq!(s, 200, "{e}");
+    assert_eq!(p.ping(&p.a, B4, None, 5, "0.02").1, 5, "{e}");
+    assert_eq!(p.ping(&p.a, B4_ALT, None, 5, "0.02").1, 5, "{e}");
+    let (s, _) = d.call(Method::DELETE, &format!("/v1/faults/{id}"), None);
+    assert_eq!(s, 204);
+    assert_eq!(p.ping(&p.a, B4_ALT, None, 3, "0.02"), (3, 3));
+    // All three rule slots are free again.
+    let three = json!({"match": {"cidrs": [B4, B4_ALT, "10.1.0.1"]},
+                       "action": {"kind": "blackhole"}, "ttl": "1m"});
+    d.create(&three.to_string());
+    assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 0));
+}
+
 #[test]
 fn rule_cap_is_a_409_and_batches_are_all_or_nothing() {
     let p = NsPair::new("cap");
@@ -463,7 +520,8 @@ fn bad_input_names_the_field_and_changes_nothing() {
         (blackhole("10.0.0.1", "11m"), 422, Some("ttl")),
         (r#"{"interface":"nope0","match":{"cidr":"10.0.0.1"},"action":{"kind":"blackhole"},"ttl":"1m"}"#.into(), 422, Some("interface")),
         (format!("[{},{}]", blackhole("10.0.0.1", "1m"), blackhole("10.0.0.2", "1h")), 422, Some("[1].ttl")),
-        (format!("{{\"name\":\"{}\"}}", "x".repeat(70 * 1024)), 413, None),
+        // A fault may be large (a `match.cidrs` list), but not beyond the body limit.
+        (format!("{{\"name\":\"{}\"}}", "x".repeat(9 << 20)), 413, None),
         ("[]".into(), 422, None),
         ("42".into(), 400, None),
     ];

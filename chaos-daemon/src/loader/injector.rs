@@ -243,7 +243,7 @@ impl Injector {
     /// Installs all rules or none. Validation and conflict checks happen before any map write.
     pub fn add_batch(&mut self, rules: &[Rule]) -> Result<Vec<RuleId>, Error> {
         let compiled = rules.iter().map(compile).collect::<Result<Vec<_>, _>>()?;
-        let mut seen = HashMap::new();
+        let mut seen = HashMap::with_capacity(compiled.len());
         for (index, c) in compiled.iter().enumerate() {
             if let Some(&slot) = self.by_key.get(&c.key) {
                 let generation = self.installed[&slot].generation;
@@ -283,20 +283,8 @@ impl Injector {
                 return Err(e);
             }
         }
-        let mut done = Vec::with_capacity(compiled.len());
-        for (c, rule) in compiled.into_iter().zip(rules) {
-            match self.install(c, rule) {
-                Ok(id) => done.push(id),
-                Err(e) => {
-                    for id in done {
-                        let _ = self.remove(id);
-                    }
-                    self.detach_unused();
-                    return Err(e);
-                }
-            }
-        }
-        Ok(done)
+        self.install(compiled, rules)
+            .inspect_err(|_| self.detach_unused())
     }
 
     /// Makes fq the root qdisc before the first delaying rule goes in (a delay without fq is
@@ -322,74 +310,127 @@ impl Injector {
         self.fq_ours
     }
 
-    fn install(&mut self, mut c: Compiled, rule: &Rule) -> Result<RuleId, Error> {
-        let direction = rule.direction;
-        let slot = self
-            .free
-            .pop_front()
-            .ok_or(Error::Full(self.installed.len() as u32))?;
-        let generation = self.next_generation;
-        self.next_generation += 1;
-        c.slot.generation = generation;
-        self.maps.place(&mut c);
-        let result = (|| {
-            self.maps.reset_counters(slot)?;
-            self.maps.write_slot(slot, &c.slot)?;
-            self.maps.insert_key(&c, slot)?;
-            if let Err(e) = self.maps.index_add(&c) {
-                let _ = self.maps.remove_key(&c);
-                return Err(e);
+    /// Writes new rules (keys known to be absent) into free slots: every slot first, then every
+    /// key (a packet that finds a key finds its slot written), then the prefilter and probe
+    /// bits that make the keys reachable. On failure every write is undone.
+    fn install(
+        &mut self,
+        mut compiled: Vec<Compiled>,
+        rules: &[Rule],
+    ) -> Result<Vec<RuleId>, Error> {
+        let n = compiled.len();
+        if n > self.free.len() {
+            return Err(Error::Full(self.installed.len() as u32));
+        }
+        let slots: Vec<u32> = self.free.drain(..n).collect();
+        for c in &mut compiled {
+            c.slot.generation = self.next_generation;
+            self.next_generation += 1;
+            self.maps.place(c);
+        }
+        let values: Vec<RuleSlot> = compiled.iter().map(|c| c.slot).collect();
+        let mut indexed = 0;
+        let mut result = self
+            .maps
+            .reset_counters(&slots)
+            .and_then(|()| self.maps.write_slots(&slots, &values))
+            .and_then(|()| self.maps.insert_keys(&compiled, &slots));
+        if result.is_ok() {
+            for c in &compiled {
+                if let Err(e) = self.maps.index_add(c) {
+                    result = Err(e);
+                    break;
+                }
+                indexed += 1;
             }
-            Ok(())
-        })();
+        }
         if let Err(e) = result {
-            self.maps.unplace(&c);
-            let _ = self.maps.write_slot(slot, &RuleSlot::default());
-            self.free.push_front(slot);
+            for c in &compiled[..indexed] {
+                let _ = self.maps.index_remove(c);
+            }
+            for c in &compiled {
+                // A key the failure kept out answers ENOENT: nothing to undo.
+                let _ = self.maps.remove_key(c);
+                self.maps.unplace(c);
+            }
+            let _ = self
+                .maps
+                .write_slots(&slots, &vec![RuleSlot::default(); slots.len()]);
+            for &slot in slots.iter().rev() {
+                self.free.push_front(slot);
+            }
             return Err(e);
         }
-        self.by_key.insert(c.key.clone(), slot);
-        self.per_direction[direction as usize] += 1;
-        let delays = rule.needs_fq();
-        self.delayed += usize::from(delays);
-        self.installed.insert(
-            slot,
-            Installed {
-                delays,
-                compiled: c,
-                direction,
-                generation,
-            },
-        );
-        Ok(RuleId { slot, generation })
+        let mut ids = Vec::with_capacity(n);
+        // One growth instead of a rehash of everything at every doubling.
+        self.by_key.reserve(n);
+        self.installed.reserve(n);
+        for ((c, rule), slot) in compiled.into_iter().zip(rules).zip(slots) {
+            let direction = rule.direction;
+            let generation = c.slot.generation;
+            self.by_key.insert(c.key.clone(), slot);
+            self.per_direction[direction as usize] += 1;
+            let delays = rule.needs_fq();
+            self.delayed += usize::from(delays);
+            self.installed.insert(
+                slot,
+                Installed {
+                    delays,
+                    compiled: c,
+                    direction,
+                    generation,
+                },
+            );
+            ids.push(RuleId { slot, generation });
+        }
+        Ok(ids)
     }
 
-    /// Rewrites a rule's action and expiry in place: one write of its slot, so a packet sees
-    /// the old rule or the new one, and its counters go on. What it matches cannot change.
-    pub fn update(&mut self, id: RuleId, rule: &Rule) -> Result<(), Error> {
-        let mut c = compile(rule)?;
-        match self.installed.get(&id.slot) {
-            Some(i) if i.generation == id.generation => {
-                if i.compiled.key != c.key || i.direction != rule.direction {
-                    return Err(Error::Invalid(
-                        "an update cannot change what a fault matches: remove it and add another"
-                            .into(),
-                    ));
+    /// Rewrites the action and expiry of rules in place, `rules[i]` for `ids[i]`: one write of
+    /// each slot (in a few batch calls), so a packet sees a rule's old version or its new one,
+    /// and the counters go on. What they match cannot change. On failure the slots written
+    /// are written back: nothing changed.
+    pub fn update(&mut self, ids: &[RuleId], rules: &[Rule]) -> Result<(), Error> {
+        assert_eq!(ids.len(), rules.len(), "one rule per id");
+        let mut new = Vec::with_capacity(rules.len());
+        for (id, rule) in ids.iter().zip(rules) {
+            let mut c = compile(rule)?;
+            match self.installed.get(&id.slot) {
+                Some(i) if i.generation == id.generation => {
+                    if i.compiled.key != c.key || i.direction != rule.direction {
+                        return Err(Error::Invalid(
+                            "an update cannot change what a fault matches: remove it and add \
+                             another"
+                                .into(),
+                        ));
+                    }
+                    c.home = i.compiled.home;
                 }
+                _ => return Err(Error::NoSuchRule(id.slot)),
             }
-            _ => return Err(Error::NoSuchRule(id.slot)),
+            c.slot.generation = id.generation;
+            new.push(c);
         }
-        let delays = rule.needs_fq();
-        if delays {
+        if rules.iter().any(Rule::needs_fq) {
             self.ensure_fq()?;
         }
-        c.slot.generation = id.generation;
-        self.maps.write_slot(id.slot, &c.slot)?;
-        let inst = self.installed.get_mut(&id.slot).expect("checked above");
-        c.home = inst.compiled.home;
-        self.delayed = self.delayed - usize::from(inst.delays) + usize::from(delays);
-        inst.delays = delays;
-        inst.compiled = c;
+        let slots: Vec<u32> = ids.iter().map(|id| id.slot).collect();
+        let values: Vec<RuleSlot> = new.iter().map(|c| c.slot).collect();
+        if let Err(e) = self.maps.write_slots(&slots, &values) {
+            let old: Vec<RuleSlot> = slots
+                .iter()
+                .map(|s| self.installed[s].compiled.slot)
+                .collect();
+            let _ = self.maps.write_slots(&slots, &old);
+            return Err(e);
+        }
+        for ((slot, c), rule) in slots.iter().zip(new).zip(rules) {
+            let delays = rule.needs_fq();
+            let inst = self.installed.get_mut(slot).expect("checked above");
+            self.delayed = self.delayed - usize::from(inst.delays) + usize::from(delays);
+            inst.delays = delays;
+            inst.compiled = c;
+        }
         Ok(())
     }
 

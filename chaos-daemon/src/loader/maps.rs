@@ -3,7 +3,7 @@
 
 use aya::{
     Ebpf,
-    maps::{Array, HashMap, LpmTrie, MapData, MapError, PerCpuArray, PerCpuValues, lpm_trie::Key},
+    maps::{Array, HashMap, IterableMap, LpmTrie, MapData, MapError, PerCpuArray, lpm_trie::Key},
 };
 use chaos_common::{
     Counters, DnsRule, KEY_ADDR, KEY_HEADER_BITS, MAX_PROBES, PREFILTER_TABLES, PREFILTER_WORDS,
@@ -14,7 +14,7 @@ use std::collections::HashMap as Counts;
 use std::ops::RangeInclusive;
 
 use super::{
-    Error,
+    Error, batch,
     compile::{Compiled, Home, Index, KeyData, Table},
 };
 
@@ -48,6 +48,9 @@ pub struct RuleMaps {
     scope_level_refs: Vec<u32>,
     /// Rules per (prefilter table, bucket): a bit is set while its count is non-zero.
     prefilter_refs: Vec<u32>,
+    /// The `PREFILTER` words as last written: most rules land in a bucket already set, and a
+    /// write that changes nothing would be a syscall per rule for nothing.
+    prefilter_words: Vec<u64>,
     /// Placed rules per (prefilter table, prefix length, shape), and where they live.
     homes: Counts<(u32, u8, u8), (Home, u32)>,
     /// Enabled hashed rules per (prefilter table, prefix length, shape): a pair is in the
@@ -56,6 +59,9 @@ pub struct RuleMaps {
     /// Enabled trie rules per (prefilter table, shape): a `KEY_SHAPES` bit is set while non-zero.
     shape_refs: [[u32; SHAPES]; PREFILTER_TABLES as usize],
     nr_cpus: usize,
+    /// Slots whose counters the programs may have touched since load (handed to a rule once):
+    /// the others still hold the map's initial zeros and need no reset.
+    counted: Vec<bool>,
 }
 
 /// Counts one more (or one less) user of bit `i` of a bitmap map and rewrites the bit's word;
@@ -124,10 +130,12 @@ impl RuleMaps {
             dns_port_refs: vec![0; 65_536],
             dns_wildcard_refs: vec![0; chaos_common::DNS_WILDCARD_WORDS as usize * 64],
             prefilter_refs: vec![0; PREFILTER_TABLES as usize * BUCKETS],
+            prefilter_words: vec![0; (PREFILTER_TABLES * PREFILTER_WORDS) as usize],
             homes: Counts::new(),
             probe_refs: Counts::new(),
             shape_refs: Default::default(),
             nr_cpus,
+            counted: vec![false; chaos_common::MAX_SLOTS as usize],
         })
     }
 
@@ -201,6 +209,30 @@ impl RuleMaps {
         .map_err(map_err(name))
     }
 
+    /// Inserts the keys of rules whose keys are known to be new, `slots[i]` being `cs[i]`'s:
+    /// the hashed IP keys in a few batch calls, the others one by one. On failure some may be
+    /// in; removing all of them undoes it.
+    pub fn insert_keys(&mut self, cs: &[Compiled], slots: &[u32]) -> Result<(), Error> {
+        let (mut v4, mut v4_slots, mut v6, mut v6_slots) = (vec![], vec![], vec![], vec![]);
+        for (c, &slot) in cs.iter().zip(slots) {
+            match (&c.key.data, c.home) {
+                (KeyData::V4(k), Home::Hash) => {
+                    v4.push(*k);
+                    v4_slots.push(slot);
+                }
+                (KeyData::V6(k), Home::Hash) => {
+                    v6.push(*k);
+                    v6_slots.push(slot);
+                }
+                _ => self.insert_key(c, slot)?,
+            }
+        }
+        batch::update(self.rules_v4.map(), &v4, &v4_slots)
+            .map_err(|(_, e)| map_err("RULES_V4")(MapError::IoError(e)))?;
+        batch::update(self.rules_v6.map(), &v6, &v6_slots)
+            .map_err(|(_, e)| map_err("RULES_V6")(MapError::IoError(e)))
+    }
+
     /// Removes the rule's key.
     pub fn remove_key(&mut self, c: &Compiled) -> Result<(), Error> {
         let name = map_name(c);
@@ -244,18 +276,27 @@ impl RuleMaps {
         self.slots.set(index, slot, 0).map_err(map_err("SLOTS"))
     }
 
-    /// Zeroes a slot's counters on every CPU.
-    pub fn reset_counters(&mut self, index: u32) -> Result<(), Error> {
-        let zeros =
-            PerCpuValues::try_from(vec![Counters::default(); self.nr_cpus]).map_err(|e| {
-                Error::Map {
-                    map: "COUNTERS",
-                    source: MapError::IoError(e),
-                }
-            })?;
-        self.counters
-            .set(index, zeros, 0)
-            .map_err(map_err("COUNTERS"))
+    /// Writes `values[i]` into slot `indices[i]`, in a few batch calls.
+    pub fn write_slots(&mut self, indices: &[u32], values: &[RuleSlot]) -> Result<(), Error> {
+        batch::update(self.slots.map(), indices, values)
+            .map_err(|(_, e)| map_err("SLOTS")(MapError::IoError(e)))
+    }
+
+    /// Zeroes the counters of these slots on every CPU, in a few batch calls. Slots never
+    /// handed to a rule since load still hold the map's zeros and are skipped.
+    pub fn reset_counters(&mut self, indices: &[u32]) -> Result<(), Error> {
+        let used: Vec<u32> = indices
+            .iter()
+            .copied()
+            .filter(|&i| {
+                self.counted
+                    .get_mut(i as usize)
+                    .is_none_or(|counted| std::mem::replace(counted, true))
+            })
+            .collect();
+        let zeros = vec![Counters::default(); used.len() * self.nr_cpus];
+        batch::update_per_cpu(self.counters.map(), &used, &zeros, self.nr_cpus)
+            .map_err(|(_, e)| map_err("COUNTERS")(MapError::IoError(e)))
     }
 
     /// A slot's counters summed over CPUs.
@@ -459,9 +500,13 @@ impl RuleMaps {
                 .enumerate()
                 .fold(0u64, |acc, (i, r)| if *r > 0 { acc | 1 << i } else { acc });
             let index = table * PREFILTER_WORDS + word as u32;
+            if self.prefilter_words[index as usize] == bits {
+                continue;
+            }
             self.prefilter
                 .set(index, bits, 0)
                 .map_err(map_err("PREFILTER"))?;
+            self.prefilter_words[index as usize] = bits;
         }
         Ok(())
     }

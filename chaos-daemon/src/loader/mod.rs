@@ -12,6 +12,7 @@
 //! * [`bpf_log`] — the programs' anomaly reports (aya-log), off by default.
 
 pub mod attach;
+mod batch;
 pub mod bpf_log;
 pub mod compile;
 pub mod deadman;

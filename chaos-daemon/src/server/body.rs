@@ -12,9 +12,9 @@ use http_body_util::BodyExt;
 use super::ApiError;
 use crate::spec::FaultSpec;
 
-/// Largest body for a single fault.
+/// Largest body for a single object (a fault update, an experiment) other than a new fault.
 pub const MAX_SINGLE_BODY: usize = 64 * 1024;
-/// Largest body for a JSON array of faults (10k faults fit comfortably).
+/// Largest body for a JSON array, or a new fault (its `match.cidrs` may list 100,000 networks).
 pub const MAX_BATCH_BODY: usize = 8 * 1024 * 1024;
 /// A body must arrive within this time: a client that stops sending cannot hold a connection.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,8 +26,9 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
-/// Reads the body within the size limits and [`BODY_TIMEOUT`].
-pub async fn read(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+/// Reads the body within [`BODY_TIMEOUT`] and the size limits: [`MAX_BATCH_BODY`] for an array,
+/// `object_limit` for an object.
+pub async fn read(headers: &HeaderMap, body: Body, object_limit: usize) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -57,12 +58,10 @@ pub async fn read(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
             ));
         }
     };
-    if first_byte(&bytes) != Some(b'[') && bytes.len() > MAX_SINGLE_BODY {
+    if first_byte(&bytes) != Some(b'[') && bytes.len() > object_limit {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "body larger than {MAX_SINGLE_BODY} bytes (only a JSON array of faults may be larger)"
-            ),
+            format!("body larger than {object_limit} bytes (only a JSON array may be larger)"),
         ));
     }
     Ok(bytes)

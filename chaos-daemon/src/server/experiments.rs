@@ -32,7 +32,7 @@ pub async fn create(
     req: Request,
 ) -> Result<(StatusCode, Json<Experiment>), ApiError> {
     let (parts, req_body) = req.into_parts();
-    let bytes = body::read(&parts.headers, req_body).await?;
+    let bytes = body::read(&parts.headers, req_body, body::MAX_SINGLE_BODY).await?;
     let spec: ExperimentSpec = body::deserialize(&bytes)?;
     drop(bytes);
     let id = state.experiments.fresh_id();

@@ -137,7 +137,7 @@ async fn create_faults(
     about: &mut Option<FaultSpec>,
 ) -> Result<Response, ApiError> {
     let (parts, req_body) = req.into_parts();
-    let bytes = body::read(&parts.headers, req_body).await?;
+    let bytes = body::read(&parts.headers, req_body, body::MAX_BATCH_BODY).await?;
     let (specs, batch) = body::parse_faults(&bytes)?;
     drop(bytes);
     let validated = with_env(state, specs.iter().any(|s| s.interface.is_none()), |env| {
@@ -250,7 +250,7 @@ async fn patch_fault(
     about: &mut Option<FaultSpec>,
 ) -> Result<Json<Fault>, ApiError> {
     let (parts, req_body) = req.into_parts();
-    let bytes = body::read(&parts.headers, req_body).await?;
+    let bytes = body::read(&parts.headers, req_body, body::MAX_SINGLE_BODY).await?;
     let patch: FaultPatch = body::deserialize(&bytes)?;
     if patch == FaultPatch::default() {
         return Err(ApiError::new(

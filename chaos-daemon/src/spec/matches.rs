@@ -10,6 +10,11 @@ pub struct MatchSpec {
     /// DNS fault the resolvers (default: any).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cidr: Option<String>,
+    /// Instead of `cidr`: a list of networks, one fault for all of them (what an nftables set
+    /// is to a rule). Each is a rule of its own in the kernel, with the same protocol, port
+    /// and action; the fault's counters are their sum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidrs: Option<Vec<String>>,
     /// `tcp`, `udp`, `icmp` or `any` (default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<ProtocolSpec>,
@@ -47,7 +52,25 @@ impl std::fmt::Display for ProtocolSpec {
     }
 }
 
+/// Networks of a `cidrs` list a description names before it only counts the rest.
+const DESCRIBED: usize = 3;
+
 impl MatchSpec {
+    /// `10.0.3.0/24`, `any`, or for a list `10.0.0.1, 10.0.0.2, 10.0.0.3 and 99997 more`.
+    fn networks(&self) -> String {
+        match (&self.cidr, &self.cidrs) {
+            (Some(c), _) => c.clone(),
+            (None, Some(list)) if !list.is_empty() => {
+                let mut s = list[..list.len().min(DESCRIBED)].join(", ");
+                if list.len() > DESCRIBED {
+                    s.push_str(&format!(" and {} more", list.len() - DESCRIBED));
+                }
+                s
+            }
+            (None, _) => "any".into(),
+        }
+    }
+
     /// "to 10.0.3.0/24 tcp port 6379" (egress) or "from …" (ingress).
     pub fn describe(&self, direction: super::DirectionSpec) -> String {
         let mut s = format!(
@@ -56,7 +79,7 @@ impl MatchSpec {
                 super::DirectionSpec::Egress => "to",
                 super::DirectionSpec::Ingress => "from",
             },
-            self.cidr.as_deref().unwrap_or("any")
+            self.networks()
         );
         if let Some(p) = self.protocol.filter(|p| *p != ProtocolSpec::Any) {
             s.push_str(&format!(" {p}"));

@@ -54,6 +54,12 @@ fn check_dns(spec: &mut FaultSpec) -> Result<Match, ValidationError> {
     let d = parse_domain(domain).map_err(|e| ValidationError::invalid("action.domain", e))?;
     *domain = d.spelled();
     let m = &mut spec.matches;
+    if m.cidrs.is_some() {
+        return Err(ValidationError::invalid(
+            "match.cidrs",
+            "a DNS fault names its resolvers with one match.cidr: drop match.cidrs",
+        ));
+    }
     if m.protocol.is_some_and(|p| p != ProtocolSpec::Any) {
         return Err(ValidationError::invalid(
             "match.protocol",
@@ -123,17 +129,14 @@ pub fn check_cgroup(
 /// The port DNS faults watch unless `match.port` says otherwise.
 const DNS_PORT: u16 = 53;
 
-/// The loader match for `spec`; fills the protocol default into `spec`.
-pub fn check(spec: &mut FaultSpec) -> Result<Match, ValidationError> {
-    let m = spec.matches.clone();
+/// The loader matches for `spec`, one per network (`match.cidr`, or each of `match.cidrs`);
+/// fills the protocol default into `spec`.
+pub fn check(spec: &mut FaultSpec) -> Result<Vec<Match>, ValidationError> {
     if matches!(spec.action, ActionSpec::Dns { .. }) {
-        return check_dns(spec);
+        return check_dns(spec).map(|m| vec![m]);
     }
-    let cidr = m
-        .cidr
-        .as_deref()
-        .ok_or_else(|| ValidationError::invalid("match.cidr", "match.cidr is required"))?;
-    let net = parse_net(cidr).map_err(|e| ValidationError::invalid("match.cidr", e))?;
+    let nets = check_networks(spec)?;
+    let m = &spec.matches;
     let protocol = match m.protocol.unwrap_or(ProtocolSpec::Any) {
         ProtocolSpec::Any => Protocol::Any,
         ProtocolSpec::Tcp => Protocol::Tcp,
@@ -150,17 +153,63 @@ pub fn check(spec: &mut FaultSpec) -> Result<Match, ValidationError> {
         p => p,
     };
     spec.matches.protocol = Some(m.protocol.unwrap_or(ProtocolSpec::Any));
-    // Echo a mapped address as it is matched: in its IPv4 form.
-    if matches!(net, IpNet::V4(_)) && cidr.contains(':') {
-        spec.matches.cidr = Some(if cidr.contains('/') {
-            net.to_string()
-        } else {
-            net.addr().to_string()
-        });
+    Ok(nets
+        .into_iter()
+        .map(|net| {
+            Match::Ip(IpMatch {
+                net,
+                protocol,
+                port,
+            })
+        })
+        .collect())
+}
+
+/// The networks of `match.cidr` or `match.cidrs` (exactly one of them), each echoed as it is
+/// matched (a mapped address in its IPv4 form). A network listed twice is refused: it would be
+/// one kernel key for two rules.
+fn check_networks(spec: &mut FaultSpec) -> Result<Vec<IpNet>, ValidationError> {
+    let m = &mut spec.matches;
+    let one = |cidr: &mut String, field: &dyn Fn() -> String| {
+        let net = parse_net(cidr).map_err(|e| ValidationError::invalid(field(), e))?;
+        if matches!(net, IpNet::V4(_)) && cidr.contains(':') {
+            *cidr = if cidr.contains('/') {
+                net.to_string()
+            } else {
+                net.addr().to_string()
+            };
+        }
+        Ok(net)
+    };
+    match (&mut m.cidr, &mut m.cidrs) {
+        (Some(_), Some(_)) => Err(ValidationError::invalid(
+            "match.cidrs",
+            "give match.cidr or match.cidrs, not both",
+        )),
+        (Some(cidr), None) => Ok(vec![one(cidr, &|| "match.cidr".into())?]),
+        (None, Some(list)) if list.is_empty() => Err(ValidationError::invalid(
+            "match.cidrs",
+            "match.cidrs must list at least one network",
+        )),
+        (None, Some(list)) => {
+            let mut seen = std::collections::HashMap::with_capacity(list.len());
+            let mut nets = Vec::with_capacity(list.len());
+            for (i, cidr) in list.iter_mut().enumerate() {
+                let field = || format!("match.cidrs[{i}]");
+                let net = one(cidr, &field)?;
+                if let Some(first) = seen.insert(net, i) {
+                    return Err(ValidationError::invalid(
+                        field(),
+                        format!("{net} is listed twice (also match.cidrs[{first}])"),
+                    ));
+                }
+                nets.push(net);
+            }
+            Ok(nets)
+        }
+        (None, None) => Err(ValidationError::invalid(
+            "match.cidr",
+            "match.cidr (or a match.cidrs list) is required",
+        )),
     }
-    Ok(Match::Ip(IpMatch {
-        net,
-        protocol,
-        port,
-    }))
 }

@@ -191,30 +191,46 @@ pub fn validate(spec: &FaultSpec, env: &Env) -> Result<Validated, ValidationErro
     let matches = matches::check(&mut spec)?;
     check_ttl(&spec, env)?;
     let cgroup = matches::check_cgroup(&mut spec, env.cgroup)?;
-    let rule = Rule {
-        direction,
-        matches,
-        cgroup: cgroup.as_ref().map(|c| c.scope),
-        action,
-        expires_at_ns: None,
+    let rules: Vec<Rule> = matches
+        .into_iter()
+        .map(|matches| Rule {
+            direction,
+            matches,
+            cgroup: cgroup.as_ref().map(|c| c.scope),
+            action,
+            expires_at_ns: None,
+        })
+        .collect();
+    // The first rule that hits a protected path, and the field that asked for it.
+    let hit = |protected: &[Protected]| {
+        rules.iter().enumerate().find_map(|(i, rule)| {
+            hits_protected(rule, protected).map(|why| {
+                let field = match spec.matches.cidrs {
+                    Some(_) => format!("match.cidrs[{i}]"),
+                    None => "match".into(),
+                };
+                (field, why)
+            })
+        })
     };
     let overrode = match &env.protected {
         _ if !spec.force => None,
-        Ok(protected) => hits_protected(&rule, protected),
-        Err(_) => hits_protected(&rule, &[]),
-    };
+        Ok(protected) => hit(protected),
+        Err(_) => hit(&[]),
+    }
+    .map(|(_, why)| why);
     if !spec.force {
         let why = match &env.protected {
-            Ok(protected) => hits_protected(&rule, protected).map(|why| (Refusal::Protected, why)),
+            Ok(protected) => hit(protected).map(|hit| (Refusal::Protected, hit)),
             // Only a rule that could hit a protected path needs the list; a /0 needs force
             // whatever the list says.
-            Err(e) => Some(match hits_protected(&rule, &[]) {
-                Some(why) => (Refusal::Protected, why),
-                None => (Refusal::Unavailable, e.clone()),
+            Err(e) => Some(match hit(&[]) {
+                Some(hit) => (Refusal::Protected, hit),
+                None => (Refusal::Unavailable, (String::new(), e.clone())),
             }),
         };
         match why {
-            Some((Refusal::Unavailable, e)) => {
+            Some((Refusal::Unavailable, (_, e))) => {
                 return Err(ValidationError {
                     kind: Refusal::Unavailable,
                     field: None,
@@ -223,10 +239,10 @@ pub fn validate(spec: &FaultSpec, env: &Env) -> Result<Validated, ValidationErro
                     ),
                 });
             }
-            Some((_, why)) => {
+            Some((_, (field, why))) => {
                 return Err(ValidationError {
                     kind: Refusal::Protected,
-                    field: Some("match".into()),
+                    field: Some(field),
                     message: format!(
                         "fault would hit a protected path ({why}); add \"force\": true to do it anyway"
                     ),
@@ -238,7 +254,7 @@ pub fn validate(spec: &FaultSpec, env: &Env) -> Result<Validated, ValidationErro
     Ok(Validated {
         spec,
         iface,
-        rules: vec![rule],
+        rules,
         cgroup,
         overrode,
     })
@@ -250,7 +266,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        loader::{Action, IpMatch, Match},
+        loader::{Action, IpMatch, Match, Protocol},
         spec::{ActionSpec, MatchSpec, ProtocolSpec},
     };
 
@@ -533,6 +549,89 @@ mod tests {
         )
         .unwrap();
         assert_eq!((unscoped.rules[0].cgroup, unscoped.cgroup), (None, None));
+    }
+
+    #[test]
+    fn a_list_of_networks_is_one_fault_of_one_rule_each() {
+        let v = validate(
+            &spec(r#"{"match":{"cidrs":["10.0.0.1","::ffff:10.0.0.2","fd00::/64"],"protocol":"tcp","port":443},"action":{"kind":"blackhole"},"ttl":"1m"}"#),
+            &env(&[]),
+        )
+        .unwrap();
+        let nets: Vec<String> = v
+            .rules
+            .iter()
+            .map(|r| match &r.matches {
+                Match::Ip(m) => {
+                    assert_eq!((m.protocol, m.port), (Protocol::Tcp, Some(443)));
+                    m.net.to_string()
+                }
+                m => panic!("an IP match expected, got {m:?}"),
+            })
+            .collect();
+        assert_eq!(nets, ["10.0.0.1/32", "10.0.0.2/32", "fd00::/64"]);
+        // Echoed as matched: the mapped address in its IPv4 form.
+        assert_eq!(
+            v.spec.matches.cidrs.as_deref(),
+            Some(
+                &[
+                    "10.0.0.1".to_string(),
+                    "10.0.0.2".into(),
+                    "fd00::/64".into()
+                ][..]
+            )
+        );
+        assert_eq!(
+            v.spec.matches.describe(v.spec.direction),
+            "to 10.0.0.1, 10.0.0.2, fd00::/64 tcp port 443"
+        );
+        let many: Vec<String> = (1..=5).map(|i| format!("10.0.0.{i}")).collect();
+        let mut m = v.spec.matches.clone();
+        m.cidrs = Some(many);
+        assert_eq!(
+            m.describe(DirectionSpec::Egress),
+            "to 10.0.0.1, 10.0.0.2, 10.0.0.3 and 2 more tcp port 443"
+        );
+        let bh = r#""action":{"kind":"blackhole"},"ttl":"1m""#;
+        for (m, field) in [
+            (r#"{"cidrs":[]}"#, "match.cidrs"),
+            (r#"{"cidr":"10.0.0.1","cidrs":["10.0.0.2"]}"#, "match.cidrs"),
+            (r#"{"cidrs":["10.0.0.1","10.0.0.0/8x"]}"#, "match.cidrs[1]"),
+            (r#"{"cidrs":["10.0.0.1","10.0.0.7/24"]}"#, "match.cidrs[1]"),
+            // The same key twice, spelled two ways.
+            (
+                r#"{"cidrs":["10.0.0.1","10.0.0.3","::ffff:10.0.0.1"]}"#,
+                "match.cidrs[2]",
+            ),
+        ] {
+            let json = format!(r#"{{"match":{m},{bh}}}"#);
+            assert_eq!(err_field(&json), (422, Some(field.to_string())), "{json}");
+        }
+        let dns = r#"{"match":{"cidrs":["10.0.0.53"]},"action":{"kind":"dns","domain":"a.example","response":"nxdomain"},"ttl":"1m"}"#;
+        assert_eq!(err_field(dns), (422, Some("match.cidrs".into())));
+        // A protected path anywhere in the list refuses the fault, naming the entry; with
+        // force the audit names what was overridden.
+        let protected = [Protected::Net {
+            net: "10.9.0.7/32".parse().unwrap(),
+            why: "SSH session peer".into(),
+        }];
+        let hit = r#"{"match":{"cidrs":["10.8.0.1","10.9.0.0/16"]},"action":{"kind":"blackhole"},"ttl":"1m"}"#;
+        let e = validate(&spec(hit), &env(&protected)).unwrap_err();
+        assert_eq!(
+            (status(&e), e.field.as_deref()),
+            (409, Some("match.cidrs[1]"))
+        );
+        let forced = validate(
+            &spec(&hit.replace("\"ttl\"", "\"force\":true,\"ttl\"")),
+            &env(&protected),
+        )
+        .unwrap();
+        assert_eq!(forced.rules.len(), 2);
+        assert!(
+            forced
+                .overrode
+                .is_some_and(|w| w.contains("SSH session peer"))
+        );
     }
 
     #[test]
