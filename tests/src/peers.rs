@@ -172,9 +172,7 @@ pub fn run(plan: Plan, settings: &[Setting]) -> Result<Vec<Outcome>> {
     let mut out = Vec::new();
     for &setting in settings {
         let pair = NsPair::new("bppeer");
-        let t = Instant::now();
-        let _daemon = install(&pair, setting)?;
-        let load_s = t.elapsed().as_secs_f64();
+        let (_daemon, load_s) = install(&pair, setting)?;
         let (mut tcp, mut udp, mut rtt) = (Vec::new(), Vec::new(), Vec::new());
         let mut baseline = None;
         for _ in 0..plan.rounds {
@@ -228,30 +226,27 @@ fn measure(p: &NsPair, plan: Plan) -> (f64, f64, f64) {
     (tcp, udp, rtt)
 }
 
-/// Puts the setting's rules in side A of `p`; our daemon, if it holds them, lives as long as
-/// the returned value.
-fn install(p: &NsPair, s: Setting) -> Result<Option<Daemon>> {
+/// Puts the setting's rules in side A of `p` and times the load alone (one API request, one
+/// `nft -f`, one `tc -batch`: not the daemon's start nor the writing of the script); our
+/// daemon, if it holds them, lives as long as the returned value.
+fn install(p: &NsPair, s: Setting) -> Result<(Option<Daemon>, f64)> {
     let nets = networks(s.shape, s.rules);
     match s.tool {
         Tool::Ours => {
             let d = Daemon::start(&p.a, "");
-            for chunk in nets.chunks(20_000) {
-                let batch: Vec<Value> = chunk
-                    .iter()
-                    .map(|c| json!({"match": {"cidr": c}, "action": {"kind": "blackhole"}, "ttl": "30m"}))
-                    .collect();
-                let (status, body) = d.raw(
-                    Method::POST,
-                    "/v1/faults",
-                    Some(serde_json::to_vec(&batch)?),
-                );
-                ensure!(
-                    status == 201,
-                    "the batch was refused ({status}): {}",
-                    String::from_utf8_lossy(&body)
-                );
-            }
-            Ok(Some(d))
+            // One fault for the whole list, as the nft set is one rule for its elements.
+            let fault =
+                json!({"match": {"cidrs": nets}, "action": {"kind": "blackhole"}, "ttl": "30m"});
+            let body = serde_json::to_vec(&fault)?;
+            let t = Instant::now();
+            let (status, body) = d.raw(Method::POST, "/v1/faults", Some(body));
+            let load_s = t.elapsed().as_secs_f64();
+            ensure!(
+                status == 201,
+                "the fault was refused ({status}): {}",
+                String::from_utf8_lossy(&body)
+            );
+            Ok((Some(d), load_s))
         }
         Tool::NftChain | Tool::NftSet => {
             let mut script = String::from(
@@ -274,8 +269,9 @@ fn install(p: &NsPair, s: Setting) -> Result<Option<Daemon>> {
                     writeln!(script, "add rule ip chaos_bench out ip daddr {n} drop")?;
                 }
             }
+            let t = Instant::now();
             feed(p, "nft", "-f", &script)?;
-            Ok(None)
+            Ok((None, t.elapsed().as_secs_f64()))
         }
         Tool::TcU32 => {
             let mut script = format!("qdisc add dev {VETH_A} clsact\n");
@@ -285,8 +281,9 @@ fn install(p: &NsPair, s: Setting) -> Result<Option<Daemon>> {
                     "filter add dev {VETH_A} egress protocol ip prio 1 u32 match ip dst {n} classid 1:1"
                 )?;
             }
+            let t = Instant::now();
             feed(p, "tc", "-batch", &script)?;
-            Ok(None)
+            Ok((None, t.elapsed().as_secs_f64()))
         }
     }
 }
