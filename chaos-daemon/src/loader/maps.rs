@@ -94,6 +94,12 @@ fn map_err(map: &'static str) -> impl Fn(MapError) -> Error {
     move |source| Error::Map { map, source }
 }
 
+/// The error of a failed [`batch`] write (how many went in does not matter: the caller undoes
+/// them all).
+fn batch_err(map: &'static str) -> impl Fn((usize, std::io::Error)) -> Error {
+    move |(_, e)| map_err(map)(MapError::IoError(e))
+}
+
 fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(
     ebpf: &mut Ebpf,
     name: &'static str,
@@ -227,10 +233,8 @@ impl RuleMaps {
                 _ => self.insert_key(c, slot)?,
             }
         }
-        batch::update(self.rules_v4.map(), &v4, &v4_slots)
-            .map_err(|(_, e)| map_err("RULES_V4")(MapError::IoError(e)))?;
-        batch::update(self.rules_v6.map(), &v6, &v6_slots)
-            .map_err(|(_, e)| map_err("RULES_V6")(MapError::IoError(e)))
+        batch::update(self.rules_v4.map(), &v4, &v4_slots).map_err(batch_err("RULES_V4"))?;
+        batch::update(self.rules_v6.map(), &v6, &v6_slots).map_err(batch_err("RULES_V6"))
     }
 
     /// Removes the rule's key.
@@ -278,8 +282,7 @@ impl RuleMaps {
 
     /// Writes `values[i]` into slot `indices[i]`, in a few batch calls.
     pub fn write_slots(&mut self, indices: &[u32], values: &[RuleSlot]) -> Result<(), Error> {
-        batch::update(self.slots.map(), indices, values)
-            .map_err(|(_, e)| map_err("SLOTS")(MapError::IoError(e)))
+        batch::update(self.slots.map(), indices, values).map_err(batch_err("SLOTS"))
     }
 
     /// Zeroes the counters of these slots on every CPU, in a few batch calls. Slots never
@@ -296,7 +299,7 @@ impl RuleMaps {
             .collect();
         let zeros = vec![Counters::default(); used.len() * self.nr_cpus];
         batch::update_per_cpu(self.counters.map(), &used, &zeros, self.nr_cpus)
-            .map_err(|(_, e)| map_err("COUNTERS")(MapError::IoError(e)))
+            .map_err(batch_err("COUNTERS"))
     }
 
     /// A slot's counters summed over CPUs.
