@@ -14,13 +14,9 @@ use aya_obj::generated::{bpf_attr, bpf_cmd};
 /// Elements per call: bounds the kernel's time in one syscall, as libbpf's users do.
 const CHUNK: usize = 8_192;
 
-/// Writes `values[i]` at `keys[i]` for every `i`, in order. On failure returns how many were
-/// written (the first ones) with the error; those stay written.
-pub fn update<K: Pod, V: Pod>(
-    map: &MapData,
-    keys: &[K],
-    values: &[V],
-) -> Result<(), (usize, io::Error)> {
+/// Writes `values[i]` at `keys[i]` for every `i`, in order. On failure the first ones may stay
+/// written: the callers undo every key and slot of the request.
+pub fn update<K: Pod, V: Pod>(map: &MapData, keys: &[K], values: &[V]) -> io::Result<()> {
     update_per_cpu(map, keys, values, 1)
 }
 
@@ -31,14 +27,13 @@ pub fn update_per_cpu<K: Pod, V: Pod>(
     keys: &[K],
     values: &[V],
     cpus: usize,
-) -> Result<(), (usize, io::Error)> {
+) -> io::Result<()> {
     assert_eq!(keys.len() * cpus, values.len(), "{cpus} values per key");
     assert!(
         cpus == 1 || std::mem::size_of::<V>().is_multiple_of(8),
         "per-CPU stride"
     );
     let fd = map.fd().as_fd().as_raw_fd() as u32;
-    let mut done = 0;
     for (k, v) in keys.chunks(CHUNK).zip(values.chunks(CHUNK * cpus)) {
         // SAFETY: a zeroed bpf_attr is the kernel's "no field set"; every field the command
         // reads is set below.
@@ -49,7 +44,7 @@ pub fn update_per_cpu<K: Pod, V: Pod>(
         attr.batch.count = k.len() as u32;
         // SAFETY: keys and values point at `count` elements of the map's key and value size
         // (K and V are the map's Pod types) that outlive the call; the kernel only reads them
-        // and writes back `count`.
+        // and writes back how many it processed (unused: a failure is undone whole).
         let ret = unsafe {
             libc::syscall(
                 libc::SYS_bpf,
@@ -59,12 +54,8 @@ pub fn update_per_cpu<K: Pod, V: Pod>(
             )
         };
         if ret < 0 {
-            let err = io::Error::last_os_error();
-            // SAFETY: the kernel wrote how many elements it processed into the same field.
-            let written = unsafe { attr.batch.count } as usize;
-            return Err((done + written.min(k.len()), err));
+            return Err(io::Error::last_os_error());
         }
-        done += k.len();
     }
     Ok(())
 }

@@ -94,10 +94,9 @@ fn map_err(map: &'static str) -> impl Fn(MapError) -> Error {
     move |source| Error::Map { map, source }
 }
 
-/// The error of a failed [`batch`] write (how many went in does not matter: the caller undoes
-/// them all).
-fn batch_err(map: &'static str) -> impl Fn((usize, std::io::Error)) -> Error {
-    move |(_, e)| map_err(map)(MapError::IoError(e))
+/// The error of a failed [`batch`] write.
+fn batch_err(map: &'static str) -> impl Fn(std::io::Error) -> Error {
+    move |e| map_err(map)(MapError::IoError(e))
 }
 
 fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(
