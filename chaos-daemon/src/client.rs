@@ -58,14 +58,27 @@ impl Client {
             .await
             .map_err(proto)?;
         tokio::spawn(conn);
+        let body = body.unwrap_or_default();
+        let sent = body.len();
         let req = Request::builder()
             .method(method)
             .uri(path)
             .header("host", "localhost")
             .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let resp = sender.send_request(req).await.map_err(proto)?;
+        let resp = sender.send_request(req).await.map_err(|e| {
+            // The daemon answers 413 and closes before reading an oversized body, so the
+            // client sees its write fail rather than the answer: say what most likely happened.
+            if sent > crate::server::MAX_BATCH_BODY {
+                ClientError::Protocol(format!(
+                    "{e} (the body is {sent} bytes; the daemon accepts at most {})",
+                    crate::server::MAX_BATCH_BODY
+                ))
+            } else {
+                proto(e)
+            }
+        })?;
         let status = resp.status().as_u16();
         let body = resp.into_body().collect().await.map_err(proto)?.to_bytes();
         Ok((status, body))

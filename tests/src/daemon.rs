@@ -160,6 +160,28 @@ impl Daemon {
         (status, bytes.to_vec())
     }
 
+    /// Writes `head` (request line and headers, without the blank line) and `body` on a raw
+    /// connection, then returns whatever the daemon answered. A write the daemon cut short is not
+    /// an error: a server that refuses a body before reading it all closes the connection, and
+    /// what matters is the answer it sent first.
+    pub fn raw_exchange(&self, head: &str, body: &[u8]) -> String {
+        use std::io::Read;
+        let mut c = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let sent = c
+            .write_all(format!("{head}\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+            .and_then(|()| c.write_all(body));
+        let _ = c.shutdown(std::net::Shutdown::Write);
+        let mut answer = Vec::new();
+        let read = c.read_to_end(&mut answer);
+        assert!(
+            !answer.is_empty(),
+            "no answer (write: {sent:?}, read: {read:?})\n{}",
+            self.log_text()
+        );
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
     /// `POST /v1/faults` that must answer 201; returns the created fault (or array).
     pub fn create(&self, body: &str) -> Value {
         let (status, created) = self.call(Method::POST, "/v1/faults", Some(body));

@@ -520,8 +520,6 @@ fn bad_input_names_the_field_and_changes_nothing() {
         (blackhole("10.0.0.1", "11m"), 422, Some("ttl")),
         (r#"{"interface":"nope0","match":{"cidr":"10.0.0.1"},"action":{"kind":"blackhole"},"ttl":"1m"}"#.into(), 422, Some("interface")),
         (format!("[{},{}]", blackhole("10.0.0.1", "1m"), blackhole("10.0.0.2", "1h")), 422, Some("[1].ttl")),
-        // A fault may be large (a `match.cidrs` list), but not beyond the body limit.
-        (format!("{{\"name\":\"{}\"}}", "x".repeat(9 << 20)), 413, None),
         ("[]".into(), 422, None),
         ("42".into(), 400, None),
     ];
@@ -534,6 +532,37 @@ fn bad_input_names_the_field_and_changes_nothing() {
             assert_eq!(e["field"], f, "{shown}: {e}");
         }
         assert_eq!(d.fault_ids(), before, "{shown} changed the rule set");
+    }
+    // A fault may be large (a `match.cidrs` list), but not beyond the body limit: refused on
+    // the declared length before reading, and while reading a body that declares none. The
+    // daemon may close before the client finishes sending, so this goes over a raw connection
+    // (an HTTP client reports its failed write instead of the answer).
+    let oversized = format!("{{\"name\":\"{}\"}}", "x".repeat(9 << 20));
+    let declared = format!(
+        "POST /v1/faults HTTP/1.1\r\nContent-Length: {}",
+        oversized.len()
+    );
+    let mut chunked = format!("{:x}\r\n", oversized.len()).into_bytes();
+    chunked.extend_from_slice(oversized.as_bytes());
+    chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+    for (head, body) in [
+        (declared.as_str(), oversized.as_bytes()),
+        (
+            "POST /v1/faults HTTP/1.1\r\nTransfer-Encoding: chunked",
+            &chunked[..],
+        ),
+    ] {
+        let answer = d.raw_exchange(head, body);
+        assert!(
+            answer.starts_with("HTTP/1.1 413"),
+            "{head}: {}",
+            &answer[..answer.len().min(300)]
+        );
+        assert!(
+            answer.contains("body larger than 8388608 bytes"),
+            "{head}: {answer}"
+        );
+        assert_eq!(d.fault_ids(), before, "{head} changed the rule set");
     }
 }
 
