@@ -2,6 +2,7 @@
 //! `chaosctl` against it. The daemon is killed and its files removed on drop.
 
 use std::{
+    collections::BTreeMap,
     io::Write,
     os::unix::fs::PermissionsExt,
     os::unix::process::CommandExt,
@@ -180,6 +181,60 @@ impl Daemon {
             self.log_text()
         );
         String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    /// Entries of the daemon's rule-holding maps (hash maps, LPM tries, and the non-zero words of
+    /// the prefilter, probe-list and trie-shape arrays), found through its file descriptors:
+    /// `{map name: entries}`.
+    pub fn rule_entries_in_kernel(&self) -> BTreeMap<String, usize> {
+        let pid = self.child.id();
+        let mut ids = Vec::new();
+        for fd in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+            .unwrap()
+            .flatten()
+        {
+            let info = std::fs::read_to_string(fd.path()).unwrap_or_default();
+            if let Some(id) = info.lines().find_map(|l| l.strip_prefix("map_id:")) {
+                ids.push(id.trim().to_string());
+            }
+        }
+        let mut out = BTreeMap::new();
+        for id in ids {
+            let show = Command::new("bpftool")
+                .args(["map", "show", "id", &id, "-j"])
+                .output()
+                .unwrap();
+            let m: Value = serde_json::from_slice(&show.stdout).unwrap_or_default();
+            let (name, kind) = (
+                m["name"].as_str().unwrap_or(""),
+                m["type"].as_str().unwrap_or(""),
+            );
+            let bitmap = matches!(name, "PREFILTER" | "PROBES" | "KEY_SHAPES");
+            let counts = matches!(kind, "hash" | "lpm_trie") || bitmap;
+            if !counts {
+                continue;
+            }
+            let dump = Command::new("bpftool")
+                .args(["map", "dump", "id", &id, "-j"])
+                .output()
+                .unwrap();
+            let entries: Vec<Value> = serde_json::from_slice(&dump.stdout).unwrap_or_default();
+            let n = if bitmap {
+                // An array always has every entry: count the words with a bit set.
+                entries
+                    .iter()
+                    .filter(|e| match &e["value"] {
+                        Value::Array(bytes) => bytes.iter().any(|x| x.as_str() != Some("0x00")),
+                        Value::Number(n) => n.as_u64() != Some(0),
+                        _ => true,
+                    })
+                    .count()
+            } else {
+                entries.len()
+            };
+            *out.entry(name.to_string()).or_default() += n;
+        }
+        out
     }
 
     /// `POST /v1/faults` that must answer 201; returns the created fault (or array).

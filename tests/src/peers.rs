@@ -18,6 +18,9 @@ use crate::{
 /// Who holds the rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tool {
+    /// Nothing: a second pair without rules, measured as the others are. Its ratios are the
+    /// noise of the measurement itself on this machine.
+    Control,
     /// Our daemon (TC egress program, rules through the API).
     Ours,
     /// nftables, one `ip daddr … drop` rule per address in an output chain.
@@ -34,6 +37,7 @@ impl Tool {
     /// Key in `results.json` and label in the tables.
     pub fn name(self) -> &'static str {
         match self {
+            Tool::Control => "none (control)",
             Tool::Ours => "ours",
             Tool::NftChain => "nft chain",
             Tool::NftSet => "nft set",
@@ -122,10 +126,10 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The full run: 3 rounds of 3 s transfers and 100 pings.
+    /// The full run: 5 rounds of 2 s transfers and 100 pings.
     pub const FULL: Plan = Plan {
-        rounds: 3,
-        secs: 3,
+        rounds: 5,
+        secs: 2,
         pings: 100,
     };
     /// `--quick`: one round of 1 s transfers and 30 pings.
@@ -140,7 +144,11 @@ impl Plan {
 /// same counts, tc u32 at 10k (`quick`: 10k only, no 100k nft chain).
 pub fn settings(quick: bool) -> Vec<Setting> {
     let sizes: &[u32] = if quick { &[10_000] } else { &[10_000, 100_000] };
-    let mut out = Vec::new();
+    let mut out = vec![Setting {
+        tool: Tool::Control,
+        shape: Shape::Outside,
+        rules: 0,
+    }];
     for &rules in sizes {
         for shape in [Shape::Outside, Shape::Inside, Shape::Cidr] {
             out.push(Setting {
@@ -212,7 +220,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// TCP Mbit/s, UDP 64-byte packets/s received, mean ping RTT (ms) from A to B.
-fn measure(p: &NsPair, plan: Plan) -> (f64, f64, f64) {
+pub fn measure(p: &NsPair, plan: Plan) -> (f64, f64, f64) {
     let path = Path {
         from: &p.a,
         src: None,
@@ -232,6 +240,7 @@ fn measure(p: &NsPair, plan: Plan) -> (f64, f64, f64) {
 fn install(p: &NsPair, s: Setting) -> Result<(Option<Daemon>, f64)> {
     let nets = networks(s.shape, s.rules);
     match s.tool {
+        Tool::Control => Ok((None, 0.0)),
         Tool::Ours => {
             let d = Daemon::start(&p.a, "");
             // One fault for the whole list, as the nft set is one rule for its elements.
@@ -290,7 +299,7 @@ fn install(p: &NsPair, s: Setting) -> Result<(Option<Daemon>, f64)> {
 
 /// Runs `tool flag FILE` in namespace A, FILE holding `script` (`nft -f -` cut its stdin short
 /// on a 10k-element set: broken pipe).
-fn feed(p: &NsPair, tool: &str, flag: &str, script: &str) -> Result<()> {
+pub fn feed(p: &NsPair, tool: &str, flag: &str, script: &str) -> Result<()> {
     let file = std::env::temp_dir().join(format!("chaos-bench-{tool}-{}.txt", std::process::id()));
     std::fs::write(&file, script)?;
     let out = p.exec(&p.a, &[tool, flag, &file.to_string_lossy()]);
@@ -314,7 +323,11 @@ pub fn markdown(outcomes: &[Outcome]) -> String {
             "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.2} |",
             o.setting.tool.name(),
             o.setting.rules,
-            o.setting.shape.name(),
+            if o.setting.tool == Tool::Control {
+                "(a second pair, no rules)"
+            } else {
+                o.setting.shape.name()
+            },
             o.tcp,
             o.udp_pps,
             o.rtt,

@@ -365,7 +365,7 @@ fn protected_paths_need_force() {
 #[test]
 fn one_fault_covers_a_list_of_networks() {
     let p = NsPair::new("cidrs");
-    let d = Daemon::start(&p.a, "max_rules = 3\n");
+    let d = Daemon::start(&p.a, "max_rules = 4\n");
     let set = json!({"match": {"cidrs": [B4, B4_ALT], "protocol": "icmp"},
                      "action": {"kind": "blackhole"}, "ttl": "1m"});
     let f = d.create(&set.to_string());
@@ -389,9 +389,16 @@ fn one_fault_covers_a_list_of_networks() {
         e["error"].as_str().unwrap().contains(&id),
         "the conflict names the fault holding it: {e}"
     );
-    let two_more = json!({"match": {"cidrs": ["10.1.0.1", "10.1.0.2"]},
-                          "action": {"kind": "blackhole"}, "ttl": "1m"});
-    let (s, e) = d.call(Method::POST, "/v1/faults", Some(&two_more.to_string()));
+    // In another list, the conflict names the entry that collided.
+    let overlapping = json!({"match": {"cidrs": ["10.1.0.9", B4_ALT], "protocol": "icmp"},
+                             "action": {"kind": "blackhole"}, "ttl": "1m"});
+    let (s, e) = d.call(Method::POST, "/v1/faults", Some(&overlapping.to_string()));
+    assert_eq!((s, &e["field"]), (409, &json!("match.cidrs[1]")), "{e}");
+    let message = e["error"].as_str().unwrap();
+    assert!(message.contains(B4_ALT) && message.contains(&id), "{e}");
+    let three_more = json!({"match": {"cidrs": ["10.1.0.1", "10.1.0.2", "10.1.0.3"]},
+                            "action": {"kind": "blackhole"}, "ttl": "1m"});
+    let (s, e) = d.call(Method::POST, "/v1/faults", Some(&three_more.to_string()));
     assert_eq!(s, 409, "{e}");
     assert_eq!(
         d.fault_ids(),
@@ -410,11 +417,53 @@ fn one_fault_covers_a_list_of_networks() {
     let (s, _) = d.call(Method::DELETE, &format!("/v1/faults/{id}"), None);
     assert_eq!(s, 204);
     assert_eq!(p.ping(&p.a, B4_ALT, None, 3, "0.02"), (3, 3));
-    // All three rule slots are free again.
+    let left = d.rule_entries_in_kernel();
+    assert!(
+        left.values().all(|&n| n == 0),
+        "left in the kernel: {left:?}"
+    );
+    // Every rule slot is free again.
     let three = json!({"match": {"cidrs": [B4, B4_ALT, "10.1.0.1"]},
                        "action": {"kind": "blackhole"}, "ttl": "1m"});
     d.create(&three.to_string());
     assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 0));
+}
+
+/// The panic button over more rules than one batch call takes, with every kind of key (hashed
+/// IPv4 and IPv6 addresses, CIDRs), leaves nothing in the kernel's maps.
+#[test]
+fn the_panic_button_empties_the_kernel_maps() {
+    let p = NsPair::new("panicmaps");
+    let d = Daemon::start(&p.a, "");
+    let list: Vec<String> = (0..9_000u32)
+        .map(|i| format!("10.100.{}.{}", i / 250, i % 250 + 1))
+        .collect();
+    d.create(
+        &json!({"match": {"cidrs": list}, "action": {"kind": "blackhole"}, "ttl": "1m"})
+            .to_string(),
+    );
+    let v6: Vec<Value> = (0..9_000u32)
+        .map(|i| {
+            json!({"match": {"cidr": format!("fd00:77::{:x}", i + 1)},
+                        "action": {"kind": "loss", "percent": 50}, "ttl": "1m"})
+        })
+        .collect();
+    d.create(&Value::Array(v6).to_string());
+    d.create(&blackhole("10.9.0.0/16", "1m"));
+    d.create(&blackhole("10.8.16.0/20", "1m"));
+    let before = d.rule_entries_in_kernel();
+    assert!(
+        before.values().sum::<usize>() >= 18_002,
+        "rules in the kernel: {before:?}"
+    );
+    let (s, body) = d.call(Method::DELETE, "/v1/faults", None);
+    assert_eq!((s, &body["removed"]), (200, &json!(9_003)), "{body}");
+    let after = d.rule_entries_in_kernel();
+    assert!(
+        after.values().all(|&n| n == 0),
+        "left in the kernel: {after:?}"
+    );
+    assert_eq!(p.attached(&p.a, VETH_A), (0, false));
 }
 
 #[test]

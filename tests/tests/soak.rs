@@ -131,58 +131,6 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Entries of the daemon's rule-holding maps (hash maps, LPM tries, and the non-zero words of
-/// the prefilter, probe-list and trie-shape arrays), found through its file descriptors: `{map name: entries}`.
-fn rule_entries_in_kernel(pid: u32) -> BTreeMap<String, usize> {
-    let mut ids = Vec::new();
-    for fd in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
-        .unwrap()
-        .flatten()
-    {
-        let info = std::fs::read_to_string(fd.path()).unwrap_or_default();
-        if let Some(id) = info.lines().find_map(|l| l.strip_prefix("map_id:")) {
-            ids.push(id.trim().to_string());
-        }
-    }
-    let mut out = BTreeMap::new();
-    for id in ids {
-        let show = Command::new("bpftool")
-            .args(["map", "show", "id", &id, "-j"])
-            .output()
-            .unwrap();
-        let m: Value = serde_json::from_slice(&show.stdout).unwrap_or_default();
-        let (name, kind) = (
-            m["name"].as_str().unwrap_or(""),
-            m["type"].as_str().unwrap_or(""),
-        );
-        let bitmap = matches!(name, "PREFILTER" | "PROBES" | "KEY_SHAPES");
-        let counts = matches!(kind, "hash" | "lpm_trie") || bitmap;
-        if !counts {
-            continue;
-        }
-        let dump = Command::new("bpftool")
-            .args(["map", "dump", "id", &id, "-j"])
-            .output()
-            .unwrap();
-        let entries: Vec<Value> = serde_json::from_slice(&dump.stdout).unwrap_or_default();
-        let n = if bitmap {
-            // An array always has every entry: count the words with a bit set.
-            entries
-                .iter()
-                .filter(|e| match &e["value"] {
-                    Value::Array(bytes) => bytes.iter().any(|x| x.as_str() != Some("0x00")),
-                    Value::Number(n) => n.as_u64() != Some(0),
-                    _ => true,
-                })
-                .count()
-        } else {
-            entries.len()
-        };
-        *out.entry(name.to_string()).or_default() += n;
-    }
-    out
-}
-
 /// The longest run of iperf3 intervals that carried no data, in seconds.
 fn longest_stall(report: &Value) -> f64 {
     let mut longest: f64 = 0.0;
@@ -262,8 +210,7 @@ fn rules_churn_and_kill_9_leave_nothing_and_never_stall_the_stream() {
     let (s, _) = d.call(Method::DELETE, "/v1/faults", None);
     assert_eq!(s, 200);
     assert_eq!(d.fault_ids(), Vec::<String>::new());
-    let pid = d.child.id();
-    let in_kernel = rule_entries_in_kernel(pid);
+    let in_kernel = d.rule_entries_in_kernel();
     assert!(
         !in_kernel.is_empty(),
         "the daemon's rule maps were not found"

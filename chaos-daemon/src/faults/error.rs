@@ -15,6 +15,8 @@ pub enum FaultError {
     Conflict {
         /// Position of the fault in the request (0 for a single fault).
         index: usize,
+        /// Position in the fault's `match.cidrs` of the network that collided.
+        entry: Option<usize>,
         /// Summary of the refused fault.
         what: String,
         /// Id of the installed fault it collides with.

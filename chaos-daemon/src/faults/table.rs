@@ -5,7 +5,7 @@
 //! Every change is audited here ([`audit::record`]), so no path can forget it.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     panic::{AssertUnwindSafe, catch_unwind, resume_unwind},
     time::{Duration, SystemTime},
 };
@@ -271,12 +271,10 @@ impl Faults {
     /// Removes rules a failed create had installed.
     fn rollback(&mut self, done: Vec<(String, Vec<RuleId>)>) {
         for (iface, ids) in done {
-            if let Some(inj) = self.injectors.get_mut(&iface) {
-                for id in ids {
-                    if let Err(e) = inj.remove(id) {
-                        tracing::error!(iface, error = %e, "rolling back a failed create");
-                    }
-                }
+            if let Some(inj) = self.injectors.get_mut(&iface)
+                && let Err(e) = inj.remove_many(&ids)
+            {
+                tracing::error!(iface, error = %e, "rolling back a failed create");
             }
         }
         self.drop_idle_injectors();
@@ -287,9 +285,24 @@ impl Faults {
         match e {
             loader::Error::Conflict { index, existing } => {
                 let fault = owner.get(index).copied().unwrap_or(0);
+                // Which network of a `match.cidrs` list collided (one rule each, in order).
+                let first = owner.iter().position(|&o| o == fault).unwrap_or(index);
+                let entry = items[fault]
+                    .spec
+                    .matches
+                    .cidrs
+                    .as_ref()
+                    .filter(|list| list.len() == items[fault].rules.len())
+                    .and_then(|list| Some((index - first, list.get(index - first)?)));
                 FaultError::Conflict {
                     index: fault,
-                    what: items[fault].spec.summary(),
+                    entry: entry.map(|(i, _)| i),
+                    what: match entry {
+                        Some((_, net)) => {
+                            format!("{} (network {net})", items[fault].spec.summary())
+                        }
+                        None => items[fault].spec.summary(),
+                    },
                     spec: Box::new(items[fault].spec.clone()),
                     existing: existing.and_then(|rule| {
                         self.entries
@@ -423,20 +436,40 @@ impl Faults {
     }
 
     fn remove_id(&mut self, id: FaultId, event: Event, caller: Caller) -> Option<Fault> {
-        let e = self.entries.remove(&id)?;
-        let view = self.view(id, &e);
-        self.deadlines.remove(&(e.expires_at_ns, id));
-        if let Some(inj) = self.injectors.get_mut(&e.iface) {
-            for rule in &e.rules {
-                if let Err(err) = inj.remove(*rule) {
-                    tracing::error!(%id, error = %err, "removing a rule from the maps failed");
-                }
+        self.remove_ids(vec![id], event, caller).pop()
+    }
+
+    /// Removes these faults (those not installed are skipped), each audited as `event`, their
+    /// rules in one batch per interface; returns their last views.
+    fn remove_ids(&mut self, ids: Vec<FaultId>, event: Event, caller: Caller) -> Vec<Fault> {
+        let mut removed = Vec::with_capacity(ids.len());
+        let mut rules: HashMap<String, Vec<RuleId>> = HashMap::new();
+        for id in ids {
+            let Some(e) = self.entries.remove(&id) else {
+                continue;
+            };
+            // Counters are read while the rules are still in.
+            let view = self.view(id, &e);
+            self.deadlines.remove(&(e.expires_at_ns, id));
+            rules.entry(e.iface.clone()).or_default().extend(&e.rules);
+            removed.push((view, e));
+        }
+        for (iface, ids) in rules {
+            if let Some(inj) = self.injectors.get_mut(&iface)
+                && let Err(err) = inj.remove_many(&ids)
+            {
+                tracing::error!(iface, rules = ids.len(), error = %err, "removing rules from the maps failed");
             }
         }
         self.drop_idle_injectors();
-        self.retired.add(&e.spec, &view.counters);
-        audit::record(event, &view.id, &e.spec, caller);
-        Some(view)
+        removed
+            .into_iter()
+            .map(|(view, e)| {
+                self.retired.add(&e.spec, &view.counters);
+                audit::record(event, &view.id, &e.spec, caller);
+                view
+            })
+            .collect()
     }
 
     /// Replaces the action (and share) of fault `id` with `v`'s and, with `remaining`, moves
@@ -516,9 +549,7 @@ impl Faults {
             .filter(|(_, e)| !keep(e))
             .map(|(id, _)| *id)
             .collect();
-        ids.into_iter()
-            .filter(|id| self.remove_id(*id, event, caller).is_some())
-            .count()
+        self.remove_ids(ids, event, caller).len()
     }
 
     /// Removes the faults `selector` selects; returns how many.
@@ -541,9 +572,7 @@ impl Faults {
             .take_while(|(at, _)| *at <= now)
             .map(|(_, id)| *id)
             .collect();
-        due.into_iter()
-            .filter(|id| self.remove_id(*id, Event::Expire, Caller::Daemon).is_some())
-            .count()
+        self.remove_ids(due, Event::Expire, Caller::Daemon).len()
     }
 
     /// Follows every interface that has faults: re-attaches where it was re-created under the

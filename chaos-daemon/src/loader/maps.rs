@@ -236,6 +236,39 @@ impl RuleMaps {
         batch::update(self.rules_v6.map(), &v6, &v6_slots).map_err(batch_err("RULES_V6"))
     }
 
+    /// Removes the keys of these rules: the hashed IP keys in a few batch calls, the others one
+    /// by one. Every key is tried even after a failure; the first error is returned.
+    pub fn remove_keys(&mut self, cs: &[&Compiled]) -> Result<(), Error> {
+        let (mut v4, mut v6) = (vec![], vec![]);
+        let mut first_err = None;
+        for c in cs {
+            match (&c.key.data, c.home) {
+                (KeyData::V4(k), Home::Hash) => v4.push(*k),
+                (KeyData::V6(k), Home::Hash) => v6.push(*k),
+                _ => {
+                    if let Err(e) = self.remove_key(c) {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        // The kernel stops at a key it cannot delete: the rest go one by one, so one bad key
+        // (already gone) neither hides the others nor leaves them matching.
+        if let Err((done, e)) = batch::delete(self.rules_v4.map(), &v4) {
+            first_err.get_or_insert(batch_err("RULES_V4")(e));
+            for k in &v4[done..] {
+                let _ = self.rules_v4.remove(k);
+            }
+        }
+        if let Err((done, e)) = batch::delete(self.rules_v6.map(), &v6) {
+            first_err.get_or_insert(batch_err("RULES_V6")(e));
+            for k in &v6[done..] {
+                let _ = self.rules_v6.remove(k);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
     /// Removes the rule's key.
     pub fn remove_key(&mut self, c: &Compiled) -> Result<(), Error> {
         let name = map_name(c);

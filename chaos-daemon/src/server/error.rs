@@ -76,7 +76,10 @@ impl From<FaultError> for ApiError {
     fn from(e: FaultError) -> Self {
         let (status, field) = match &e {
             FaultError::NotFound(_) => (StatusCode::NOT_FOUND, None),
-            FaultError::Conflict { .. } => (StatusCode::CONFLICT, Some("match".to_string())),
+            FaultError::Conflict { entry, .. } => (
+                StatusCode::CONFLICT,
+                Some(entry.map_or("match".to_string(), |i| format!("match.cidrs[{i}]"))),
+            ),
             FaultError::LimitReached { .. } => (StatusCode::CONFLICT, None),
             FaultError::InterfaceNotFound(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, Some("interface".into()))

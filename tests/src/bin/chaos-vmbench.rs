@@ -1,6 +1,6 @@
 //! `cargo xtask bench`, VM part (runs inside `cargo xtask vm` on a kernel with sch_fq and netem):
-//! latency accuracy of ours beside netem at 1 / 10 / 50 / 300 ms, and the TCP throughput of
-//! traffic no rule matches with 10,000 latency rules installed, against no program at all.
+//! latency accuracy of ours beside netem at 1 / 10 / 50 / 300 ms, and the cost to traffic no rule
+//! matches of 10,000 rules, ours beside netem with u32 filters, against no program at all.
 //! Rounds are interleaved; every figure is compared within this run.
 //!
 //! `chaos-vmbench measure DIR` (in the VM, whose view of the host is read-only) writes
@@ -14,7 +14,7 @@ use chaos_tests::{
     bench::{cmd_output, merge_json, percentile},
     daemon::Daemon,
     netns::{B4, NsPair, VETH_A},
-    traffic::{self, Load, Path},
+    peers,
 };
 use hyper::Method;
 use serde_json::{Value, json};
@@ -117,6 +117,58 @@ fn rules(base: [u8; 2]) -> String {
     Value::Array(faults).to_string()
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Rules that never match the measured traffic, put in place and taken away between figures.
+enum Setup<'a> {
+    /// `RULES` latency faults in a /16 (its first two octets).
+    Ours(&'a Daemon, [u8; 2]),
+    /// netem under a prio band that `RULES` u32 filters select.
+    Netem(&'a NsPair),
+}
+
+impl Setup<'_> {
+    fn install(&self) -> Result<()> {
+        match self {
+            Setup::Ours(d, base) => {
+                let (s, v) = d.call(Method::POST, "/v1/faults", Some(&rules(*base)));
+                ensure!(s == 201, "{RULES} rules refused: {v}");
+            }
+            Setup::Netem(p) => {
+                let mut script = format!(
+                    "qdisc replace dev {VETH_A} root handle 1: prio bands 4\n\
+                     qdisc add dev {VETH_A} parent 1:4 handle 40: netem delay 50ms\n"
+                );
+                for n in peers::networks(peers::Shape::Outside, RULES) {
+                    script.push_str(&format!(
+                        "filter add dev {VETH_A} parent 1: protocol ip prio 1 u32 match ip dst {n} flowid 1:4\n"
+                    ));
+                }
+                peers::feed(p, "tc", "-batch", &script)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&self) -> Result<()> {
+        match self {
+            Setup::Ours(d, _) => {
+                let (s, _) = d.call(Method::DELETE, "/v1/faults", None);
+                ensure!(s == 200, "panic button failed");
+            }
+            Setup::Netem(p) => tc(p, &["del", "dev", VETH_A, "root"])?,
+        }
+        Ok(())
+    }
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     match (args.get(1).map(String::as_str), args.get(2)) {
@@ -166,57 +218,69 @@ fn measure(dir: &std::path::Path) -> Result<()> {
         );
     }
 
-    // Throughput of traffic no rule matches: rules elsewhere (another /16: the prefilter answers)
-    // and rules in B's own /16 (the exact-match lookup runs). fq is the root qdisc while latency
-    // rules exist, so its cost is part of ours.
-    let path = Path {
-        from: &p.a,
-        src: None,
-        to: &p.b,
-        dst: B4,
+    // Traffic no rule matches, beside netem: ours with rules elsewhere (another /16: the
+    // prefilter answers) and in B's own /16 (the exact-match lookup runs), fq being the root
+    // qdisc while latency rules exist, so its cost is part of ours; netem the way per-destination
+    // delay is built with it (a prio qdisc, netem under one band, one u32 filter per address).
+    let plan = peers::Plan {
+        rounds: ROUNDS,
+        secs: 4,
+        pings: 50,
     };
+    let setups = [
+        (
+            "ours_other_slash16",
+            "ours, /32 latency rules in another /16",
+        ),
+        (
+            "ours_same_slash16",
+            "ours, /32 latency rules in the traffic's own /16",
+        ),
+        (
+            "netem_u32",
+            "netem under prio, one u32 filter per /32 (other /16s)",
+        ),
+    ];
+    let mut ratios: Vec<[Vec<f64>; 3]> = vec![Default::default(); setups.len()];
+    let mut baseline = None;
+    for _ in 0..ROUNDS {
+        let b = peers::measure(&p, plan);
+        baseline.get_or_insert(b);
+        for (k, (key, _)) in setups.iter().enumerate() {
+            let installed = match *key {
+                "ours_other_slash16" => Setup::Ours(&d, [10, 50]),
+                "ours_same_slash16" => Setup::Ours(&d, [10, 200]),
+                _ => Setup::Netem(&p),
+            };
+            installed.install()?;
+            let r = peers::measure(&p, plan);
+            installed.remove()?;
+            for (m, (r, b)) in [(r.0, b.0), (r.1, b.1), (r.2, b.2)].into_iter().enumerate() {
+                ratios[k][m].push(r / b);
+            }
+        }
+    }
+    let baseline = baseline.expect("rounds");
     let mut throughput = BTreeMap::new();
     let mut rows = String::new();
-    for (label, place, base) in [
-        ("other_slash16", "in another /16", [10u8, 50]),
-        ("same_slash16", "in the traffic's own /16", [10, 200]),
-    ] {
-        let (mut baseline, mut ours) = (Vec::new(), Vec::new());
-        for _ in 0..ROUNDS {
-            baseline.push(traffic::send(&p, path, Load::Tcp, 4).goodput_bps);
-            let (s, v) = d.call(Method::POST, "/v1/faults", Some(&rules(base)));
-            ensure!(s == 201, "{RULES} rules refused: {v}");
-            ours.push(traffic::send(&p, path, Load::Tcp, 4).goodput_bps);
-            let (s, _) = d.call(Method::DELETE, "/v1/faults", None);
-            ensure!(s == 200, "panic button failed");
-        }
-        let (b, o) = (
-            baseline.iter().sum::<f64>() / ROUNDS as f64,
-            ours.iter().sum::<f64>() / ROUNDS as f64,
-        );
-        let ratio = o / b;
-        println!(
-            "{label}: no program {:.0} Mbit/s, {RULES} latency rules {:.0} Mbit/s, ratio {ratio:.3}",
-            b / 1e6,
-            o / 1e6
-        );
-        rows.push_str(&format!(
-            "| {RULES} /32 latency rules {place} | {:.0} | {:.0} | {ratio:.3} |\n",
-            b / 1e6,
-            o / 1e6
-        ));
+    for ((key, label), [tcp, udp, rtt]) in setups.iter().zip(ratios) {
+        let (tcp, udp, rtt) = (median(tcp), median(udp), median(rtt));
+        println!("{label}: TCP {tcp:.3} UDP64 {udp:.3} RTT {rtt:.3}");
+        rows.push_str(&format!("| {label} | {tcp:.3} | {udp:.3} | {rtt:.3} |\n"));
         throughput.insert(
-            label.to_string(),
-            json!({"no_program_mbit": (b / 1e4).round() / 100.0, "ours_mbit": (o / 1e4).round() / 100.0,
-                   "throughput_ratio": (ratio * 1000.0).round() / 1000.0}),
+            key.to_string(),
+            json!({"throughput_ratio": round3(tcp), "udp64_pps_ratio": round3(udp), "rtt_ratio": round3(rtt)}),
         );
     }
     md.push_str(&format!(
-        "\nTCP throughput of traffic no rule matches (iperf3, 4 s per round, {ROUNDS} rounds interleaved; the VM is CPU-bound):\n\n\
-         | rules | no program (Mbit/s) | ours (Mbit/s) | ratio (goal ≥ 0.97) |\n|---|---:|---:|---:|\n{rows}"
+        "\nTraffic no rule matches, {RULES} rules, ratios to no program and no qdisc measured in the same round\n\
+         (median of {ROUNDS} rounds, interleaved; iperf3 TCP goodput and UDP 64-byte datagrams/s over {} s, mean RTT of {}\n\
+         pings; above 1 is slower). Baseline: TCP {:.0} Mbit/s, UDP {:.0} pkt/s, RTT {:.3} ms. The VM is CPU-bound.\n\n\
+         | setup | TCP | UDP 64 B pkt/s | ping RTT |\n|---|---:|---:|---:|\n{rows}",
+        plan.secs, plan.pings, baseline.0, baseline.1, baseline.2
     ));
     fs::create_dir_all(dir)?;
-    let results = json!({"kernel": kernel, "latency_accuracy": accuracy_json, "throughput_unmatched_10k_latency_rules": throughput});
+    let results = json!({"kernel": kernel, "latency_accuracy": accuracy_json, "unmatched_traffic_10k_rules": throughput});
     fs::write(
         dir.join("results.json"),
         serde_json::to_string_pretty(&results)?,

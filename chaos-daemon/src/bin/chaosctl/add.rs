@@ -56,8 +56,15 @@ pub fn spec_json(kind: &AddKind) -> Value {
     };
     let common = common(kind);
     let mut m = serde_json::Map::new();
-    if let Some(c) = common.to.as_ref().or(common.from.as_ref()) {
-        m.insert("cidr".into(), json!(c));
+    let ingress = !common.from.is_empty();
+    match if ingress { &common.from } else { &common.to }.as_slice() {
+        [] => {}
+        [one] => {
+            m.insert("cidr".into(), json!(one));
+        }
+        list => {
+            m.insert("cidrs".into(), json!(list));
+        }
     }
     if let Some(p) = common.opts.port {
         m.insert("port".into(), json!(p));
@@ -69,7 +76,7 @@ pub fn spec_json(kind: &AddKind) -> Value {
         m.insert("cgroup".into(), json!(c));
     }
     let mut spec = json!({
-        "direction": if common.from.is_some() { "ingress" } else { "egress" },
+        "direction": if ingress { "ingress" } else { "egress" },
         "match": m,
         "action": action,
         "ttl": common.ttl,
@@ -100,7 +107,7 @@ pub fn spec_json(kind: &AddKind) -> Value {
 /// Runs `add`.
 pub async fn run(kind: &AddKind, ctx: &Ctx) -> i32 {
     let c = common(kind);
-    if !matches!(kind, AddKind::Dns { .. }) && c.to.is_none() && c.from.is_none() {
+    if !matches!(kind, AddKind::Dns { .. }) && c.to.is_empty() && c.from.is_empty() {
         eprintln!(
             "chaosctl add: give --to CIDR (egress) or --from CIDR (ingress)\n\nFor more information, try '--help'."
         );
@@ -171,6 +178,14 @@ mod tests {
         assert_eq!(spec_json(&k)["match"]["cgroup"], "systemd:api.service");
         let bad = crate::args::Cli::try_parse_from(blackhole_to(&["-l", "team"]));
         assert!(bad.is_err(), "a label without = is a usage error");
+        // Several networks, repeated or comma-separated, make one fault over a list.
+        let k = kind(&blackhole_to(&["--to", "10.0.0.2,10.0.1.0/24"]));
+        assert_eq!(
+            spec_json(&k)["match"],
+            json!({"cidrs": ["10.0.0.1", "10.0.0.2", "10.0.1.0/24"]})
+        );
+        let both = crate::args::Cli::try_parse_from(blackhole_to(&["--from", "10.0.0.2"]));
+        assert!(both.is_err(), "--to and --from together are a usage error");
     }
 
     /// `chaosctl add blackhole --to 10.0.0.1 --ttl 1m` and `extra`.

@@ -363,12 +363,18 @@ pub fn parse_label(s: &str) -> Result<(String, String), String> {
 /// Options shared by every `add`.
 #[derive(Args)]
 pub struct Common {
-    /// Egress: remote network (destination), IPv4/IPv6 CIDR or address.
-    #[arg(long, conflicts_with = "from")]
-    pub to: Option<String>,
-    /// Ingress: remote network (source), IPv4/IPv6 CIDR or address.
-    #[arg(long)]
-    pub from: Option<String>,
+    /// Egress: remote network (destination), IPv4/IPv6 CIDR or address. Repeat it, or separate
+    /// networks with commas, for one fault over a list (`match.cidrs`).
+    #[arg(
+        long,
+        value_name = "CIDR",
+        value_delimiter = ',',
+        conflicts_with = "from"
+    )]
+    pub to: Vec<String>,
+    /// Ingress: remote network (source), IPv4/IPv6 CIDR or address; repeatable as --to.
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    pub from: Vec<String>,
     /// With --to: only packets from sockets in this cgroup v2 or below it — a path under the
     /// cgroup mount, one relative to it (/system.slice/api.service), or systemd:NAME.service.
     #[arg(long, value_name = "CGROUP", conflicts_with = "from")]

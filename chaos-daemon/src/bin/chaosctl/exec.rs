@@ -98,8 +98,8 @@ fn cgroup_error(path: &Path, e: std::io::Error) -> String {
 /// The `add` options of one fault of `args` to `to`.
 fn add_kind(args: &ExecArgs, to: &str, ttl: &str) -> AddKind {
     let common = Common {
-        to: Some(to.to_string()),
-        from: None,
+        to: vec![to.to_string()],
+        from: Vec::new(),
         cgroup: None,
         ttl: ttl.to_string(),
         opts: args.opts.clone(),

@@ -99,6 +99,8 @@ pub fn segment(s: &str) -> String {
 fn flag_of(field: &str) -> Option<&'static str> {
     // A batch item's position ("[2].ttl") and a label's key ("labels.team") do not matter here.
     let field = field.split_once("].").map_or(field, |(_, f)| f);
+    // Nor an entry's position in a list ("match.cidrs[3]").
+    let field = field.split_once('[').map_or(field, |(f, _)| f);
     Some(match field.split('.').next().unwrap_or(field) {
         "labels" => "--label",
         _ => match field {
@@ -107,7 +109,7 @@ fn flag_of(field: &str) -> Option<&'static str> {
             "ttl" => "--ttl",
             "name" => "--name",
             "percent" | "action.percent" => "--percent",
-            "match.cidr" => "--to/--from",
+            "match.cidr" | "match.cidrs" => "--to/--from",
             "match.port" => "--port",
             "match.protocol" => "--proto",
             "match.cgroup" => "--cgroup",
@@ -205,6 +207,7 @@ mod tests {
     #[test]
     fn api_fields_are_named_by_their_flags() {
         assert_eq!(flag_of("match.port"), Some("--port"));
+        assert_eq!(flag_of("match.cidrs[2]"), Some("--to/--from"));
         assert_eq!(flag_of("[3].action.percent"), Some("--percent"));
         assert_eq!(flag_of("labels.team"), Some("--label"));
         assert_eq!(flag_of("interface"), Some("--iface"));
