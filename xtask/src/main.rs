@@ -70,6 +70,10 @@ enum Cmd {
         /// at 10k rules (printed, merged into results.json; BENCHMARKS.md untouched): minutes.
         #[arg(long)]
         quick: bool,
+        /// Only the VM part (latency accuracy and unmatched traffic beside netem), appended
+        /// to the BENCHMARKS.md and results.json of an earlier full run.
+        #[arg(long, conflicts_with = "quick")]
+        vm_only: bool,
     },
     /// Setup, build, then a narrated end-to-end demo in two network namespaces (root).
     Demo,
@@ -112,11 +116,14 @@ fn main() -> Result<()> {
             setup()?;
             test()
         }
-        Cmd::Bench { quick } => {
+        Cmd::Bench { quick, vm_only } => {
             require_root("benchmarks load eBPF programs")?;
             setup()?;
             build_release()?;
             let bench = root.join("target/release/chaos-bench");
+            if vm_only {
+                return vm_bench();
+            }
             if quick {
                 run(Command::new(&bench).arg("classifier"))?;
                 return run(Command::new(&bench).args(["peers", "--quick"]));

@@ -732,6 +732,12 @@ fn main() -> Result<()> {
         println!("wrote target/bench/peers.svg");
         return Ok(());
     }
+    // `chaos-bench adds`: only nftables' add → enforced figures, printed.
+    if std::env::args().nth(1).as_deref() == Some("adds") {
+        let (set, chain) = nft_adds()?;
+        println!("nft add element p50/p99 {set:.2?} ms; nft add rule p50/p99 {chain:.2?} ms");
+        return Ok(());
+    }
     // `chaos-bench classifier`: only the rule-count rows (IPv4 and IPv6), printed.
     if std::env::args().nth(1).as_deref() == Some("classifier") {
         for v6 in [false, true] {

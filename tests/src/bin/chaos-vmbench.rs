@@ -146,9 +146,15 @@ impl Setup<'_> {
                     "qdisc replace dev {VETH_A} root handle 1: prio bands 4\n\
                      qdisc add dev {VETH_A} parent 1:4 handle 40: netem delay 50ms\n"
                 );
-                for n in peers::networks(peers::Shape::Outside, RULES) {
+                // One u32 table holds at most 4095 filters (12-bit node ids): a new priority,
+                // hence a new table, every 4000. Packets still walk them all.
+                for (i, n) in peers::networks(peers::Shape::Outside, RULES)
+                    .iter()
+                    .enumerate()
+                {
                     script.push_str(&format!(
-                        "filter add dev {VETH_A} parent 1: protocol ip prio 1 u32 match ip dst {n} flowid 1:4\n"
+                        "filter add dev {VETH_A} parent 1: protocol ip prio {} u32 match ip dst {n} flowid 1:4\n",
+                        1 + i / 4000
                     ));
                 }
                 peers::feed(p, "tc", "-batch", &script)?;
