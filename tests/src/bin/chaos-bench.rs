@@ -390,13 +390,16 @@ fn timed(n: u32, mut add: impl FnMut(u32) -> Result<()>) -> Result<(f64, f64)> {
     Ok((percentile(&lat, 0.5), percentile(&lat, 0.99)))
 }
 
-/// Runs `nft args…` in namespace `ns`; fails with its stderr.
-fn nft(ns: &str, args: &[&str]) -> Result<()> {
-    let out =
-        chaos_tests::netns::in_ns(ns, || std::process::Command::new("nft").args(args).output())?;
+/// Runs `nft CMD` in namespace `ns` (nft joins its arguments with spaces, so the words of
+/// `cmd` are its arguments); fails with its stderr.
+fn nft(ns: &str, cmd: &str) -> Result<()> {
+    let args: Vec<&str> = cmd.split_whitespace().collect();
+    let out = chaos_tests::netns::in_ns(ns, || {
+        std::process::Command::new("nft").args(&args).output()
+    })?;
     ensure!(
         out.status.success(),
-        "nft {args:?}: {}",
+        "nft {cmd}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(())
@@ -407,92 +410,36 @@ fn nft(ns: &str, args: &[&str]) -> Result<()> {
 /// last add of each (B) must stop a ping right after `nft` returns.
 fn nft_adds() -> Result<((f64, f64), (f64, f64))> {
     let p = NsPair::new("benchnft");
-    let ns = p.a.as_str();
-    let table = |nft_args: &[&str]| nft(ns, nft_args);
-    let enforced = |what: &str| {
+    let run = |cmd: &str| nft(&p.a, cmd);
+    // The table and chain, `extra` (a set and its rule), then adds of `add(address)`.
+    let measure = |extra: &[&str], add: &dyn Fn(&str) -> String| -> Result<(f64, f64)> {
+        run("add table ip chaos_bench")?;
+        run("add chain ip chaos_bench out { type filter hook output priority 0; policy accept; }")?;
+        for cmd in extra {
+            run(cmd)?;
+        }
+        let lat = timed(CLI_ADDS, |i| {
+            run(&add(&format!("10.70.{}.{}", i / 250, i % 250 + 1)))
+        })?;
+        run(&add(B4))?;
         ensure!(
             p.ping(&p.a, B4, None, 1, "0.1") == (1, 0),
-            "nft {what}: B still answers"
+            "nft {}: B still answers",
+            add(B4)
         );
-        Ok(())
+        run("delete table ip chaos_bench")?;
+        Ok(lat)
     };
-    let setup = [
-        vec!["add", "table", "ip", "chaos_bench"],
-        vec![
-            "add",
-            "chain",
-            "ip",
-            "chaos_bench",
-            "out",
-            "{ type filter hook output priority 0; policy accept; }",
+    let set = measure(
+        &[
+            "add set ip chaos_bench targets { type ipv4_addr; flags interval; }",
+            "add rule ip chaos_bench out ip daddr @targets drop",
         ],
-    ];
-    for args in &setup {
-        table(args)?;
-    }
-    table(&[
-        "add",
-        "set",
-        "ip",
-        "chaos_bench",
-        "targets",
-        "{ type ipv4_addr; flags interval; }",
-    ])?;
-    table(&[
-        "add",
-        "rule",
-        "ip",
-        "chaos_bench",
-        "out",
-        "ip",
-        "daddr",
-        "@targets",
-        "drop",
-    ])?;
-    let set = timed(CLI_ADDS, |i| {
-        let element = format!("{{ 10.70.{}.{} }}", i / 250, i % 250 + 1);
-        table(&["add", "element", "ip", "chaos_bench", "targets", &element])
+        &|a| format!("add element ip chaos_bench targets {{ {a} }}"),
+    )?;
+    let chain = measure(&[], &|a| {
+        format!("add rule ip chaos_bench out ip daddr {a} drop")
     })?;
-    table(&[
-        "add",
-        "element",
-        "ip",
-        "chaos_bench",
-        "targets",
-        &format!("{{ {B4} }}"),
-    ])?;
-    enforced("add element")?;
-    table(&["delete", "table", "ip", "chaos_bench"])?;
-    for args in &setup {
-        table(args)?;
-    }
-    let chain = timed(CLI_ADDS, |i| {
-        let addr = format!("10.70.{}.{}", i / 250, i % 250 + 1);
-        table(&[
-            "add",
-            "rule",
-            "ip",
-            "chaos_bench",
-            "out",
-            "ip",
-            "daddr",
-            &addr,
-            "drop",
-        ])
-    })?;
-    table(&[
-        "add",
-        "rule",
-        "ip",
-        "chaos_bench",
-        "out",
-        "ip",
-        "daddr",
-        B4,
-        "drop",
-    ])?;
-    enforced("add rule")?;
-    table(&["delete", "table", "ip", "chaos_bench"])?;
     Ok((set, chain))
 }
 
