@@ -348,9 +348,10 @@ impl Injector {
             for c in &compiled[..indexed] {
                 let _ = self.maps.index_remove(c);
             }
+            // A key the failure kept out answers ENOENT: nothing to undo, and the keys after
+            // it still go.
+            let _ = self.maps.remove_keys(&compiled.iter().collect::<Vec<_>>());
             for c in &compiled {
-                // A key the failure kept out answers ENOENT: nothing to undo.
-                let _ = self.maps.remove_key(c);
                 self.maps.unplace(c);
             }
             let _ = self

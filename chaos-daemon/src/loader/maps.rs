@@ -270,7 +270,7 @@ impl RuleMaps {
     }
 
     /// Removes the rule's key.
-    pub fn remove_key(&mut self, c: &Compiled) -> Result<(), Error> {
+    fn remove_key(&mut self, c: &Compiled) -> Result<(), Error> {
         let name = map_name(c);
         match (&c.key.data, c.home) {
             (KeyData::Dns(_), _) => {
@@ -305,11 +305,6 @@ impl RuleMaps {
             Table::V6Ingress => &mut self.v6_ingress,
             _ => &mut self.v6_egress,
         }
-    }
-
-    /// Writes a rule slot.
-    pub fn write_slot(&mut self, index: u32, slot: &RuleSlot) -> Result<(), Error> {
-        self.slots.set(index, slot, 0).map_err(map_err("SLOTS"))
     }
 
     /// Writes `values[i]` into slot `indices[i]`, in a few batch calls.
