@@ -2,8 +2,8 @@
 
 use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_redirect};
 use chaos_common::{
-    ACTION_BANDWIDTH, ACTION_BLACKHOLE, ACTION_DNS, ACTION_LATENCY, ACTION_LOSS, DIST_SCALE,
-    DIST_TABLE_SIZE, DIST_UNIFORM, PPM_ALL, RuleSlot,
+    ACTION_BANDWIDTH, ACTION_BLACKHOLE, ACTION_DNS, ACTION_LATENCY, ACTION_LOSS, COUNTER_CHUNK,
+    Counters, DIST_SCALE, DIST_TABLE_SIZE, DIST_UNIFORM, PPM_ALL, RANDOM_CHUNK, RuleSlot,
 };
 
 use crate::{
@@ -48,11 +48,12 @@ fn correlated_random(index: u32, rho: u32) -> u32 {
     if rho == 0 {
         return rnd;
     }
-    let Some(last) = LAST_RANDOM.get_ptr_mut(index) else {
+    let Some(chunk) = LAST_RANDOM.get_ptr_mut(index / RANDOM_CHUNK) else {
         return rnd;
     };
-    // SAFETY: per-CPU value, only this CPU touches it while we run.
+    // SAFETY: per-CPU value, only this CPU touches it while we run; the entry is in bounds.
     unsafe {
+        let last = &mut (*chunk)[(index % RANDOM_CHUNK) as usize];
         let mixed =
             ((rnd as u64 * ((1u64 << 32) - rho as u64) + *last as u64 * rho as u64) >> 32) as u32;
         *last = mixed;
@@ -103,9 +104,17 @@ pub fn apply(hit: &Hit, len: u32) -> Verdict {
     }
 }
 
+/// This CPU's counters of slot `index`.
+#[inline(always)]
+fn counters(index: u32) -> Option<*mut Counters> {
+    let chunk = COUNTERS.get_ptr_mut(index / COUNTER_CHUNK)?;
+    // SAFETY: a per-CPU value of the map, the entry in bounds.
+    Some(unsafe { &mut (*chunk)[(index % COUNTER_CHUNK) as usize] as *mut Counters })
+}
+
 #[inline(always)]
 fn count(index: u32, len: u32, affected: bool) {
-    if let Some(c) = COUNTERS.get_ptr_mut(index) {
+    if let Some(c) = counters(index) {
         // SAFETY: per-CPU value, only this CPU writes it while we run.
         unsafe {
             (*c).matched_packets += 1;
@@ -120,7 +129,7 @@ fn count(index: u32, len: u32, affected: bool) {
 /// Counts a packet a [`Verdict::Limit`] held back or dropped.
 #[inline(always)]
 pub fn count_affected(index: u32) {
-    if let Some(c) = COUNTERS.get_ptr_mut(index) {
+    if let Some(c) = counters(index) {
         // SAFETY: per-CPU value, only this CPU writes it while we run.
         unsafe { (*c).affected_packets += 1 }
     }

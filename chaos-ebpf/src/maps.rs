@@ -6,9 +6,10 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
 };
 use chaos_common::{
-    Counters, DIST_TABLE_SIZE, DIST_TABLES, DNS_PORT_WORDS, DNS_WILDCARD_WORDS, DnsKeyData,
-    DnsRule, Heartbeat, MAX_FLOWS, MAX_SLOTS, MAX_TRIE_ENTRIES, PREFILTER_TABLES, PREFILTER_WORDS,
-    Probes, RateState, RuleKeyV4, RuleKeyV6, RuleSlot, TrieKeyV4, TrieKeyV6,
+    COUNTER_CHUNK, CounterChunk, DIST_TABLE_SIZE, DIST_TABLES, DNS_PORT_WORDS, DNS_WILDCARD_WORDS,
+    DnsKeyData, DnsRule, Heartbeat, MAX_FLOWS, MAX_SLOTS, MAX_TRIE_ENTRIES, PREFILTER_TABLES,
+    PREFILTER_WORDS, Probes, RANDOM_CHUNK, RandomChunk, RateState, RuleKeyV4, RuleKeyV6, RuleSlot,
+    TrieKeyV4, TrieKeyV6,
 };
 
 /// IPv4 rules of both directions, every prefix length (egress matches the destination, ingress
@@ -40,9 +41,10 @@ pub static SCOPE_LEVELS: Array<u64> = Array::with_max_entries(1, 0);
 /// Rule slots, indexed by the rule maps' values.
 #[map]
 pub static SLOTS: Array<RuleSlot> = Array::with_max_entries(MAX_SLOTS, 0);
-/// Per-rule per-CPU counters, indexed like SLOTS.
+/// Per-rule per-CPU counters, `COUNTER_CHUNK` slots per element.
 #[map]
-pub static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);
+pub static COUNTERS: PerCpuArray<CounterChunk> =
+    PerCpuArray::with_max_entries(MAX_SLOTS / COUNTER_CHUNK, 0);
 /// One bit per prefilter bucket and (direction, family): set when some rule may match
 /// addresses in it.
 #[map]
@@ -60,9 +62,11 @@ pub static FLOW_DEPARTURES: LruHashMap<u32, u64> = LruHashMap::with_max_entries(
 /// standard deviations × `DIST_SCALE`; written once by the daemon at load (three writes).
 #[map]
 pub static DIST: Array<[i16; DIST_TABLE_SIZE as usize]> = Array::with_max_entries(DIST_TABLES, 0);
-/// Per rule and CPU: the last (correlated) random number, for jitter correlation.
+/// Per rule and CPU: the last (correlated) random number, for jitter correlation;
+/// `RANDOM_CHUNK` slots per element.
 #[map]
-pub static LAST_RANDOM: PerCpuArray<u32> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);
+pub static LAST_RANDOM: PerCpuArray<RandomChunk> =
+    PerCpuArray::with_max_entries(MAX_SLOTS / RANDOM_CHUNK, 0);
 /// Per rule: pacing (egress) or token-bucket (ingress) state of bandwidth faults, shared by all
 /// CPUs (updates race benignly: a lost update lets one packet through early).
 #[map]

@@ -365,17 +365,51 @@ impl Faults {
     }
 
     fn view(&self, id: FaultId, e: &Entry) -> Fault {
-        let mut counters = CountersView::default();
-        if let Some(inj) = self.injectors.get(&e.iface) {
-            for rule in &e.rules {
-                if let Ok(c) = inj.counters(*rule) {
-                    counters.matched += c.matched_packets;
-                    counters.matched_bytes += c.matched_bytes;
-                    counters.affected += c.affected_packets;
+        let counters = self.counters(&[e]).remove(0);
+        Self::view_with(id, e, counters)
+    }
+
+    /// The views of these faults: the counters read in one pass per interface.
+    fn views<'a>(&self, faults: impl IntoIterator<Item = (FaultId, &'a Entry)>) -> Vec<Fault> {
+        let faults: Vec<(FaultId, &Entry)> = faults.into_iter().collect();
+        let entries: Vec<&Entry> = faults.iter().map(|(_, e)| *e).collect();
+        faults
+            .iter()
+            .zip(self.counters(&entries))
+            .map(|((id, e), counters)| Self::view_with(*id, e, counters))
+            .collect()
+    }
+
+    /// Each fault's counters, its rules' summed: every interface's rules are read together, so
+    /// a per-CPU counter element is read once however many of them it holds. A fault whose
+    /// counters cannot be read shows zeros (the maps error is logged).
+    fn counters(&self, entries: &[&Entry]) -> Vec<CountersView> {
+        let mut out = vec![CountersView::default(); entries.len()];
+        let mut by_iface: HashMap<&str, (Vec<RuleId>, Vec<usize>)> = HashMap::new();
+        for (n, e) in entries.iter().enumerate() {
+            let (rules, owners) = by_iface.entry(&e.iface).or_default();
+            rules.extend(&e.rules);
+            owners.extend(std::iter::repeat_n(n, e.rules.len()));
+        }
+        for (iface, (rules, owners)) in by_iface {
+            let Some(inj) = self.injectors.get(iface) else {
+                continue;
+            };
+            match inj.counters_many(&rules) {
+                Ok(counted) => {
+                    for (c, n) in counted.into_iter().zip(owners) {
+                        if let Some(c) = c {
+                            let v = &mut out[n];
+                            v.matched += c.matched_packets;
+                            v.matched_bytes += c.matched_bytes;
+                            v.affected += c.affected_packets;
+                        }
+                    }
                 }
+                Err(error) => tracing::warn!(iface, %error, "reading counters failed"),
             }
         }
-        Self::view_with(id, e, counters)
+        out
     }
 
     fn view_with(id: FaultId, e: &Entry, counters: CountersView) -> Fault {
@@ -408,10 +442,7 @@ impl Faults {
 
     /// All faults, oldest id first.
     pub fn list(&self) -> Vec<Fault> {
-        self.entries
-            .iter()
-            .map(|(id, e)| self.view(*id, e))
-            .collect()
+        self.views(self.entries.iter().map(|(id, e)| (*id, e)))
     }
 
     /// What `GET /metrics` shows: the faults and the last counts of removed ones.
@@ -442,18 +473,22 @@ impl Faults {
     /// Removes these faults (those not installed are skipped), each audited as `event`, their
     /// rules in one batch per interface; returns their last views.
     fn remove_ids(&mut self, ids: Vec<FaultId>, event: Event, caller: Caller) -> Vec<Fault> {
-        let mut removed = Vec::with_capacity(ids.len());
+        let mut gone = Vec::with_capacity(ids.len());
         let mut rules: HashMap<String, Vec<RuleId>> = HashMap::new();
         for id in ids {
             let Some(e) = self.entries.remove(&id) else {
                 continue;
             };
-            // Counters are read while the rules are still in.
-            let view = self.view(id, &e);
             self.deadlines.remove(&(e.expires_at_ns, id));
             rules.entry(e.iface.clone()).or_default().extend(&e.rules);
-            removed.push((view, e));
+            gone.push((id, e));
         }
+        // Counters are read while the rules are still in.
+        let views = self.views(gone.iter().map(|(id, e)| (*id, e)));
+        let removed: Vec<(Fault, Entry)> = views
+            .into_iter()
+            .zip(gone.into_iter().map(|(_, e)| e))
+            .collect();
         for (iface, ids) in rules {
             if let Some(inj) = self.injectors.get_mut(&iface)
                 && let Err(err) = inj.remove_many(&ids)

@@ -18,23 +18,8 @@ const CHUNK: usize = 8_192;
 /// Writes `values[i]` at `keys[i]` for every `i`, in order. On failure the first ones may stay
 /// written: the callers undo every key and slot of the request.
 pub fn update<K: Pod, V: Pod>(map: &MapData, keys: &[K], values: &[V]) -> io::Result<()> {
-    update_per_cpu(map, keys, values, 1)
-}
-
-/// As [`update`] for a per-CPU map: `values` holds `cpus` values per key, key after key (`V`'s
-/// size a multiple of 8, the kernel's per-CPU stride).
-pub fn update_per_cpu<K: Pod, V: Pod>(
-    map: &MapData,
-    keys: &[K],
-    values: &[V],
-    cpus: usize,
-) -> io::Result<()> {
-    assert_eq!(keys.len() * cpus, values.len(), "{cpus} values per key");
-    assert!(
-        cpus == 1 || std::mem::size_of::<V>().is_multiple_of(8),
-        "per-CPU stride"
-    );
-    for (k, v) in keys.chunks(CHUNK).zip(values.chunks(CHUNK * cpus)) {
+    assert_eq!(keys.len(), values.len(), "one value per key");
+    for (k, v) in keys.chunks(CHUNK).zip(values.chunks(CHUNK)) {
         // The count written back is not needed: a failed update is undone whole.
         call(bpf_cmd::BPF_MAP_UPDATE_BATCH, map, k, v.as_ptr() as u64).map_err(|(_, e)| e)?;
     }

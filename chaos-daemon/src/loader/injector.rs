@@ -504,9 +504,35 @@ impl Injector {
     /// Counters of a rule, summed over CPUs.
     pub fn counters(&self, id: RuleId) -> Result<Counters, Error> {
         match self.installed.get(&id.slot) {
-            Some(i) if i.generation == id.generation => self.maps.counters(id.slot),
+            Some(i) if i.generation == id.generation => {
+                Ok(self.maps.counters(&[id.slot])?.remove(0))
+            }
             _ => Err(Error::NoSuchRule(id.slot)),
         }
+    }
+
+    /// Counters of these rules (`None`: not installed), in order: each per-CPU element holding
+    /// some of them is read once.
+    pub fn counters_many(&self, ids: &[RuleId]) -> Result<Vec<Option<Counters>>, Error> {
+        let live: Vec<bool> = ids
+            .iter()
+            .map(|id| {
+                self.installed
+                    .get(&id.slot)
+                    .is_some_and(|i| i.generation == id.generation)
+            })
+            .collect();
+        let slots: Vec<u32> = ids
+            .iter()
+            .zip(&live)
+            .filter(|(_, live)| **live)
+            .map(|(id, _)| id.slot)
+            .collect();
+        let mut counted = self.maps.counters(&slots)?.into_iter();
+        Ok(live
+            .into_iter()
+            .map(|live| if live { counted.next() } else { None })
+            .collect())
     }
 
     /// The loaded object, for test runs.

@@ -6,9 +6,9 @@ use aya::{
     maps::{Array, HashMap, IterableMap, LpmTrie, MapData, MapError, PerCpuArray, lpm_trie::Key},
 };
 use chaos_common::{
-    Counters, DnsRule, KEY_ADDR, KEY_HEADER_BITS, MAX_PROBES, PREFILTER_TABLES, PREFILTER_WORDS,
-    Probe, Probes, RuleKeyV4, RuleKeyV6, RuleSlot, SHAPE_ANYPROTO_PORT, SHAPE_PROTO_ANYPORT,
-    SHAPE_PROTO_PORT, SHAPES, TrieKeyV4, TrieKeyV6,
+    COUNTER_CHUNK, CounterChunk, Counters, DnsRule, KEY_ADDR, KEY_HEADER_BITS, MAX_PROBES,
+    PREFILTER_TABLES, PREFILTER_WORDS, Probe, Probes, RuleKeyV4, RuleKeyV6, RuleSlot,
+    SHAPE_ANYPROTO_PORT, SHAPE_PROTO_ANYPORT, SHAPE_PROTO_PORT, SHAPES, TrieKeyV4, TrieKeyV6,
 };
 use std::collections::HashMap as Counts;
 use std::ops::RangeInclusive;
@@ -31,7 +31,7 @@ pub struct RuleMaps {
     v4_ingress: LpmTrie<MapData, TrieKeyV4, u32>,
     v6_ingress: LpmTrie<MapData, TrieKeyV6, u32>,
     slots: Array<MapData, RuleSlot>,
-    counters: PerCpuArray<MapData, Counters>,
+    counters: PerCpuArray<MapData, CounterChunk>,
     prefilter: Array<MapData, u64>,
     probes: Array<MapData, Probes>,
     key_shapes: Array<MapData, u32>,
@@ -58,10 +58,11 @@ pub struct RuleMaps {
     probe_refs: Counts<(u32, u8, u8), u32>,
     /// Enabled trie rules per (prefilter table, shape): a `KEY_SHAPES` bit is set while non-zero.
     shape_refs: [[u32; SHAPES]; PREFILTER_TABLES as usize],
-    nr_cpus: usize,
     /// Slots whose counters the programs may have touched since load (handed to a rule once):
-    /// the others still hold the map's initial zeros and need no reset.
+    /// the others still hold the map's initial zeros.
     counted: Vec<bool>,
+    /// What a reused slot's counters held when it was handed to its rule (absent: zeros).
+    bases: Counts<u32, Counters>,
 }
 
 /// Counts one more (or one less) user of bit `i` of a bitmap map and rewrites the bit's word;
@@ -112,8 +113,6 @@ fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(
 impl RuleMaps {
     /// Takes ownership of the maps out of a loaded object.
     pub fn take(ebpf: &mut Ebpf) -> Result<Self, Error> {
-        let nr_cpus =
-            aya::util::nr_cpus().map_err(|(what, e)| Error::Load(format!("{what}: {e}").into()))?;
         Ok(RuleMaps {
             rules_v4: take(ebpf, "RULES_V4")?,
             rules_v6: take(ebpf, "RULES_V6")?,
@@ -139,8 +138,8 @@ impl RuleMaps {
             homes: Counts::new(),
             probe_refs: Counts::new(),
             shape_refs: Default::default(),
-            nr_cpus,
             counted: vec![false; chaos_common::MAX_SLOTS as usize],
+            bases: Counts::new(),
         })
     }
 
@@ -312,31 +311,63 @@ impl RuleMaps {
         batch::update(self.slots.map(), indices, values).map_err(batch_err("SLOTS"))
     }
 
-    /// Zeroes the counters of these slots on every CPU, in a few batch calls. Slots never
-    /// handed to a rule since load still hold the map's zeros and are skipped.
+    /// Makes what these slots have counted so far their zero. Nothing is written: a slot's
+    /// counters share a per-CPU element with 31 others, and writing the element would lose the
+    /// counts the programs add to those meanwhile. Slots never handed to a rule since load still
+    /// hold the map's zeros and are not read.
     pub fn reset_counters(&mut self, indices: &[u32]) -> Result<(), Error> {
         let used: Vec<u32> = indices
             .iter()
             .copied()
-            .filter(|&i| {
-                self.counted
-                    .get_mut(i as usize)
-                    .is_none_or(|counted| std::mem::replace(counted, true))
-            })
+            .filter(|&i| self.counted.get(i as usize).is_none_or(|c| *c))
             .collect();
-        let zeros = vec![Counters::default(); used.len() * self.nr_cpus];
-        batch::update_per_cpu(self.counters.map(), &used, &zeros, self.nr_cpus)
-            .map_err(batch_err("COUNTERS"))
+        let now = self.read_counters(&used)?;
+        for (i, c) in used.into_iter().zip(now) {
+            if c == Counters::default() {
+                self.bases.remove(&i);
+            } else {
+                self.bases.insert(i, c);
+            }
+        }
+        for &i in indices {
+            if let Some(c) = self.counted.get_mut(i as usize) {
+                *c = true;
+            }
+        }
+        Ok(())
     }
 
-    /// A slot's counters summed over CPUs.
-    pub fn counters(&self, index: u32) -> Result<Counters, Error> {
-        let per_cpu = self.counters.get(&index, 0).map_err(map_err("COUNTERS"))?;
-        Ok(per_cpu.iter().fold(Counters::default(), |acc, c| Counters {
-            matched_packets: acc.matched_packets + c.matched_packets,
-            matched_bytes: acc.matched_bytes + c.matched_bytes,
-            affected_packets: acc.affected_packets + c.affected_packets,
-        }))
+    /// The counters of these slots since their last [`RuleMaps::reset_counters`], summed over
+    /// CPUs, in order: one read per element, however many slots share it.
+    pub fn counters(&self, indices: &[u32]) -> Result<Vec<Counters>, Error> {
+        let mut out = self.read_counters(indices)?;
+        for (c, i) in out.iter_mut().zip(indices) {
+            if let Some(base) = self.bases.get(i) {
+                *c = c.since(*base);
+            }
+        }
+        Ok(out)
+    }
+
+    /// What the slots' counters hold, summed over CPUs.
+    fn read_counters(&self, indices: &[u32]) -> Result<Vec<Counters>, Error> {
+        let mut chunks = Counts::new();
+        indices
+            .iter()
+            .map(|&i| {
+                let chunk = i / COUNTER_CHUNK;
+                let per_cpu = match chunks.entry(chunk) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(self.counters.get(&chunk, 0).map_err(map_err("COUNTERS"))?)
+                    }
+                };
+                let entry = (i % COUNTER_CHUNK) as usize;
+                Ok(per_cpu
+                    .iter()
+                    .fold(Counters::default(), |acc, c| acc.plus(c[entry])))
+            })
+            .collect()
     }
 
     /// Makes the rule's key reachable: its prefilter and shape bits (IP rules) or its port's

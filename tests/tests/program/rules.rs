@@ -40,3 +40,47 @@ fn removed_rules_stop_matching_and_batches_are_atomic() {
     assert_eq!(egress(&mut inj, "10.31.1.1", L4::Udp(1, 2)), Pass);
     assert_eq!(egress(&mut inj, "10.32.1.1", L4::Udp(1, 2)), Pass);
 }
+
+#[test]
+fn a_reused_slot_counts_from_zero_and_its_neighbours_keep_counting() {
+    let mut inj = injector();
+    let old = inj.add(&rule("10.40.0.1/32")).unwrap();
+    let neighbour = inj.add(&rule("10.40.0.2/32")).unwrap();
+    assert_eq!(
+        old.slot / chaos_common::COUNTER_CHUNK,
+        neighbour.slot / chaos_common::COUNTER_CHUNK,
+        "the two rules share a counter element"
+    );
+    let send = |inj: &mut Injector, dst: &str, n: u32| {
+        let pkt = frame(ip("192.0.2.1"), ip(dst), L4::Udp(1, 2), 0);
+        inj.test_run(Direction::Egress, &pkt, n).unwrap();
+    };
+    send(&mut inj, "10.40.0.1", 5);
+    send(&mut inj, "10.40.0.2", 3);
+    inj.remove(old).unwrap();
+    // Freed slots are handed out last: fill every other one so the next rule gets `old`'s.
+    let free = chaos_common::MAX_SLOTS - 2;
+    let fillers: Vec<Rule> = (0..free)
+        .map(|i| rule(&format!("{}/32", std::net::Ipv4Addr::from(0x0a80_0000 + i))))
+        .collect();
+    for chunk in fillers.chunks(10_000) {
+        inj.add_batch(chunk).unwrap();
+    }
+    let new = inj.add(&rule("10.40.0.9/32")).unwrap();
+    assert_eq!(new.slot, old.slot, "the slot was reused");
+    assert_eq!(
+        inj.counters(new).unwrap(),
+        chaos_common::Counters::default()
+    );
+    send(&mut inj, "10.40.0.9", 2);
+    send(&mut inj, "10.40.0.2", 1);
+    assert_eq!(inj.counters(new).unwrap().matched_packets, 2);
+    assert_eq!(inj.counters(neighbour).unwrap().matched_packets, 4);
+    let many = inj.counters_many(&[new, old, neighbour]).unwrap();
+    let matched: Vec<Option<u64>> = many.iter().map(|c| c.map(|c| c.matched_packets)).collect();
+    assert_eq!(
+        matched,
+        [Some(2), None, Some(4)],
+        "a removed id has no counters"
+    );
+}
