@@ -4,7 +4,8 @@
 //! trie key, so a packet either finds no key or a complete slot; removal deletes the key first.
 //! A batch is all-or-nothing: any failure rolls back what the batch had installed.
 
-use std::collections::{HashMap, VecDeque};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::VecDeque;
 
 use aya::Ebpf;
 use chaos_common::{ACTION_NONE, Counters, MAX_SLOTS, RuleSlot};

@@ -192,7 +192,8 @@ fn check_networks(spec: &mut FaultSpec) -> Result<Vec<IpNet>, ValidationError> {
             "match.cidrs must list at least one network",
         )),
         (None, Some(list)) => {
-            let mut seen = std::collections::HashMap::with_capacity(list.len());
+            let mut seen =
+                <foldhash::HashMap<_, _> as foldhash::HashMapExt>::with_capacity(list.len());
             let mut nets = Vec::with_capacity(list.len());
             for (i, cidr) in list.iter_mut().enumerate() {
                 let field = || format!("match.cidrs[{i}]");
