@@ -78,6 +78,9 @@ pub struct Injector {
     fq_ours: bool,
     /// The DNS program is loaded (with the first domain rule).
     dns_loaded: bool,
+    /// The step at which the next install fails ([`Injector::fail_next_install_at`]).
+    #[cfg(feature = "test-hooks")]
+    fail_at: Option<usize>,
 }
 
 /// Longest delay plus jitter a rule may ask for: fq's horizon is set beyond it.
@@ -140,6 +143,8 @@ impl Injector {
             delayed: 0,
             fq_ours: false,
             dns_loaded: false,
+            #[cfg(feature = "test-hooks")]
+            fail_at: None,
         })
     }
 
@@ -335,14 +340,20 @@ impl Injector {
             .maps
             .reset_counters(&slots)
             .and_then(|()| self.maps.write_slots(&slots, &values))
-            .and_then(|()| self.maps.insert_keys(&compiled, &slots));
+            .and_then(|()| self.failpoint(0))
+            .and_then(|()| self.maps.insert_keys(&compiled, &slots))
+            .and_then(|()| self.failpoint(1));
         if result.is_ok() {
-            for c in &compiled {
+            for (k, c) in compiled.iter().enumerate() {
                 if let Err(e) = self.maps.index_add(c) {
                     result = Err(e);
                     break;
                 }
                 indexed += 1;
+                if let Err(e) = self.failpoint(2 + k) {
+                    result = Err(e);
+                    break;
+                }
             }
         }
         if let Err(e) = result {
@@ -500,6 +511,36 @@ impl Injector {
     pub fn remove_all(&mut self) -> Result<usize, Error> {
         let ids = self.rule_ids();
         self.remove_many(&ids).map(|()| ids.len())
+    }
+
+    /// Makes the next install fail, as a map write would, after `step`: 0 the slots written,
+    /// 1 the keys too, `2 + k` rule `k`'s index bits too. For tests of the rollback.
+    #[cfg(feature = "test-hooks")]
+    pub fn fail_next_install_at(&mut self, step: usize) {
+        self.fail_at = Some(step);
+    }
+
+    /// Every entry of the rule maps in the kernel (arrays: the non-zero ones), one line each,
+    /// sorted: what a failed request must leave as it found.
+    #[cfg(feature = "test-hooks")]
+    pub fn kernel_rule_maps(&self) -> Result<Vec<String>, Error> {
+        self.maps.dump()
+    }
+
+    /// The failure [`Injector::fail_next_install_at`] asked for, if this is its step.
+    fn failpoint(&mut self, step: usize) -> Result<(), Error> {
+        #[cfg(feature = "test-hooks")]
+        if self.fail_at == Some(step) {
+            self.fail_at = None;
+            return Err(Error::Map {
+                map: "a failpoint",
+                source: aya::maps::MapError::IoError(std::io::Error::from_raw_os_error(
+                    libc::ENOMEM,
+                )),
+            });
+        }
+        let _ = step;
+        Ok(())
     }
 
     /// Counters of a rule, summed over CPUs.

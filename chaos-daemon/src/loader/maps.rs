@@ -311,6 +311,63 @@ impl RuleMaps {
         batch::update(self.slots.map(), indices, values).map_err(batch_err("SLOTS"))
     }
 
+    /// Every entry of the rule maps, one line each, sorted (arrays: the non-zero entries).
+    #[cfg(feature = "test-hooks")]
+    pub fn dump(&self) -> Result<Vec<String>, Error> {
+        fn hash<K: aya::Pod + std::fmt::Debug, V: aya::Pod + std::fmt::Debug>(
+            out: &mut Vec<String>,
+            name: &str,
+            map: &HashMap<MapData, K, V>,
+        ) -> Result<(), Error> {
+            for kv in map.iter() {
+                let (k, v) = kv.map_err(map_err("a rule map"))?;
+                out.push(format!("{name} {k:?} {v:?}"));
+            }
+            Ok(())
+        }
+        fn trie<K: aya::Pod + std::fmt::Debug>(
+            out: &mut Vec<String>,
+            name: &str,
+            map: &LpmTrie<MapData, K, u32>,
+        ) -> Result<(), Error> {
+            for kv in map.iter() {
+                let (k, v) = kv.map_err(map_err("a trie"))?;
+                out.push(format!("{name} /{} {:?} {v}", k.prefix_len(), k.data()));
+            }
+            Ok(())
+        }
+        fn array<V: aya::Pod + std::fmt::Debug + Default + PartialEq>(
+            out: &mut Vec<String>,
+            name: &str,
+            map: &Array<MapData, V>,
+        ) -> Result<(), Error> {
+            for i in 0..map.len() {
+                let v = map.get(&i, 0).map_err(map_err("an array"))?;
+                if v != V::default() {
+                    out.push(format!("{name}[{i}] {v:?}"));
+                }
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        hash(&mut out, "RULES_V4", &self.rules_v4)?;
+        hash(&mut out, "RULES_V6", &self.rules_v6)?;
+        hash(&mut out, "DNS_RULES", &self.dns_rules)?;
+        trie(&mut out, "RULES_V4_EGRESS", &self.v4_egress)?;
+        trie(&mut out, "RULES_V6_EGRESS", &self.v6_egress)?;
+        trie(&mut out, "RULES_V4_INGRESS", &self.v4_ingress)?;
+        trie(&mut out, "RULES_V6_INGRESS", &self.v6_ingress)?;
+        array(&mut out, "SLOTS", &self.slots)?;
+        array(&mut out, "PREFILTER", &self.prefilter)?;
+        array(&mut out, "PROBES", &self.probes)?;
+        array(&mut out, "KEY_SHAPES", &self.key_shapes)?;
+        array(&mut out, "SCOPE_LEVELS", &self.scope_levels)?;
+        array(&mut out, "DNS_PORTS", &self.dns_ports)?;
+        array(&mut out, "DNS_WILDCARDS", &self.dns_wildcards)?;
+        out.sort();
+        Ok(out)
+    }
+
     /// Makes what these slots have counted so far their zero. Nothing is written: a slot's
     /// counters share a per-CPU element with 31 others, and writing the element would lose the
     /// counts the programs add to those meanwhile. Slots never handed to a rule since load still

@@ -84,3 +84,37 @@ fn a_reused_slot_counts_from_zero_and_its_neighbours_keep_counting() {
         "a removed id has no counters"
     );
 }
+
+#[test]
+fn an_install_failing_after_its_writes_began_leaves_the_kernel_maps_as_they_were() {
+    let mut inj = injector();
+    inj.add(&rule("10.52.0.9/32")).unwrap();
+    let batch = [
+        rule("10.50.0.1/32"),
+        rule("10.51.0.0/24"),
+        rule("fd00:50::1/128"),
+        Rule::blackhole(Direction::Ingress, "10.53.0.0/16".parse().unwrap()),
+    ];
+    let before = inj.kernel_rule_maps().unwrap();
+    assert!(
+        before.iter().any(|e| e.starts_with("RULES_V4 ")),
+        "the snapshot sees the installed rule: {before:?}"
+    );
+    // Step 0: slots written; 1: keys too; 2 + k: rule k's index bits too.
+    for step in 0..2 + batch.len() {
+        inj.fail_next_install_at(step);
+        let err = inj.add_batch(&batch).unwrap_err();
+        assert!(err.to_string().contains("failpoint"), "step {step}: {err}");
+        assert_eq!(inj.kernel_rule_maps().unwrap(), before, "step {step}");
+        assert_eq!(inj.len(), 1, "step {step}");
+        assert_eq!(egress(&mut inj, "10.50.0.1", L4::Udp(1, 2)), Pass);
+        assert_eq!(egress(&mut inj, "10.51.0.7", L4::Udp(1, 2)), Pass);
+        assert_eq!(egress(&mut inj, "fd00:50::1", L4::Udp(1, 2)), Pass);
+        assert_eq!(egress(&mut inj, "10.52.0.9", L4::Udp(1, 2)), Drop);
+    }
+    // And the same batch installs and works afterwards.
+    inj.add_batch(&batch).unwrap();
+    assert_eq!(egress(&mut inj, "10.50.0.1", L4::Udp(1, 2)), Drop);
+    assert_eq!(egress(&mut inj, "10.51.0.7", L4::Udp(1, 2)), Drop);
+    assert_eq!(egress(&mut inj, "fd00:50::1", L4::Udp(1, 2)), Drop);
+}
