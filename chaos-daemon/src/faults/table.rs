@@ -442,7 +442,8 @@ impl Faults {
         }
     }
 
-    /// All faults, oldest id first.
+    /// All faults, in id order (ids are random, so not in creation order: `chaosctl ls` sorts
+    /// by `created_at`).
     pub fn list(&self) -> Vec<Fault> {
         self.views(self.entries.iter().map(|(id, e)| (*id, &**e)))
     }
