@@ -545,12 +545,9 @@ impl Injector {
 
     /// Counters of a rule, summed over CPUs.
     pub fn counters(&self, id: RuleId) -> Result<Counters, Error> {
-        match self.installed.get(&id.slot) {
-            Some(i) if i.generation == id.generation => {
-                Ok(self.maps.counters(&[id.slot])?.remove(0))
-            }
-            _ => Err(Error::NoSuchRule(id.slot)),
-        }
+        self.counters_many(&[id])?
+            .remove(0)
+            .ok_or(Error::NoSuchRule(id.slot))
     }
 
     /// Counters of these rules (`None`: not installed), in order: each per-CPU element holding

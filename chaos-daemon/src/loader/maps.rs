@@ -314,35 +314,32 @@ impl RuleMaps {
     /// Every entry of the rule maps, one line each, sorted (arrays: the non-zero entries).
     #[cfg(feature = "test-hooks")]
     pub fn dump(&self) -> Result<Vec<String>, Error> {
-        fn hash<K: aya::Pod + std::fmt::Debug, V: aya::Pod + std::fmt::Debug>(
+        // A hash map's or trie's entries, the key as `key` spells it.
+        fn entries<K, V: std::fmt::Debug>(
             out: &mut Vec<String>,
-            name: &str,
-            map: &HashMap<MapData, K, V>,
+            name: &'static str,
+            iter: impl Iterator<Item = Result<(K, V), MapError>>,
+            key: impl Fn(&K) -> String,
         ) -> Result<(), Error> {
-            for kv in map.iter() {
-                let (k, v) = kv.map_err(map_err("a rule map"))?;
-                out.push(format!("{name} {k:?} {v:?}"));
+            for kv in iter {
+                let (k, v) = kv.map_err(map_err(name))?;
+                out.push(format!("{name} {} {v:?}", key(&k)));
             }
             Ok(())
         }
-        fn trie<K: aya::Pod + std::fmt::Debug>(
-            out: &mut Vec<String>,
-            name: &str,
-            map: &LpmTrie<MapData, K, u32>,
-        ) -> Result<(), Error> {
-            for kv in map.iter() {
-                let (k, v) = kv.map_err(map_err("a trie"))?;
-                out.push(format!("{name} /{} {:?} {v}", k.prefix_len(), k.data()));
-            }
-            Ok(())
+        fn plain<K: std::fmt::Debug>(k: &K) -> String {
+            format!("{k:?}")
+        }
+        fn prefixed<K: aya::Pod + std::fmt::Debug>(k: &Key<K>) -> String {
+            format!("/{} {:?}", k.prefix_len(), k.data())
         }
         fn array<V: aya::Pod + std::fmt::Debug + Default + PartialEq>(
             out: &mut Vec<String>,
-            name: &str,
+            name: &'static str,
             map: &Array<MapData, V>,
         ) -> Result<(), Error> {
             for i in 0..map.len() {
-                let v = map.get(&i, 0).map_err(map_err("an array"))?;
+                let v = map.get(&i, 0).map_err(map_err(name))?;
                 if v != V::default() {
                     out.push(format!("{name}[{i}] {v:?}"));
                 }
@@ -350,13 +347,23 @@ impl RuleMaps {
             Ok(())
         }
         let mut out = Vec::new();
-        hash(&mut out, "RULES_V4", &self.rules_v4)?;
-        hash(&mut out, "RULES_V6", &self.rules_v6)?;
-        hash(&mut out, "DNS_RULES", &self.dns_rules)?;
-        trie(&mut out, "RULES_V4_EGRESS", &self.v4_egress)?;
-        trie(&mut out, "RULES_V6_EGRESS", &self.v6_egress)?;
-        trie(&mut out, "RULES_V4_INGRESS", &self.v4_ingress)?;
-        trie(&mut out, "RULES_V6_INGRESS", &self.v6_ingress)?;
+        entries(&mut out, "RULES_V4", self.rules_v4.iter(), plain)?;
+        entries(&mut out, "RULES_V6", self.rules_v6.iter(), plain)?;
+        entries(&mut out, "DNS_RULES", self.dns_rules.iter(), plain)?;
+        entries(&mut out, "RULES_V4_EGRESS", self.v4_egress.iter(), prefixed)?;
+        entries(&mut out, "RULES_V6_EGRESS", self.v6_egress.iter(), prefixed)?;
+        entries(
+            &mut out,
+            "RULES_V4_INGRESS",
+            self.v4_ingress.iter(),
+            prefixed,
+        )?;
+        entries(
+            &mut out,
+            "RULES_V6_INGRESS",
+            self.v6_ingress.iter(),
+            prefixed,
+        )?;
         array(&mut out, "SLOTS", &self.slots)?;
         array(&mut out, "PREFILTER", &self.prefilter)?;
         array(&mut out, "PROBES", &self.probes)?;
@@ -376,7 +383,11 @@ impl RuleMaps {
         let used: Vec<u32> = indices
             .iter()
             .copied()
-            .filter(|&i| self.counted.get(i as usize).is_none_or(|c| *c))
+            .filter(|&i| {
+                self.counted
+                    .get_mut(i as usize)
+                    .is_none_or(|counted| std::mem::replace(counted, true))
+            })
             .collect();
         let now = self.read_counters(&used)?;
         for (i, c) in used.into_iter().zip(now) {
@@ -384,11 +395,6 @@ impl RuleMaps {
                 self.bases.remove(&i);
             } else {
                 self.bases.insert(i, c);
-            }
-        }
-        for &i in indices {
-            if let Some(c) = self.counted.get_mut(i as usize) {
-                *c = true;
             }
         }
         Ok(())
