@@ -31,6 +31,15 @@ fn median_rtt(p: &NsPair, dst: &str, n: u32) -> f64 {
     rtts[rtts.len() / 2]
 }
 
+/// A delay never arrives early, and it adds at most 2 ms above the path's own RTT: the headroom a TCG
+/// guest's timers need on a loaded host (a 50 ms ping once read 52.2 ms there).
+fn assert_adds(delay_ms: f64, base: f64, rtt: f64) {
+    assert!(
+        rtt >= delay_ms && rtt - base <= delay_ms + 2.0,
+        "RTT {rtt:.2} ms with {delay_ms} ms over a baseline of {base:.2} ms"
+    );
+}
+
 fn latency_with(cidr: &str, action: serde_json::Value) -> String {
     json!({"match": {"cidr": cidr}, "action": action, "ttl": "10m"}).to_string()
 }
@@ -109,10 +118,7 @@ fn fifty_ms_to_one_address_or_a_refusal_that_says_why() {
     eprintln!(
         "RTT ms: baseline {base:.2} / {base_alt:.2}; with 50 ms to {B4}: {ours:.2}, neighbour {alt:.2}"
     );
-    assert!(
-        (50.0..=52.0).contains(&ours),
-        "RTT to the delayed address: {ours} ms"
-    );
+    assert_adds(50.0, base, ours);
     assert!(
         (alt - base_alt).abs() <= 1.0,
         "neighbour moved: {base_alt} -> {alt} ms"
@@ -394,6 +400,7 @@ fn a_multi_queue_device_gets_fq_on_every_queue_and_its_mq_back() {
     );
     let before = qdisc_layout(&p);
     assert_eq!(before.len(), 5, "{before:?}");
+    let base = median_rtt(&p, B4, 20);
     d.create(&latency(B4, "50ms"));
     let during = qdisc_layout(&p);
     assert_eq!(
@@ -403,8 +410,10 @@ fn a_multi_queue_device_gets_fq_on_every_queue_and_its_mq_back() {
     );
     assert!(during.contains(&("mq".into(), "root".into())), "{during:?}");
     let rtt = median_rtt(&p, B4, 20);
-    eprintln!("mq with 4 queues: {before:?} -> {during:?}; RTT with 50 ms {rtt:.2} ms");
-    assert!((50.0..=52.0).contains(&rtt), "{rtt} ms");
+    eprintln!(
+        "mq with 4 queues: {before:?} -> {during:?}; RTT {base:.2} ms, with 50 ms {rtt:.2} ms"
+    );
+    assert_adds(50.0, base, rtt);
     assert_eq!(d.call(Method::DELETE, "/v1/faults", None).0, 200);
     assert_eq!(qdisc_layout(&p), before, "restored after the last fault");
     // After a crash, the next start puts the same mq back.
