@@ -91,9 +91,16 @@ fn a_scoped_fault_hits_its_cgroup_and_below_and_no_one_else() {
         );
         assert_eq!(one["counters"]["affected"], 4, "{one}");
     }
-    // A process in a cgroup below the scope is covered too.
+    // A process in a cgroup below the scope is covered too, also when its own level holds a
+    // scoped rule that does not match: levels are probed deepest first until one matches.
     let worker = TestCgroup { path: child };
     assert_eq!(ping_from(&p.a, Some(&worker), B4, 3), (3, 0));
+    let own = d.create(&scoped_blackhole(B4_ALT, &format!("{rel}/worker")));
+    assert_eq!(ping_from(&p.a, Some(&worker), B4, 2), (2, 0));
+    assert_eq!(ping_from(&p.a, Some(&worker), B4_ALT, 2), (2, 0));
+    assert_eq!(ping_from(&p.a, Some(&target), B4_ALT, 2), (2, 2));
+    let path = format!("/v1/faults/{}", own["id"].as_str().unwrap());
+    assert_eq!(d.call(Method::DELETE, &path, None).0, 204);
     drop(worker);
     // The same match unscoped is another fault, and applies to everyone.
     let all = d.create(
