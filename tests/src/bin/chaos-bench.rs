@@ -432,7 +432,7 @@ struct DaemonFigures {
     /// `GET /v1/health` while a 100,000-rule batch installs: p50, p99, max (ms), samples.
     health_under_batch_ms: (f64, f64, f64, usize),
     batch_100k_s: f64,
-    /// One fault whose `match.cidrs` lists 100,000 /32s.
+    /// One fault whose `match.cidrs` lists 100,000 /32s (median of [`CIDR_LOADS`]).
     cidrs_100k_s: f64,
     /// `chaosctl add` (a process per add, as an operator's shell runs it): p50, p99 (ms).
     ctl_add_ms: (f64, f64),
@@ -440,6 +440,8 @@ struct DaemonFigures {
 
 /// How many adds the command-line comparisons time (a process each).
 const CLI_ADDS: u32 = 300;
+/// Loads of the 100,000-network fault; the median is reported.
+const CIDR_LOADS: usize = 3;
 
 /// p50 and p99 (ms) of `n` timed calls of `add(i)`.
 fn timed(n: u32, mut add: impl FnMut(u32) -> Result<()>) -> Result<(f64, f64)> {
@@ -623,12 +625,19 @@ fn bench_daemon() -> Result<DaemonFigures> {
     let cidrs = json!({"match": {"cidrs": peers::networks(peers::Shape::Outside, 100_000)},
                        "action": {"kind": "blackhole"}, "ttl": "10m"});
     let body = serde_json::to_vec(&cidrs)?;
-    let t = Instant::now();
-    let (status, _) = d.raw(Method::POST, "/v1/faults", Some(body));
-    let cidrs_100k_s = t.elapsed().as_secs_f64();
-    ensure!(status == 201, "the 100k-network fault answered {status}");
-    let (status, _) = d.call(Method::DELETE, "/v1/faults", None);
-    ensure!(status == 200, "panic button answered {status}");
+    // One load swings by a third on this shared machine: the median of a few, each removed
+    // before the next.
+    let mut cidrs_loads = Vec::with_capacity(CIDR_LOADS);
+    for _ in 0..CIDR_LOADS {
+        let t = Instant::now();
+        let (status, _) = d.raw(Method::POST, "/v1/faults", Some(body.clone()));
+        cidrs_loads.push(t.elapsed().as_secs_f64());
+        ensure!(status == 201, "the 100k-network fault answered {status}");
+        let (status, _) = d.call(Method::DELETE, "/v1/faults", None);
+        ensure!(status == 200, "panic button answered {status}");
+    }
+    cidrs_loads.sort_by(f64::total_cmp);
+    let cidrs_100k_s = percentile(&cidrs_loads, 0.5);
     Ok(DaemonFigures {
         cidrs_100k_s,
         ctl_add_ms,
@@ -970,7 +979,7 @@ fn main() -> Result<()> {
          | daemon RSS idle / with {rules} rules | {:.1} / {:.1} MB | < 30 MB |\n\
          | panic button (`DELETE /v1/faults`) with {rules} rules | {:.2} s | |\n\
          | 100,000 faults in one request (a JSON array) | {:.2} s | |\n\
-         | 100,000 networks in one fault (`match.cidrs`; an nft set's shape) | {:.2} s | ≤ 0.3 s |\n\
+         | 100,000 networks in one fault (`match.cidrs`; an nft set's shape; median of {CIDR_LOADS}) | {:.2} s | ≤ 0.3 s |\n\
          | `GET /v1/health` while the 100,000-fault batch installs, p50 / p99 / max over {} requests | {:.2} / {:.2} / {:.2} ms | p99 < 50 ms |\n",
         dm.start_ms[2], dm.add_p50_ms, dm.add_p99_ms, dm.add_max_ms, dm.batch_10k_s, dm.rss_idle_mb, dm.rss_10k_mb, dm.panic_button_s,
         dm.batch_100k_s, dm.cidrs_100k_s, dm.health_under_batch_ms.3, dm.health_under_batch_ms.0, dm.health_under_batch_ms.1, dm.health_under_batch_ms.2,
