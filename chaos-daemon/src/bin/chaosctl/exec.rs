@@ -15,7 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     add::spec_json,
     args::{AddKind, Common, ExecArgs},
-    output::{Ctx, refused, segment, unreachable},
+    output::{Ctx, refused, refused_as, segment, unreachable},
 };
 
 /// chaosctl could not set the faults up (as `env` and `timeout` use 125).
@@ -128,6 +128,17 @@ fn add_kind(args: &ExecArgs, to: &str, ttl: &str) -> AddKind {
     }
 }
 
+/// exec's flag for an API field where it is not `add`'s: exec's kind flags carry the value.
+fn flag_of(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "percent" | "action.percent" => "--loss",
+        "action.delay" => "--latency",
+        "action.rate" => "--bandwidth",
+        "match.cidr" | "match.cidrs" => "--to",
+        _ => return None,
+    })
+}
+
 /// The faults' specs: one per `--to`, each scoped to `cgroup`.
 pub fn specs(args: &ExecArgs, ttl: &str, cgroup: &Path) -> Value {
     Value::Array(
@@ -186,7 +197,7 @@ pub async fn run(args: &ExecArgs, ctx: &Ctx) -> i32 {
             }
         },
         Ok((_, body)) => {
-            refused(&body, ctx.json);
+            refused_as(&body, ctx.json, flag_of);
             return EXIT_SETUP;
         }
         Err(e) => {
@@ -299,7 +310,21 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::args::{Cli, Cmd};
+    use crate::{
+        args::{Cli, Cmd},
+        output::flag_for,
+    };
+
+    #[test]
+    fn refusals_name_exec_own_flags() {
+        assert_eq!(flag_of("action.percent"), Some("--loss"));
+        assert_eq!(flag_of("action.delay"), Some("--latency"));
+        assert_eq!(flag_of("action.rate"), Some("--bandwidth"));
+        assert_eq!(flag_of("match.cidr"), Some("--to"));
+        // A batch item's position does not matter; add's name for the rest.
+        assert_eq!(flag_for("[1].action.percent", flag_of), Some("--loss"));
+        assert_eq!(flag_for("[0].match.port", flag_of), Some("--port"));
+    }
 
     #[test]
     fn each_destination_is_one_fault_scoped_to_the_cgroup() {

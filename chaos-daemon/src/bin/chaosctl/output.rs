@@ -94,13 +94,18 @@ pub fn segment(s: &str) -> String {
         .collect()
 }
 
-/// The chaosctl flag that sets an API field (`match.port` → `--port`), for errors in the
+/// An error's API field without positions: a batch item's ("[2].ttl") and a list entry's
+/// ("match.cidrs[3]") do not change which flag set it.
+fn bare(field: &str) -> &str {
+    let field = field.split_once("].").map_or(field, |(_, f)| f);
+    field.split_once('[').map_or(field, |(f, _)| f)
+}
+
+/// The `add`/`update` flag that sets an API field (`match.port` → `--port`), for errors in the
 /// words the user typed.
 fn flag_of(field: &str) -> Option<&'static str> {
-    // A batch item's position ("[2].ttl") and a label's key ("labels.team") do not matter here.
-    let field = field.split_once("].").map_or(field, |(_, f)| f);
-    // Nor an entry's position in a list ("match.cidrs[3]").
-    let field = field.split_once('[').map_or(field, |(f, _)| f);
+    let field = bare(field);
+    // A label's key ("labels.team") does not matter either.
     Some(match field.split('.').next().unwrap_or(field) {
         "labels" => "--label",
         _ => match field {
@@ -127,6 +132,11 @@ fn flag_of(field: &str) -> Option<&'static str> {
     })
 }
 
+/// The flag that set `field`: the verb's `own` name for it, else `add`'s.
+pub fn flag_for(field: &str, own: fn(&str) -> Option<&'static str>) -> Option<&'static str> {
+    own(bare(field)).or_else(|| flag_of(field))
+}
+
 /// The daemon's advice in flag words: 'add "force": true' → 'add --force'.
 fn in_flag_words(message: &str) -> String {
     message
@@ -138,6 +148,12 @@ fn in_flag_words(message: &str) -> String {
 /// Reports the daemon's refusal: the flag it is about first, then the daemon's words (the API
 /// field in brackets, for scripts and the README). With `--json`, one JSON object on stderr.
 pub fn refused(body: &[u8], json: bool) {
+    refused_as(body, json, |_| None)
+}
+
+/// [`refused`] for a verb whose own flags set some fields (`exec --loss` sets
+/// `action.percent`): `own` names those from the bare field, `add`'s flags the rest.
+pub fn refused_as(body: &[u8], json: bool, own: fn(&str) -> Option<&'static str>) {
     let (error, field) = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(e) => (e.error, e.field),
         Err(_) => (
@@ -145,7 +161,7 @@ pub fn refused(body: &[u8], json: bool) {
             None,
         ),
     };
-    let flag = field.as_deref().and_then(flag_of);
+    let flag = field.as_deref().and_then(|f| flag_for(f, own));
     if json {
         eprintln!(
             "{}",
