@@ -15,7 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     add::spec_json,
     args::{AddKind, Common, ExecArgs},
-    output::{Ctx, refused, refused_as, segment, unreachable},
+    output::{self, Ctx, bare, refused, refused_as, segment, unreachable},
 };
 
 /// chaosctl could not set the faults up (as `env` and `timeout` use 125).
@@ -128,15 +128,16 @@ fn add_kind(args: &ExecArgs, to: &str, ttl: &str) -> AddKind {
     }
 }
 
-/// exec's flag for an API field where it is not `add`'s: exec's kind flags carry the value.
+/// The exec flag that sets an API field: exec's kind flags carry the value (`--loss 30` is
+/// `action.percent`), and the rest are `add`'s.
 fn flag_of(field: &str) -> Option<&'static str> {
-    Some(match field {
-        "percent" | "action.percent" => "--loss",
-        "action.delay" => "--latency",
-        "action.rate" => "--bandwidth",
-        "match.cidr" | "match.cidrs" => "--to",
-        _ => return None,
-    })
+    match bare(field) {
+        "percent" | "action.percent" => Some("--loss"),
+        "action.delay" => Some("--latency"),
+        "action.rate" => Some("--bandwidth"),
+        "match.cidr" | "match.cidrs" => Some("--to"),
+        _ => output::flag_of(field),
+    }
 }
 
 /// The faults' specs: one per `--to`, each scoped to `cgroup`.
@@ -197,7 +198,7 @@ pub async fn run(args: &ExecArgs, ctx: &Ctx) -> i32 {
             }
         },
         Ok((_, body)) => {
-            refused_as(&body, ctx.json, flag_of);
+            refused_as(&body, ctx.json, Some(flag_of));
             return EXIT_SETUP;
         }
         Err(e) => {
@@ -310,20 +311,17 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::{
-        args::{Cli, Cmd},
-        output::flag_for,
-    };
+    use crate::args::{Cli, Cmd};
 
     #[test]
     fn refusals_name_exec_own_flags() {
         assert_eq!(flag_of("action.percent"), Some("--loss"));
         assert_eq!(flag_of("action.delay"), Some("--latency"));
         assert_eq!(flag_of("action.rate"), Some("--bandwidth"));
-        assert_eq!(flag_of("match.cidr"), Some("--to"));
+        assert_eq!(flag_of("match.cidrs[1]"), Some("--to"));
         // A batch item's position does not matter; add's name for the rest.
-        assert_eq!(flag_for("[1].action.percent", flag_of), Some("--loss"));
-        assert_eq!(flag_for("[0].match.port", flag_of), Some("--port"));
+        assert_eq!(flag_of("[1].action.percent"), Some("--loss"));
+        assert_eq!(flag_of("[0].match.port"), Some("--port"));
     }
 
     #[test]

@@ -96,14 +96,14 @@ pub fn segment(s: &str) -> String {
 
 /// An error's API field without positions: a batch item's ("[2].ttl") and a list entry's
 /// ("match.cidrs[3]") do not change which flag set it.
-fn bare(field: &str) -> &str {
+pub fn bare(field: &str) -> &str {
     let field = field.split_once("].").map_or(field, |(_, f)| f);
     field.split_once('[').map_or(field, |(f, _)| f)
 }
 
 /// The `add`/`update` flag that sets an API field (`match.port` → `--port`), for errors in the
 /// words the user typed.
-fn flag_of(field: &str) -> Option<&'static str> {
+pub fn flag_of(field: &str) -> Option<&'static str> {
     let field = bare(field);
     // A label's key ("labels.team") does not matter either.
     Some(match field.split('.').next().unwrap_or(field) {
@@ -132,11 +132,6 @@ fn flag_of(field: &str) -> Option<&'static str> {
     })
 }
 
-/// The flag that set `field`: the verb's `own` name for it, else `add`'s.
-pub fn flag_for(field: &str, own: fn(&str) -> Option<&'static str>) -> Option<&'static str> {
-    own(bare(field)).or_else(|| flag_of(field))
-}
-
 /// The daemon's advice in flag words: 'add "force": true' → 'add --force'.
 fn in_flag_words(message: &str) -> String {
     message
@@ -145,15 +140,19 @@ fn in_flag_words(message: &str) -> String {
         .replace("\"ttl\"", "--ttl")
 }
 
-/// Reports the daemon's refusal: the flag it is about first, then the daemon's words (the API
-/// field in brackets, for scripts and the README). With `--json`, one JSON object on stderr.
+/// How a verb's user named what the daemon refused: `add`'s flags, the verb's own flags (`exec
+/// --loss` sets `action.percent`), or the API's own fields (`run`'s file).
+pub type Words = Option<fn(&str) -> Option<&'static str>>;
+
+/// Reports the daemon's refusal of what `add`'s flags built: the flag it is about first, then
+/// the daemon's words (the API field in brackets, for scripts and the README). With `--json`,
+/// one JSON object on stderr.
 pub fn refused(body: &[u8], json: bool) {
-    refused_as(body, json, |_| None)
+    refused_as(body, json, Some(flag_of))
 }
 
-/// [`refused`] for a verb whose own flags set some fields (`exec --loss` sets
-/// `action.percent`): `own` names those from the bare field, `add`'s flags the rest.
-pub fn refused_as(body: &[u8], json: bool, own: fn(&str) -> Option<&'static str>) {
+/// [`refused`] in `words`.
+pub fn refused_as(body: &[u8], json: bool, words: Words) {
     let (error, field) = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(e) => (e.error, e.field),
         Err(_) => (
@@ -161,7 +160,7 @@ pub fn refused_as(body: &[u8], json: bool, own: fn(&str) -> Option<&'static str>
             None,
         ),
     };
-    let flag = field.as_deref().and_then(|f| flag_for(f, own));
+    let flag = words.and_then(|flag| field.as_deref().and_then(flag));
     if json {
         eprintln!(
             "{}",
@@ -169,11 +168,24 @@ pub fn refused_as(body: &[u8], json: bool, own: fn(&str) -> Option<&'static str>
         );
         return;
     }
-    let error = in_flag_words(&error);
+    eprintln!(
+        "{}",
+        refusal(&error, field.as_deref(), flag, words.is_some())
+    );
+}
+
+/// The line [`refused_as`] prints; the daemon's advice is put in flag words only for a user
+/// who typed flags.
+fn refusal(error: &str, field: Option<&str>, flag: Option<&str>, flags: bool) -> String {
+    let error = if flags {
+        in_flag_words(error)
+    } else {
+        error.to_string()
+    };
     match (flag, field) {
-        (Some(flag), Some(f)) => eprintln!("chaosctl: {flag}: {error} (API field {f})"),
-        (None, Some(f)) => eprintln!("chaosctl: refused ({f}): {error}"),
-        _ => eprintln!("chaosctl: refused: {error}"),
+        (Some(flag), Some(f)) => format!("chaosctl: {flag}: {error} (API field {f})"),
+        (None, Some(f)) => format!("chaosctl: refused ({f}): {error}"),
+        _ => format!("chaosctl: refused: {error}"),
     }
 }
 
@@ -237,6 +249,21 @@ mod tests {
         assert_eq!(
             in_flag_words("no default route to pick an interface from: give \"interface\""),
             "no default route to pick an interface from: give --iface"
+        );
+    }
+
+    #[test]
+    fn a_refusal_is_told_in_the_words_the_user_used() {
+        let advice = "fault would hit a protected path (ssh); add \"force\": true to do it anyway";
+        assert_eq!(
+            refusal(advice, Some("match.cidr"), Some("--to/--from"), true),
+            "chaosctl: --to/--from: fault would hit a protected path (ssh); add --force to do it \
+             anyway (API field match.cidr)"
+        );
+        // A file's author wrote API fields: no flag, and the advice as the daemon gave it.
+        assert_eq!(
+            refusal(advice, Some("faults[0].match.cidr"), None, false),
+            format!("chaosctl: refused (faults[0].match.cidr): {advice}")
         );
     }
 

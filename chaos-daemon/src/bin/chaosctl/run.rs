@@ -7,7 +7,7 @@ use std::{io::IsTerminal, path::Path, time::Duration};
 use chaos_daemon::spec::{Experiment, ExperimentState};
 use hyper::Method;
 
-use crate::output::{Ctx, refused, segment, unreachable};
+use crate::output::{Ctx, refused_as, segment, unreachable};
 
 /// Exit codes of `run`.
 pub mod exit {
@@ -99,7 +99,8 @@ pub async fn run(file: &Path, junit: Option<&Path>, ctx: &Ctx) -> i32 {
             }
         },
         Ok((_, body)) => {
-            refused(&body, ctx.json);
+            // The file holds the API's own fields: its author typed no flags.
+            refused_as(&body, ctx.json, None);
             return exit::NOT_RUN;
         }
         Err(e) => {
