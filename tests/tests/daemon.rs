@@ -203,13 +203,25 @@ fn chaosctl_verbs_tables_and_exit_codes() {
 fn ttl_lifts_the_fault_without_a_delete() {
     let p = NsPair::new("ttl");
     let d = Daemon::start(&p.a, "");
-    let (s, _) = d.call(Method::POST, "/v1/faults", Some(&blackhole(B4, "3s")));
+    // Room for the first ping to start in a loaded one-vCPU TCG guest running the suite's other
+    // tests (a 3 s TTL let one echo of three through there, in CI).
+    let ttl = Duration::from_secs(8);
+    let (s, _) = d.call(
+        Method::POST,
+        "/v1/faults",
+        Some(&blackhole(B4, &format!("{}s", ttl.as_secs()))),
+    );
     assert_eq!(s, 201);
     let added = Instant::now();
-    assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 0));
-    std::thread::sleep(
-        Duration::from_secs(3).saturating_sub(added.elapsed()) + Duration::from_millis(300),
+    let on = p.ping(&p.a, B4, None, 3, "0.02");
+    let pinged = added.elapsed();
+    assert_eq!(
+        on,
+        (3, 0),
+        "pinged for {pinged:?} after the add; health: {}",
+        d.call(Method::GET, "/v1/health", None).1
     );
+    std::thread::sleep(ttl.saturating_sub(added.elapsed()) + Duration::from_millis(300));
     assert_eq!(p.ping(&p.a, B4, None, 3, "0.02"), (3, 3));
     assert!(
         d.fault_ids().is_empty(),
