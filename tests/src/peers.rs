@@ -31,6 +31,9 @@ pub enum Tool {
     /// `action drop` needs the act_gact module, which kernels without modules lack, and the
     /// cost measured is the walk over filters that never match anyway.
     TcU32,
+    /// A one-instruction classic BPF filter (`return 0`: no match, the packet goes on) on clsact
+    /// egress: what the hook costs any program, however little it does. Ours cannot go below it.
+    TcFloor,
 }
 
 impl Tool {
@@ -42,6 +45,7 @@ impl Tool {
             Tool::NftChain => "nft chain",
             Tool::NftSet => "nft set",
             Tool::TcU32 => "tc u32",
+            Tool::TcFloor => "one-instruction BPF",
         }
     }
 }
@@ -144,11 +148,18 @@ impl Plan {
 /// same counts, tc u32 at 10k (`quick`: 10k only, no 100k nft chain).
 pub fn settings(quick: bool) -> Vec<Setting> {
     let sizes: &[u32] = if quick { &[10_000] } else { &[10_000, 100_000] };
-    let mut out = vec![Setting {
-        tool: Tool::Control,
-        shape: Shape::Outside,
-        rules: 0,
-    }];
+    let mut out = vec![
+        Setting {
+            tool: Tool::Control,
+            shape: Shape::Outside,
+            rules: 0,
+        },
+        Setting {
+            tool: Tool::TcFloor,
+            shape: Shape::Outside,
+            rules: 0,
+        },
+    ];
     for &rules in sizes {
         for shape in [Shape::Outside, Shape::Inside, Shape::Cidr] {
             out.push(Setting {
@@ -182,21 +193,25 @@ pub fn run(plan: Plan, settings: &[Setting]) -> Result<Vec<Outcome>> {
         let pair = NsPair::new("bppeer");
         let (_daemon, load_s) = install(&pair, setting)?;
         let (mut tcp, mut udp, mut rtt) = (Vec::new(), Vec::new(), Vec::new());
-        let mut baseline = None;
+        // Each round's figure is divided by the mean of the baselines measured just before and
+        // just after it, so a drift of the machine during the round cancels out too.
+        let first = measure(&base, plan);
+        let mut before = first;
         for _ in 0..plan.rounds {
-            let b = measure(&base, plan);
             let r = measure(&pair, plan);
-            baseline.get_or_insert(b);
-            tcp.push(r.0 / b.0);
-            udp.push(r.1 / b.1);
-            rtt.push(r.2 / b.2);
+            let after = measure(&base, plan);
+            let mean = |f: fn(&(f64, f64, f64)) -> f64| (f(&before) + f(&after)) / 2.0;
+            tcp.push(r.0 / mean(|m| m.0));
+            udp.push(r.1 / mean(|m| m.1));
+            rtt.push(r.2 / mean(|m| m.2));
+            before = after;
         }
         let o = Outcome {
             setting,
             tcp: median(tcp),
             udp_pps: median(udp),
             rtt: median(rtt),
-            baseline: baseline.expect("at least one round"),
+            baseline: first,
             load_s,
         };
         println!(
@@ -294,6 +309,13 @@ fn install(p: &NsPair, s: Setting) -> Result<(Option<Daemon>, f64)> {
             feed(p, "tc", "-batch", &script)?;
             Ok((None, t.elapsed().as_secs_f64()))
         }
+        Tool::TcFloor => {
+            let script = format!(
+                "qdisc add dev {VETH_A} clsact\nfilter add dev {VETH_A} egress bpf bytecode \"1,6 0 0 0,\"\n"
+            );
+            feed(p, "tc", "-batch", &script)?;
+            Ok((None, 0.0))
+        }
     }
 }
 
@@ -323,10 +345,10 @@ pub fn markdown(outcomes: &[Outcome]) -> String {
             "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.2} |",
             o.setting.tool.name(),
             o.setting.rules,
-            if o.setting.tool == Tool::Control {
-                "(a second pair, no rules)"
-            } else {
-                o.setting.shape.name()
+            match o.setting.tool {
+                Tool::Control => "(a second pair, no rules)",
+                Tool::TcFloor => "(no rules: the hook's own cost)",
+                _ => o.setting.shape.name(),
             },
             o.tcp,
             o.udp_pps,
