@@ -359,6 +359,35 @@ pub fn markdown(outcomes: &[Outcome]) -> String {
     md
 }
 
+/// What a 64-byte datagram costs on this run's baseline, and how much of it the floor row's hook
+/// takes: the scale against which a few hundredths of UDP ratio are read.
+pub fn per_datagram(outcomes: &[Outcome]) -> Option<String> {
+    let pps: Vec<f64> = outcomes
+        .iter()
+        .map(|o| o.baseline.1)
+        .filter(|p| *p > 0.0)
+        .collect();
+    if pps.is_empty() {
+        return None;
+    }
+    let ns = 1e9 * pps.len() as f64 / pps.iter().sum::<f64>();
+    let mut text = format!("a 64-byte datagram takes {ns:.0} ns on the pair without rules");
+    if let Some(floor) = outcomes
+        .iter()
+        .find(|o| matches!(o.setting.tool, Tool::TcFloor))
+    {
+        if floor.udp_pps > 0.0 {
+            let _ = write!(
+                text,
+                ", so the floor's {:.3} is about {:.0} ns of hook per datagram",
+                floor.udp_pps,
+                ns * (1.0 / floor.udp_pps - 1.0)
+            );
+        }
+    }
+    Some(text)
+}
+
 /// `results.json` figures: `throughput_ratio[tool][rules]` (the worst shape for ours), and
 /// every outcome.
 pub fn json(outcomes: &[Outcome]) -> Value {
@@ -462,5 +491,30 @@ mod tests {
                 .all(|n| n.starts_with("10.200."))
         );
         assert!(networks(Shape::Cidr, 10).iter().all(|n| n.ends_with("/28")));
+    }
+
+    #[test]
+    fn per_datagram_cost_comes_from_the_runs_own_baselines() {
+        let outcome = |tool, udp_pps, base_pps| Outcome {
+            setting: Setting {
+                tool,
+                shape: Shape::Outside,
+                rules: 0,
+            },
+            tcp: 1.0,
+            udp_pps,
+            rtt: 1.0,
+            baseline: (1.0, base_pps, 1.0),
+            load_s: 0.0,
+        };
+        assert_eq!(per_datagram(&[]), None);
+        // Baselines of 500k and 2M datagrams/s average to 800 ns; a 0.8 ratio is 200 ns more.
+        let text = per_datagram(&[
+            outcome(Tool::Control, 1.0, 500_000.0),
+            outcome(Tool::TcFloor, 0.8, 2_000_000.0),
+        ])
+        .unwrap();
+        assert!(text.contains("takes 800 ns"), "{text}");
+        assert!(text.contains("0.800 is about 200 ns"), "{text}");
     }
 }

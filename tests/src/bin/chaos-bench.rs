@@ -1011,11 +1011,12 @@ fn main() -> Result<()> {
          ping RTT (above 1 is slower). The control row is a second pair without rules, measured the same\n\
          way: its distance from 1 is the noise of this machine. The one-instruction BPF row is a classic\n\
          BPF filter that returns at once, on clsact egress: what the TC egress hook costs any program,\n\
-         the floor for ours (a 64-byte datagram costs about 1.5 µs here, so 45 ns is 3 %). Loads are timed alone: one API request (one\n\
+         the floor for ours ({}). Loads are timed alone: one API request (one\n\
          `match.cidrs` fault, as the set is one rule), one `nft -f`, one `tc -batch`. `results.json` has\n\
          `throughput_ratio[tool][rules]` (ours: its worst shape).\n\n",
         peers::Plan::FULL.rounds,
-        peers::Plan::FULL.secs
+        peers::Plan::FULL.secs,
+        peers::per_datagram(&beside).unwrap_or_else(|| "no baseline was measured".into())
     ));
     md.push_str(&peers::markdown(&beside));
     md.push_str("\n![TCP throughput ratio vs rule count](docs/throughput.svg)\n");
