@@ -31,6 +31,18 @@ pub use loader::{Action, Direction, Error, Injector, IpMatch, Match, Protocol, R
 pub static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/chaos-ebpf"));
 
+/// Caps glibc at two malloc arenas. By default every thread that allocates (tokio's workers,
+/// each blocking thread that writes the maps) may get an arena of its own, and a fault table
+/// built on one thread and freed on another leaves RSS scattered over them: measured with
+/// 10,000 faults, 28.8–38.2 MB over runs with the default, 28.0–28.2 MB with two arenas.
+/// Call before other threads start.
+pub fn cap_malloc_arenas() {
+    // SAFETY: mallopt only changes allocator parameters; M_ARENA_MAX accepts any positive value.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// Hands memory freed by a large request back to the kernel, so RSS tracks the fault table
 /// rather than the biggest request ever parsed (glibc keeps freed heap otherwise).
 pub fn release_freed_memory() {

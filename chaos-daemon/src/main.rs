@@ -77,6 +77,7 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> Result<()> {
+    chaos_daemon::cap_malloc_arenas();
     let args = Args::parse();
     if let Some(Cmd::Man) = args.cmd {
         // Before the config: packaging runs this where no config exists.

@@ -375,15 +375,14 @@ pub fn per_datagram(outcomes: &[Outcome]) -> Option<String> {
     if let Some(floor) = outcomes
         .iter()
         .find(|o| matches!(o.setting.tool, Tool::TcFloor))
+        && floor.udp_pps > 0.0
     {
-        if floor.udp_pps > 0.0 {
-            let _ = write!(
-                text,
-                ", so the floor's {:.3} is about {:.0} ns of hook per datagram",
-                floor.udp_pps,
-                ns * (1.0 / floor.udp_pps - 1.0)
-            );
-        }
+        let _ = write!(
+            text,
+            ", so the floor's {:.3} is about {:.0} ns of hook per datagram",
+            floor.udp_pps,
+            ns * (1.0 / floor.udp_pps - 1.0)
+        );
     }
     Some(text)
 }

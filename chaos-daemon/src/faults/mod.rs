@@ -97,8 +97,14 @@ impl FaultTable {
             // yet (a daemon just resumed, a long batch held the lock), but no request may see
             // such a fault, list it or be refused because of it.
             faults.expire();
+            let before = shared.summary.borrow().faults;
             let out = f(&mut faults);
             let summary = faults.summary();
+            if before.saturating_sub(summary.faults) > 100 {
+                // Thousands of removed entries (panic button, expiry of a batch) leave their
+                // memory with glibc otherwise, and RSS would stay at the table's high-water mark.
+                crate::release_freed_memory();
+            }
             if summary.fq_interfaces != shared.summary.borrow().fq_interfaces
                 && let Some(path) = &shared.state_file
                 && let Err(e) = StateFile::write(path, &summary.fq_interfaces)

@@ -561,6 +561,19 @@ fn abort_latencies(n: usize) -> Result<Vec<f64>> {
     Ok(out)
 }
 
+fn daemon_line(dm: &DaemonFigures) -> String {
+    format!(
+        "daemon: start→ready median {:.0} ms; add p50 {:.2} ms p99 {:.2} ms; 10k batch {:.2} s; RSS idle {:.1} MB, 11k rules {:.1} MB; 100k cidrs in one fault {:.2} s",
+        dm.start_ms[2],
+        dm.add_p50_ms,
+        dm.add_p99_ms,
+        dm.batch_10k_s,
+        dm.rss_idle_mb,
+        dm.rss_10k_mb,
+        dm.cidrs_100k_s
+    )
+}
+
 fn bench_daemon() -> Result<DaemonFigures> {
     let p = NsPair::new("bench");
     let mut start_ms = Vec::new();
@@ -757,6 +770,12 @@ fn main() -> Result<()> {
         println!("nft add element p50/p99 {set:.2?} ms; nft add rule p50/p99 {chain:.2?} ms");
         return Ok(());
     }
+    // `chaos-bench daemon`: only the control-plane figures (latency, batches, RSS), printed.
+    if std::env::args().nth(1).as_deref() == Some("daemon") {
+        let dm = bench_daemon()?;
+        println!("{}", daemon_line(&dm));
+        return Ok(());
+    }
     // `chaos-bench classifier`: only the rule-count rows (IPv4 and IPv6), printed.
     if std::env::args().nth(1).as_deref() == Some("classifier") {
         for v6 in [false, true] {
@@ -815,10 +834,7 @@ fn main() -> Result<()> {
     let aborts = abort_latencies(10)?;
     println!("experiment abort: breach seen → faults gone {aborts:?} ms");
     let dm = bench_daemon()?;
-    println!(
-        "daemon: start→ready median {:.0} ms; add p50 {:.2} ms p99 {:.2} ms; 10k batch {:.2} s; RSS idle {:.1} MB, 11k rules {:.1} MB",
-        dm.start_ms[2], dm.add_p50_ms, dm.add_p99_ms, dm.batch_10k_s, dm.rss_idle_mb, dm.rss_10k_mb
-    );
+    println!("{}", daemon_line(&dm));
     let (nft_set_add, nft_chain_add) = nft_adds()?;
     println!(
         "add → enforced p50/p99 ms: API {:.2}/{:.2}, chaosctl {:.2}/{:.2}, nft element {:.2}/{:.2}, nft rule {:.2}/{:.2}; 100k cidrs in one fault {:.2} s",
