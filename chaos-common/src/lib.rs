@@ -179,12 +179,11 @@ pub const SHAPES: usize = 4;
 pub const MAX_PROBES: usize = 8;
 
 /// One (prefix length, shape) pair of a [`Probes`] list, with what the program needs to build
-/// its key without a branch (each branch doubled the verifier's paths per probed pair).
+/// its key without a branch (each branch doubled the verifier's paths per probed pair). The
+/// netmask is not here but in [`NETMASKS`], indexed by `len`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Probe {
-    /// The address bytes to keep (IPv4 in the first 4): the netmask of `len`.
-    pub mask: [u8; 16],
     /// Prefix length.
     pub len: u8,
     /// Key shape (`SHAPE_*`).
@@ -197,6 +196,35 @@ pub struct Probe {
     pub port_mask: u16,
     /// Padding.
     pub _pad2: u16,
+}
+
+/// The netmask of every prefix length, as address bytes (IPv4 in the first 4; lengths past 128
+/// are all ones and unused). The program takes a probe's mask from here by the probe's length,
+/// one byte it reads once: an array map update is a plain copy, so a packet can read a probe
+/// while the daemon rewrites it, and a mask read apart from its length could pair a /24 with a
+/// /16's mask — a key that finds a /24 rule the packet is not in. A torn probe now yields a key
+/// of one real (length, mask), which finds only a rule the packet matches, or nothing.
+pub static NETMASKS: [[u8; 16]; 256] = netmasks();
+
+const fn netmasks() -> [[u8; 16]; 256] {
+    let mut table = [[0u8; 16]; 256];
+    let mut len = 0;
+    while len < 256 {
+        let mut byte = 0;
+        while byte < 16 {
+            let bits = if len <= byte * 8 {
+                0
+            } else if len - byte * 8 >= 8 {
+                8
+            } else {
+                len - byte * 8
+            };
+            table[len][byte] = (0xff00u16 >> bits) as u8;
+            byte += 1;
+        }
+        len += 1;
+    }
+    table
 }
 
 /// Per prefilter table (`PROBES` map): the (prefix length, shape) pairs whose rules are in the
@@ -564,12 +592,24 @@ mod tests {
     }
 
     #[test]
+    fn netmasks_keep_the_prefix_bits() {
+        assert_eq!(NETMASKS[0], [0; 16]);
+        assert_eq!(&NETMASKS[28][..5], &[255, 255, 255, 240, 0]);
+        assert_eq!(&NETMASKS[32][..5], &[255, 255, 255, 255, 0]);
+        assert_eq!(NETMASKS[128], [255; 16]);
+        for len in 0..=128u32 {
+            let want = u128::MAX.checked_shl(128 - len).unwrap_or(0).to_be_bytes();
+            assert_eq!(NETMASKS[len as usize], want, "/{len}");
+        }
+    }
+
+    #[test]
     fn rule_keys_end_with_the_scope() {
         let k = rule_key_v6(Direction::Egress, 64, u64::MAX, 6, 443, [0xfd; 16]);
         assert_eq!(&k[..KEY_ADDR], &[0, 64, 6, 1, 187, 0, 0, 0]);
         assert!(k[KEY_ADDR..KEY_ADDR + 16].iter().all(|b| *b == 0xfd));
         assert!(k[KEY_ADDR + 16..].iter().all(|b| *b == 0xff));
-        assert_eq!(core::mem::size_of::<Probes>(), 8 + 24 * MAX_PROBES);
+        assert_eq!(core::mem::size_of::<Probes>(), 8 + 8 * MAX_PROBES);
         assert_eq!(
             trie_key_v4(0x0102, 6, 6379, [10, 0, 3, 1]),
             [0, 0, 0, 0, 0, 0, 1, 2, 6, 0x18, 0xeb, 10, 0, 3, 1]

@@ -5,7 +5,8 @@
 //! `interface`, `ttl`, `forced` (a protection was overridden), and the caller: `caller`
 //! (`client` or `daemon`), `uid`, `gid`, `pid`, `process`. Strings are written quoted and
 //! escaped (logfmt in the text format, JSON strings in the JSON one), so no value can forge a
-//! field. Every change goes through [`record`], every refusal through [`refused`].
+//! field. Every change goes through [`record`], every refusal through [`refused`] (an
+//! experiment's through [`refused_experiment`]).
 
 use std::{
     cell::RefCell,
@@ -165,6 +166,9 @@ pub enum Event {
     InterfaceReplaced,
     /// The dead-man switch tripped: the kernel had lifted it; the daemon ended it.
     Deadman,
+    /// An experiment was asked for (audited when refused: an accepted one's faults are
+    /// audited as they are created).
+    Experiment,
 }
 
 impl Event {
@@ -182,6 +186,7 @@ impl Event {
             Event::CgroupEmptied => "cgroup_emptied",
             Event::InterfaceReplaced => "interface_replaced",
             Event::Deadman => "deadman",
+            Event::Experiment => "experiment",
         }
     }
 }
@@ -202,6 +207,7 @@ pub fn record(event: Event, id: &str, spec: &FaultSpec, caller: Caller) {
         event,
         id: Some(id),
         spec: Some(spec),
+        name: None,
         caller,
         forced: None,
         refusal: None,
@@ -214,6 +220,7 @@ pub fn created(id: &str, spec: &FaultSpec, overrode: Option<&str>, caller: Calle
         event: Event::Create,
         id: Some(id),
         spec: Some(spec),
+        name: None,
         caller,
         forced: Some(overrode),
         refusal: None,
@@ -233,6 +240,21 @@ pub fn refused(
         event,
         id,
         spec,
+        name: None,
+        caller,
+        forced: None,
+        refusal: Some(why),
+    });
+}
+
+/// Writes the audit line of a refused experiment; `name` is its name, when the request could
+/// be read that far.
+pub fn refused_experiment(name: Option<&str>, caller: Caller, why: Refusal<'_>) {
+    line(Line {
+        event: Event::Experiment,
+        id: None,
+        spec: None,
+        name,
         caller,
         forced: None,
         refusal: Some(why),
@@ -243,6 +265,8 @@ struct Line<'a> {
     event: Event,
     id: Option<&'a str>,
     spec: Option<&'a FaultSpec>,
+    /// The name when there is no fault spec to take it from.
+    name: Option<&'a str>,
     caller: Caller,
     /// For a create: the protection overridden, if any.
     forced: Option<Option<&'a str>>,
@@ -270,7 +294,7 @@ fn line(l: Line<'_>) {
         error = l.refusal.as_ref().map(|r| r.error),
         field = l.refusal.as_ref().and_then(|r| r.field),
         id = l.id,
-        name = spec.and_then(|s| s.name.as_deref()),
+        name = spec.and_then(|s| s.name.as_deref()).or(l.name),
         kind = spec.map(|s| s.action.kind()),
         percent = spec.and_then(|s| s.action.own_percent()),
         share = spec.map(|s| s.percent),

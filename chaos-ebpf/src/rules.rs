@@ -18,8 +18,8 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use chaos_common::{
-    ACTION_NONE, Direction, KEY_ADDR, KEY_HEADER_BITS, MAX_PROBES, MAX_SCOPE_PROBES, PORT_ANY,
-    PROTO_ANY, Probes, RuleSlot, SHAPE_ANY, SHAPE_ANYPROTO_PORT, SHAPE_PROTO_ANYPORT,
+    ACTION_NONE, Direction, KEY_ADDR, KEY_HEADER_BITS, MAX_PROBES, MAX_SCOPE_PROBES, NETMASKS,
+    PORT_ANY, PROTO_ANY, Probes, RuleSlot, SHAPE_ANY, SHAPE_ANYPROTO_PORT, SHAPE_PROTO_ANYPORT,
     SHAPE_PROTO_PORT, SHAPES, prefilter_bit, prefilter_bucket, prefilter_table, rule_key_v4,
     rule_key_v6, trie_key_v4, trie_key_v6,
 };
@@ -301,12 +301,16 @@ fn probe<const N: usize, const A: usize>(
             break;
         }
         let p = &probes.probe[i];
+        // SAFETY: a byte of a map value; one load, so the key's length and mask agree even
+        // while the daemon rewrites this probe (see `NETMASKS`).
+        let len = unsafe { core::ptr::read_volatile(&p.len) };
+        let mask = &NETMASKS[len as usize];
         for b in 0..A {
-            key[KEY_ADDR + b] = pkt.addr[b] & p.mask[b];
+            key[KEY_ADDR + b] = pkt.addr[b] & mask[b];
         }
         let port_mask = p.port_mask.to_be_bytes();
         (key[1], key[2], key[3], key[4]) = (
-            p.len,
+            len,
             pkt.proto & p.proto_mask,
             port[0] & port_mask[0],
             port[1] & port_mask[1],
@@ -319,7 +323,7 @@ fn probe<const N: usize, const A: usize>(
         if let Some(hit) = live(index) {
             return Best {
                 index: hit.index,
-                len: p.len,
+                len,
                 shape: p.shape,
             };
         }

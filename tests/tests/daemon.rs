@@ -855,4 +855,43 @@ fn chaosctl_ls_sorts_by_creation_name_or_ttl_and_q_prints_ids() {
         String::from_utf8_lossy(&bad.stderr).contains("created"),
         "the choices are listed"
     );
+    // The API lists oldest first too, a batch in its request's order (ids are random, and a
+    // batch shares one timestamp).
+    let batch: Vec<Value> = (0..40)
+        .map(|i| {
+            json!({"name": format!("n{i:02}"), "match": {"cidr": format!("10.99.0.{i}")},
+                        "action": {"kind": "blackhole"}, "ttl": "5m"})
+        })
+        .collect();
+    let (s, e) = d.call(
+        Method::POST,
+        "/v1/faults",
+        Some(&Value::from(batch).to_string()),
+    );
+    assert_eq!(s, 201, "{e}");
+    let (_, listed) = d.call(Method::GET, "/v1/faults", None);
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["spec"]["name"].as_str().unwrap_or("-"))
+        .collect();
+    let expected: Vec<String> = ["b", "-", "a"]
+        .into_iter()
+        .map(String::from)
+        .chain((0..40).map(|i| format!("n{i:02}")))
+        .collect();
+    assert_eq!(names, expected);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    let quiet = d.ctl_ok(&["ls", "-q"]);
+    assert_eq!(
+        quiet.lines().collect::<Vec<_>>(),
+        ids,
+        "chaosctl ls keeps that order"
+    );
 }

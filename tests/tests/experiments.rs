@@ -299,6 +299,21 @@ fn chaosctl_run_reports_each_example_and_writes_junit() {
     std::fs::write(&bad, "name = \"x\"\nduration = \n").unwrap();
     let out = chaosctl_run(&d, &[]).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(4), "{out:?}");
+    // A valid file the daemon refuses: exit 4, the message names the field, nothing injected.
+    std::fs::write(
+        &bad,
+        format!(
+            "name = \"x\"\nduration = \"10s\"\n[[faults]]\nmatch = {{ cidr = \"{B4}\" }}\naction = {{ kind = \"loss\", percent = 150 }}\n"
+        ),
+    )
+    .unwrap();
+    let out = chaosctl_run(&d, &[]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("percent"),
+        "{out:?}"
+    );
+    assert!(d.fault_ids().is_empty());
     let _ = std::fs::remove_file(&bad);
 }
 

@@ -223,6 +223,15 @@ fn refused_attempts_are_audited_with_the_caller_and_the_parameters() {
         400
     );
     assert_eq!(d.call(Method::DELETE, "/v1/faults/nosuchid", None).0, 404);
+    let experiment = json!({"name": "half-loss", "duration": "10s",
+                            "faults": [{"match": {"cidr": B4},
+                                        "action": {"kind": "loss", "percent": 150}}]});
+    let (s, e) = d.call(
+        Method::POST,
+        "/v1/experiments",
+        Some(&experiment.to_string()),
+    );
+    assert_eq!(s, 422, "{e}");
     let mut forced = ssh.clone();
     forced["force"] = json!(true);
     let f = d.create(&forced.to_string());
@@ -262,6 +271,18 @@ fn refused_attempts_are_audited_with_the_caller_and_the_parameters() {
     assert!(!find("400").contains_key("kind"), "no fault to describe");
     assert_eq!(find("404")["id"], "nosuchid");
     assert_eq!(find("404")["action"], "delete");
+    let refused_experiment = lines
+        .iter()
+        .find(|l| l["action"] == "experiment")
+        .expect("the refused experiment is audited");
+    assert_eq!(refused_experiment["result"], "refused");
+    assert_eq!(refused_experiment["status"], "422");
+    assert_eq!(refused_experiment["name"], "half-loss");
+    assert_eq!(
+        refused_experiment.get("field").map(String::as_str),
+        e["field"].as_str(),
+        "{refused_experiment:?}"
+    );
     let created = lines
         .iter()
         .find(|l| l["result"] == "ok" && l["action"] == "create")

@@ -50,6 +50,12 @@ impl IdGen {
         }
     }
 
+    /// How many ids were drawn so far: increases with every [`IdGen::fresh`], so it orders
+    /// what they were given to.
+    pub fn issued(&self) -> u64 {
+        self.next
+    }
+
     /// The next id for which `taken` is false.
     pub fn fresh(&mut self, taken: impl Fn(FaultId) -> bool) -> FaultId {
         loop {

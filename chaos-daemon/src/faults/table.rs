@@ -29,6 +29,8 @@ struct Entry {
     /// A fault is one or more rules, all on `iface`.
     rules: Vec<RuleId>,
     created: SystemTime,
+    /// Creation order (ids are random; the wall clock can step back).
+    seq: u64,
     expires_at_ns: u64,
     /// The cgroup the fault is scoped to: it ends when the cgroup goes, or empties after
     /// having held processes.
@@ -231,6 +233,7 @@ impl Faults {
             for (v, rules) in items.into_iter().zip(rule_ids) {
                 let id = self.ids.fresh(|id| self.entries.contains_key(&id));
                 let entry = Entry {
+                    seq: self.ids.issued(),
                     expires_at_ns: v.rules[0].expires_at_ns.unwrap_or(u64::MAX),
                     spec: v.spec,
                     iface: v.iface,
@@ -442,10 +445,16 @@ impl Faults {
         }
     }
 
-    /// All faults, in id order (ids are random, so not in creation order: `chaosctl ls` sorts
-    /// by `created_at`).
+    /// All faults, oldest first (a batch in the order of its request).
     pub fn list(&self) -> Vec<Fault> {
-        self.views(self.entries.iter().map(|(id, e)| (*id, &**e)))
+        // The key inline: a comparison that chased each entry's box would miss the cache.
+        let mut all: Vec<(u64, FaultId, &Entry)> = self
+            .entries
+            .iter()
+            .map(|(id, e)| (e.seq, *id, &**e))
+            .collect();
+        all.sort_unstable_by_key(|(seq, ..)| *seq);
+        self.views(all.into_iter().map(|(_, id, e)| (id, e)))
     }
 
     /// What `GET /metrics` shows: the faults and the last counts of removed ones.

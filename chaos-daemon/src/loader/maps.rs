@@ -593,9 +593,8 @@ impl RuleMaps {
         // Longest first, then the most specific shape: the program's first live hit is the best.
         pairs.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         let mut value = Probes::default();
-        let ipv6 = table % 2 == 1;
         for (probe, (len, shape)) in value.probe.iter_mut().zip(&pairs) {
-            *probe = probe_of(ipv6, *len, *shape);
+            *probe = probe_of(*len, *shape);
         }
         value.count = pairs.len().min(MAX_PROBES) as u32;
         let written = self.probes.set(table, value, 0);
@@ -651,21 +650,10 @@ fn map_name(c: &Compiled) -> &'static str {
     }
 }
 
-/// A `PROBES` entry: the pair and its masks.
-fn probe_of(ipv6: bool, len: u8, shape: u8) -> Probe {
-    let mut mask = [0u8; 16];
-    if ipv6 {
-        mask = u128::MAX
-            .checked_shl(128 - u32::from(len))
-            .unwrap_or(0)
-            .to_be_bytes();
-    } else {
-        let m = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-        mask[..4].copy_from_slice(&m.to_be_bytes());
-    }
+/// A `PROBES` entry: the pair and which of the key's fields count.
+fn probe_of(len: u8, shape: u8) -> Probe {
     let named = |yes: bool| if yes { u16::MAX } else { 0 };
     Probe {
-        mask,
         len,
         shape,
         proto_mask: named(shape == SHAPE_PROTO_PORT || shape == SHAPE_PROTO_ANYPORT) as u8,
@@ -706,15 +694,14 @@ mod tests {
     }
 
     #[test]
-    fn probes_carry_the_netmask_and_which_fields_count() {
-        let p = probe_of(false, 28, SHAPE_PROTO_ANYPORT);
-        assert_eq!(&p.mask[..5], &[255, 255, 255, 240, 0]);
-        assert_eq!((p.proto_mask, p.port_mask), (0xff, 0));
-        let p = probe_of(true, 0, SHAPE_ANY);
-        assert_eq!((p.mask, p.proto_mask, p.port_mask), ([0; 16], 0, 0));
-        let p = probe_of(true, 128, SHAPE_PROTO_PORT);
-        assert_eq!((p.mask, p.port_mask), ([255; 16], u16::MAX));
-        let p = probe_of(false, 0, SHAPE_ANYPROTO_PORT);
-        assert_eq!((p.mask, p.proto_mask, p.port_mask), ([0; 16], 0, u16::MAX));
+    fn probes_carry_the_length_and_which_fields_count() {
+        let p = probe_of(28, SHAPE_PROTO_ANYPORT);
+        assert_eq!((p.len, p.proto_mask, p.port_mask), (28, 0xff, 0));
+        let p = probe_of(0, SHAPE_ANY);
+        assert_eq!((p.proto_mask, p.port_mask), (0, 0));
+        let p = probe_of(128, SHAPE_PROTO_PORT);
+        assert_eq!((p.proto_mask, p.port_mask), (0xff, u16::MAX));
+        let p = probe_of(0, SHAPE_ANYPROTO_PORT);
+        assert_eq!((p.proto_mask, p.port_mask), (0, u16::MAX));
     }
 }

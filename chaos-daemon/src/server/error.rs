@@ -43,6 +43,15 @@ impl ApiError {
             field: Some(field.into()),
         }
     }
+
+    /// This answer as the audit line of the refused request records it.
+    pub fn audited(&self) -> crate::audit::Refusal<'_> {
+        crate::audit::Refusal {
+            status: self.status.as_u16(),
+            error: &self.error,
+            field: self.field.as_deref(),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {

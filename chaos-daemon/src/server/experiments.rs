@@ -10,7 +10,7 @@ use axum::{
 
 use super::{ApiError, AppState, body, faults::with_env};
 use crate::{
-    audit::Caller,
+    audit::{self, Caller},
     experiments::{StartError, plan},
     spec::{Experiment, ExperimentSpec},
     validate::validate,
@@ -26,17 +26,33 @@ fn probe_identity(caller: Caller) -> Option<(u32, u32)> {
 }
 
 /// `POST /v1/experiments`: checked at once (422 naming the field), then run by the daemon.
+/// A refusal is audited with the experiment's name, when the body got that far.
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     req: Request,
 ) -> Result<(StatusCode, Json<Experiment>), ApiError> {
+    let mut name = None;
+    let result = start(&state, caller, req, &mut name).await;
+    if let Err(e) = &result {
+        audit::refused_experiment(name.as_deref(), caller, e.audited());
+    }
+    result
+}
+
+async fn start(
+    state: &AppState,
+    caller: Caller,
+    req: Request,
+    name: &mut Option<String>,
+) -> Result<(StatusCode, Json<Experiment>), ApiError> {
     let (parts, req_body) = req.into_parts();
     let bytes = body::read(&parts.headers, req_body, body::MAX_SINGLE_BODY).await?;
     let spec: ExperimentSpec = body::deserialize(&bytes)?;
     drop(bytes);
+    *name = Some(spec.name.clone());
     let id = state.experiments.fresh_id();
-    let plan = with_env(&state, true, |env| {
+    let plan = with_env(state, true, |env| {
         plan(
             &spec,
             &id,

@@ -102,17 +102,7 @@ pub(super) fn audit_refusal(
     caller: Caller,
     e: &ApiError,
 ) {
-    audit::refused(
-        event,
-        id,
-        spec,
-        caller,
-        audit::Refusal {
-            status: e.status.as_u16(),
-            error: &e.error,
-            field: e.field.as_deref(),
-        },
-    );
+    audit::refused(event, id, spec, caller, e.audited());
 }
 
 /// `POST /v1/faults`: one fault object or an array of them, all or nothing. A refusal is

@@ -21,8 +21,9 @@ pub fn faults_path(sel: &Selector) -> String {
 
 /// Puts `faults` in `order`; ties (and equal keys) stay oldest first.
 pub fn sort(faults: &mut [Fault], order: SortBy) {
-    // RFC 3339 UTC timestamps of one format sort as strings; the id breaks ties.
-    faults.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+    // RFC 3339 UTC timestamps of one format sort as strings; a stable sort keeps the daemon's
+    // creation order among faults of the same millisecond (a batch).
+    faults.sort_by(|a, b| a.created_at.cmp(&b.created_at));
     match order {
         SortBy::Created => {}
         SortBy::Name => faults.sort_by(|a, b| match (&a.spec.name, &b.spec.name) {
