@@ -77,6 +77,14 @@ pub const ACTION_DNS: u8 = 5;
 /// bandwidth fault builds is at most two seconds deep (Cilium's bandwidth manager does the same).
 pub const PACING_HORIZON_NS: u64 = 2_000_000_000;
 
+/// `skb->priority` the egress program gives a packet it delays. The daemon's `prio` qdisc sends
+/// this value (major 0, so its `priomap` decides) to the band where `netem` orphans the packet
+/// (as it does its own delayed ones) before an `fq` holds it to its departure time: a delayed
+/// packet then stops counting against its socket's TCP Small Queues budget and send buffer, so
+/// bulk senders are held by the delay and not by the local queue. Every other priority maps to
+/// the plain `fq` band. 15 (`TC_PRIO_MAX`) is one no stock priority uses.
+pub const PRIORITY_DELAYED: u32 = 15;
+
 /// `RuleSlot::flags`: jitter may reorder a flow (netem's behaviour); without it a flow's
 /// departure times stay monotonic.
 pub const FLAG_REORDER: u8 = 1;

@@ -1,11 +1,13 @@
-//! Earliest Departure Time: delaying an egress packet by stamping when it may leave; `fq` (the
-//! root qdisc the daemon installs) holds it until then. Packets no rule delays are never
+//! Earliest Departure Time: delaying an egress packet by stamping when it may leave; an `fq`
+//! of the qdisc tree the daemon installs holds it until then. Packets no rule delays are never
 //! touched, so they pay nothing.
 
 use aya_ebpf::{
     helpers::{bpf_get_hash_recalc, bpf_ktime_get_ns, bpf_skb_set_tstamp},
     programs::TcContext,
 };
+
+use chaos_common::PRIORITY_DELAYED;
 
 use crate::maps::FLOW_DEPARTURES;
 
@@ -42,6 +44,8 @@ pub fn delay(ctx: &TcContext, delay_ns: u64, reorder: bool) {
         departure = after_flow(ctx, departure);
     }
     stamp(ctx, departure);
+    // SAFETY: `ctx.skb.skb` is the context pointer; TC programs may write `priority`.
+    unsafe { (*ctx.skb.skb).priority = PRIORITY_DELAYED };
 }
 
 /// `departure`, or the flow's last departure if that is later; remembered for the next packet.

@@ -293,14 +293,14 @@ fn tcp_under_jitter_stays_in_order_unless_reorder_is_set() {
     assert!(out_of_order[1] > 0, "reorder: true reordered nothing");
 }
 
-/// Bulk TCP through 50 ms on A's egress, ours beside netem's, both ways: A sending (the delay
-/// holds A's data segments) and B sending (it holds A's ACKs). TCP Small Queues lets a socket
-/// keep only about a millisecond of its pacing rate in the qdisc below it, and fq holds a
-/// delayed segment there for the whole delay, so a sender on the faulted host stalls at a few
-/// segments per delay; netem orphans the packets it holds and escapes that. ACKs are not
-/// subject to TSQ, so delaying the ACK path costs nothing.
+/// Bulk traffic through 50 ms on A's egress, ours beside netem's in the same run: TCP both ways
+/// (A sending: the delay holds A's data segments; B sending: it holds A's ACKs) and UDP sent by
+/// A. A packet fq holds stays charged to its socket (TCP Small Queues, the UDP send buffer), so
+/// before the delayed band passed through netem a sender on the faulted host stalled at a few
+/// packets per delay: 0.9 Mbit/s of TCP where netem gave 460. The bench holds ours to 0.8× netem;
+/// this test to half of it, room for a loaded TCG guest with one CPU.
 #[test]
-fn bulk_tcp_under_50ms_loses_nothing_to_fq_beside_netem() {
+fn bulk_traffic_through_50ms_keeps_up_with_netem() {
     let _alone = traffic::exclusive();
     let p = NsPair::new("bulk");
     let d = Daemon::start(&p.a, "");
@@ -321,10 +321,16 @@ fn bulk_tcp_under_50ms_loses_nothing_to_fq_beside_netem() {
         to: &p.a,
         dst: chaos_tests::netns::A4,
     };
+    let measure = |p: &NsPair| {
+        [
+            traffic::send(p, data, Load::Tcp, 5),
+            traffic::send(p, acks, Load::Tcp, 5),
+            traffic::send(p, data, Load::Udp(100), 5),
+        ]
+    };
     d.create(&latency(B4, "50ms"));
-    let ours_data = traffic::send(&p, data, Load::Tcp, 6);
-    let ours_acks = traffic::send(&p, acks, Load::Tcp, 6);
-    let fq_drops = qdisc_drops(&p);
+    let ours = measure(&p);
+    let drops = qdisc_drops(&p);
     assert_eq!(d.call(Method::DELETE, "/v1/faults", None).0, 200);
     p.exec(
         &p.a,
@@ -333,28 +339,37 @@ fn bulk_tcp_under_50ms_loses_nothing_to_fq_beside_netem() {
             "100000",
         ],
     );
-    let netem_data = traffic::send(&p, data, Load::Tcp, 6);
-    let netem_acks = traffic::send(&p, acks, Load::Tcp, 6);
+    let netem = measure(&p);
     p.exec(&p.a, &["tc", "qdisc", "del", "dev", VETH_A, "root"]);
-    eprintln!(
-        "TCP through 50 ms, Mbit/s: sender on the faulted host: ours {:.1} ({} retransmits), netem {:.1}; \
-         receiver on it (ACKs delayed): ours {:.1} ({} retransmits), netem {:.1}; fq dropped {fq_drops}",
-        ours_data.mbit(),
-        ours_data.retransmits,
-        netem_data.mbit(),
-        ours_acks.mbit(),
-        ours_acks.retransmits,
-        netem_acks.mbit(),
+    let names = [
+        "TCP sent by the faulted host",
+        "TCP received by it (ACKs delayed)",
+        "UDP sent by it, 100 Mbit/s offered",
+    ];
+    for ((name, o), n) in names.iter().zip(&ours).zip(&netem) {
+        eprintln!(
+            "through 50 ms, {name}: ours {:.1} Mbit/s ({} retransmits, {} lost), netem {:.1} ({} retransmits, {} lost)",
+            o.mbit(),
+            o.retransmits,
+            o.lost,
+            n.mbit(),
+            n.retransmits,
+            n.lost
+        );
+    }
+    eprintln!("qdiscs dropped {drops} packets under ours");
+    assert_eq!(
+        drops, 0,
+        "our qdiscs dropped packets of a delayed bulk flow"
     );
-    assert_eq!(fq_drops, 0, "fq dropped packets of a delayed bulk flow");
-    assert!(ours_data.mbit() > 0.1, "{ours_data:?}");
-    // The VMs are CPU-bound at these rates (one emulated CPU): a ratio, not an absolute figure.
-    assert!(
-        ours_acks.mbit() >= 0.3 * netem_acks.mbit(),
-        "delayed ACKs: ours {:.1} Mbit/s, netem {:.1}",
-        ours_acks.mbit(),
-        netem_acks.mbit()
-    );
+    for ((name, o), n) in names.iter().zip(&ours).zip(&netem) {
+        assert!(
+            o.mbit() >= 0.5 * n.mbit(),
+            "{name}: ours {:.1} Mbit/s, netem {:.1}",
+            o.mbit(),
+            n.mbit()
+        );
+    }
 }
 
 /// (kind, where it hangs) of each qdisc on A's veth, sorted: handles the kernel picks are left
@@ -377,7 +392,7 @@ fn qdisc_layout(p: &NsPair) -> Vec<(String, String)> {
 }
 
 #[test]
-fn a_multi_queue_device_gets_fq_on_every_queue_and_its_mq_back() {
+fn a_multi_queue_device_gets_a_tree_on_every_queue_and_its_mq_back() {
     let _alone = traffic::exclusive();
     let p = NsPair::with_queues("mq", 4);
     let mut d = Daemon::start(&p.a, "");
@@ -403,10 +418,11 @@ fn a_multi_queue_device_gets_fq_on_every_queue_and_its_mq_back() {
     let base = median_rtt(&p, B4, 20);
     d.create(&latency(B4, "50ms"));
     let during = qdisc_layout(&p);
+    let count = |kind: &str| during.iter().filter(|(k, _)| k == kind).count();
     assert_eq!(
-        during.iter().filter(|(k, _)| k == "fq").count(),
-        4,
-        "fq on every queue: {during:?}"
+        (count("prio"), count("netem"), count("fq")),
+        (4, 4, 8),
+        "a tree (prio, fq, netem, fq) on every queue: {during:?}"
     );
     assert!(during.contains(&("mq".into(), "root".into())), "{during:?}");
     let rtt = median_rtt(&p, B4, 20);

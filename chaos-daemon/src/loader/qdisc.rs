@@ -1,16 +1,33 @@
-//! The root qdisc latency needs: `fq` honours the departure times the egress program stamps
-//! (EDT); any other qdisc sends the packet at once, silently without the delay. Over netlink
-//! (NETLINK_ROUTE), never a `tc` shell-out.
+//! The qdisc tree latency needs, over netlink (NETLINK_ROUTE), never a `tc` shell-out:
 //!
-//! Only a kernel default is ever replaced: no root qdisc, `noqueue`, `pfifo_fast`, `fq_codel` (then
-//! fq becomes the root, and restoring is deleting it, after which the kernel attaches its default
-//! again), or `mq` whose per-queue children are all of one default kind, `pfifo_fast` or
-//! `fq_codel` (then each child becomes an fq, so the queues stay independent, and restoring puts
-//! a fresh `mq` back, whose children the kernel creates with its default kind). An operator's own
-//! `htb`, `netem` or mixed `mq` children are refused rather than lost.
+//! ```text
+//! prio, 2 bands; priomap: PRIORITY_DELAYED -> band 2, every other priority -> band 1
+//! ├─ 1: fq                         traffic no rule delays (and bandwidth pacing: fq honours EDT)
+//! └─ 2: netem, 64 ns, no loss
+//!       └─ fq                      delayed packets, held to the departure time the program stamps
+//! ```
+//!
+//! `fq` honours the departure times the egress program stamps (EDT); any other qdisc sends the
+//! packet at once. But a packet fq holds stays charged to its socket: TCP Small Queues lets a
+//! socket keep about a millisecond of its pacing rate below it, and a UDP socket its send buffer,
+//! so a bulk sender behind a 50 ms delay stalls at a few packets per delay (measured in the 6.12
+//! VM: 0.9 Mbit/s of TCP where netem's 50 ms gives 460). netem orphans what it delays
+//! (`skb_orphan_partial` on enqueue), and its smallest delay does that too: the delayed band
+//! passes through a 64 ns netem before the fq that holds it, so it is held like netem holds it
+//! (439 Mbit/s in the same run) while the delay, its jitter and its order stay ours. Traffic no
+//! rule delays never meets netem: its sockets keep their back-pressure.
+//!
+//! Only a kernel default is ever replaced: no root qdisc, `noqueue`, `pfifo_fast`, `fq_codel`
+//! (then the tree becomes the root, and restoring is deleting it, after which the kernel attaches
+//! its default again), or `mq` whose per-queue children are all of one default kind,
+//! `pfifo_fast` or `fq_codel` (then each child becomes a tree, so the queues stay independent,
+//! and restoring puts a fresh `mq` back, whose children the kernel creates with its default
+//! kind). An operator's own `htb`, `netem` or mixed `mq` children are refused rather than lost; an
+//! operator's `fq` is used as it is (delays hold, without the orphaning).
 
 use std::{io, time::Duration};
 
+use chaos_common::PRIORITY_DELAYED;
 use netlink_packet_core::{
     DefaultNla, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader,
     NetlinkMessage, NetlinkPayload,
@@ -143,7 +160,7 @@ fn mq_children(ifindex: u32) -> io::Result<Option<(TcHandle, Vec<Qdisc>)>> {
 /// `net.core.default_qdisc`).
 const DEFAULT_CHILD_KINDS: &[&str] = &["pfifo_fast", "fq_codel"];
 
-/// Why fq cannot go on a device, or how it went.
+/// Why the tree cannot go on a device, or how it went.
 #[derive(Debug, thiserror::Error)]
 pub enum QdiscError {
     /// The device has a root qdisc an operator chose; replacing it would lose it.
@@ -151,26 +168,45 @@ pub enum QdiscError {
         "interface has its own root qdisc {0:?}; latency and bandwidth need fq and chaos-daemon replaces only kernel defaults (noqueue, pfifo_fast, fq_codel, or mq with default children)"
     )]
     Custom(String),
-    /// Netlink refused (no `sch_fq` in this kernel: ENOENT).
-    #[error("installing the fq qdisc failed: {0}")]
+    /// Netlink refused (a kernel without `sch_fq`, `sch_prio` or `sch_netem`: ENOENT).
+    #[error("installing the fq qdisc tree failed: {0}")]
     Netlink(#[from] io::Error),
 }
 
-/// Puts `fq` where the device's packets are queued, with a horizon beyond `longest` delay: as
-/// the root, or on every queue under a default `mq`. Returns false if fq was already there
-/// (then it is not ours to remove).
+/// First handle major of our trees: tree `i` (0 at the root, the queue number under an `mq`)
+/// has its prio at `TREE_MAJOR + 2i` and its netem at `+ 1`. Below the kernel's automatic
+/// handles (0x8000 on), above what operators type.
+const TREE_MAJOR: u16 = 0x4000;
+/// One past the last major a tree may use.
+const TREE_MAJOR_END: u16 = 0x8000;
+
+/// Whether `q` is the top of one of our trees.
+fn is_tree(q: &Qdisc) -> bool {
+    q.kind == "prio" && (TREE_MAJOR..TREE_MAJOR_END).contains(&q.handle.major)
+}
+
+/// Whether `q` is a qdisc that holds departure times for us: our tree, or an fq (an earlier
+/// version's, or an operator's).
+fn holds_edt(q: &Qdisc) -> bool {
+    q.kind == "fq" || is_tree(q)
+}
+
+/// Puts the tree where the device's packets are queued, with fq horizons beyond `longest`
+/// delay: as the root, or on every queue under a default `mq`. Returns false if a tree or an fq
+/// was already there (then it is not ours to remove).
 pub fn install_fq(ifindex: u32, longest: Duration) -> Result<bool, QdiscError> {
     if let Some((root, children)) = mq_children(ifindex)? {
         if children.is_empty() {
             return Err(QdiscError::Custom("mq without per-queue qdiscs".into()));
         }
-        if children.iter().all(|c| c.kind == "fq") {
+        if children.iter().all(holds_edt) {
             return Ok(false);
         }
+        // A crash may have cut an install short: trees on some queues, defaults on the rest.
         let kinds: std::collections::BTreeSet<&str> = children
             .iter()
+            .filter(|c| !is_tree(c))
             .map(|c| c.kind.as_str())
-            .filter(|k| *k != "fq")
             .collect();
         if kinds.len() > 1 || kinds.iter().any(|k| !DEFAULT_CHILD_KINDS.contains(k)) {
             return Err(QdiscError::Custom(format!(
@@ -178,8 +214,8 @@ pub fn install_fq(ifindex: u32, longest: Duration) -> Result<bool, QdiscError> {
                 kinds.into_iter().collect::<Vec<_>>().join(", ")
             )));
         }
-        for child in children.iter().filter(|c| c.kind != "fq") {
-            if let Err(e) = put_fq(ifindex, child.parent, longest) {
+        for child in children.iter().filter(|c| !is_tree(c)) {
+            if let Err(e) = put_tree(ifindex, child.parent, child.parent.minor, longest) {
                 // A half-converted mq is undone at once: back to the default children.
                 let _ = restore_mq(ifindex, root);
                 return Err(e.into());
@@ -187,23 +223,122 @@ pub fn install_fq(ifindex: u32, longest: Duration) -> Result<bool, QdiscError> {
         }
         return Ok(true);
     }
-    match root_kind(ifindex)? {
-        Some(k) if k == "fq" => return Ok(false),
-        Some(k) if !DEFAULT_KINDS.contains(&k.as_str()) => return Err(QdiscError::Custom(k)),
+    let root = qdiscs(ifindex)?
+        .into_iter()
+        .find(|q| q.parent == TcHandle::ROOT);
+    match root {
+        Some(q) if holds_edt(&q) => return Ok(false),
+        Some(q) if !DEFAULT_KINDS.contains(&q.kind.as_str()) => {
+            return Err(QdiscError::Custom(q.kind));
+        }
         _ => {}
     }
-    put_fq(ifindex, TcHandle::ROOT, longest)?;
+    if let Err(e) = put_tree(ifindex, TcHandle::ROOT, 0, longest) {
+        // Whatever part went in comes out: the kernel attaches its default again.
+        if qdiscs(ifindex)
+            .is_ok_and(|all| all.iter().any(|q| q.parent == TcHandle::ROOT && is_tree(q)))
+        {
+            let _ = delete_root(ifindex);
+        }
+        return Err(e.into());
+    }
     Ok(true)
+}
+
+/// Creates or replaces the qdisc at `parent` with tree number `index` (see [`TREE_MAJOR`]).
+fn put_tree(ifindex: u32, parent: TcHandle, index: u16, longest: Duration) -> io::Result<()> {
+    let prio = TREE_MAJOR
+        .checked_add(index.saturating_mul(2))
+        .filter(|m| *m < TREE_MAJOR_END - 1)
+        .ok_or_else(|| io::Error::other(format!("too many TX queues ({index})")))?;
+    let netem = prio + 1;
+    let mut priomap = [0u8; 16];
+    priomap[PRIORITY_DELAYED as usize] = 1;
+    // struct tc_prio_qopt { int bands; __u8 priomap[TC_PRIO_MAX + 1]; }
+    let mut qopt = 2i32.to_ne_bytes().to_vec();
+    qopt.extend_from_slice(&priomap);
+    put(
+        ifindex,
+        parent,
+        TcHandle {
+            major: prio,
+            minor: 0,
+        },
+        "prio",
+        raw_options(qopt),
+    )?;
+    put_fq(
+        ifindex,
+        TcHandle {
+            major: prio,
+            minor: 1,
+        },
+        longest,
+    )?;
+    // struct tc_netem_qopt { latency (ticks of 64 ns), limit, loss, gap, duplicate, jitter }
+    let qopt: Vec<u8> = [1u32, NETEM_LIMIT, 0, 0, 0, 0]
+        .iter()
+        .flat_map(|v| v.to_ne_bytes())
+        .collect();
+    put(
+        ifindex,
+        TcHandle {
+            major: prio,
+            minor: 2,
+        },
+        TcHandle {
+            major: netem,
+            minor: 0,
+        },
+        "netem",
+        raw_options(qopt),
+    )?;
+    put_fq(
+        ifindex,
+        TcHandle {
+            major: netem,
+            minor: 1,
+        },
+        longest,
+    )
+}
+
+/// Packets netem may hold: a delayed packet spends only its 64 ns there before the fq below.
+const NETEM_LIMIT: u32 = 100_000;
+
+/// A qdisc's options as the raw struct its kind reads (prio and netem are not nested NLAs).
+fn raw_options(bytes: Vec<u8>) -> TcAttribute {
+    TcAttribute::Other(DefaultNla::new(TCA_OPTIONS, bytes))
+}
+
+/// `TCA_OPTIONS` (linux/rtnetlink.h).
+const TCA_OPTIONS: u16 = 2;
+
+/// Creates or replaces the qdisc at `parent` (handle `handle`, 0: the kernel picks one).
+fn put(
+    ifindex: u32,
+    parent: TcHandle,
+    handle: TcHandle,
+    kind: &str,
+    options: TcAttribute,
+) -> io::Result<()> {
+    let mut msg = root_message(ifindex);
+    msg.header.parent = parent;
+    msg.header.handle = handle;
+    msg.attributes.push(TcAttribute::Kind(kind.into()));
+    msg.attributes.push(options);
+    request(
+        RouteNetlinkMessage::NewQueueDiscipline(msg),
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+    )?;
+    Ok(())
 }
 
 /// Creates or replaces the qdisc at `parent` with an fq.
 fn put_fq(ifindex: u32, parent: TcHandle, longest: Duration) -> io::Result<()> {
     let horizon_us =
         u32::try_from((longest + Duration::from_secs(1)).as_micros()).unwrap_or(u32::MAX);
-    let mut msg = root_message(ifindex);
-    msg.header.parent = parent;
-    msg.attributes.push(TcAttribute::Kind("fq".into()));
-    msg.attributes.push(TcAttribute::Options(vec![
+    let options = TcAttribute::Options(vec![
         TcOption::Other(DefaultNla::new(
             TCA_FQ_PLIMIT,
             FQ_LIMIT.to_ne_bytes().to_vec(),
@@ -218,25 +353,27 @@ fn put_fq(ifindex: u32, parent: TcHandle, longest: Duration) -> io::Result<()> {
         )),
         // Beyond the horizon: drop (the program never stamps that far).
         TcOption::Other(DefaultNla::new(TCA_FQ_HORIZON_DROP, vec![1])),
-    ]));
+    ]);
+    put(ifindex, parent, TcHandle::UNSPEC, "fq", options)
+}
+
+/// Deletes the root qdisc of `ifindex`; the kernel attaches its default.
+fn delete_root(ifindex: u32) -> io::Result<()> {
     request(
-        RouteNetlinkMessage::NewQueueDiscipline(msg),
-        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+        RouteNetlinkMessage::DelQueueDiscipline(root_message(ifindex)),
+        NLM_F_REQUEST | NLM_F_ACK,
     )?;
     Ok(())
 }
 
 /// Replaces the root `mq` (handle `root`) by a fresh one, whose children the kernel creates
-/// with the default kind: what the device had before fq went on its queues.
+/// with the default kind: what the device had before the trees went on its queues.
 fn restore_mq(ifindex: u32, root: TcHandle) -> io::Result<()> {
     let mut msg = root_message(ifindex);
     msg.header.handle = root;
     msg.attributes.push(TcAttribute::Kind("mq".into()));
     // Deleting first: replacing an mq by an mq would keep its children.
-    request(
-        RouteNetlinkMessage::DelQueueDiscipline(root_message(ifindex)),
-        NLM_F_REQUEST | NLM_F_ACK,
-    )?;
+    delete_root(ifindex)?;
     // A multi-queue NIC gets its default mq back by itself; a device whose default is
     // noqueue (veth) needs it added again.
     if root_kind(ifindex)?.as_deref() != Some("mq") {
@@ -248,33 +385,34 @@ fn restore_mq(ifindex: u32, root: TcHandle) -> io::Result<()> {
     Ok(())
 }
 
-/// Removes the fq on `ifindex` (a root fq, or fq on every queue of an mq) and puts back what
-/// the kernel would have there. Returns whether anything was removed.
+/// Removes the trees (or an earlier version's fq) on `ifindex`, at the root or on every queue
+/// of an mq, and puts back what the kernel would have there. Returns whether anything was
+/// removed.
 pub fn remove_fq(ifindex: u32) -> io::Result<bool> {
     if let Some((root, children)) = mq_children(ifindex)? {
-        // Ours: some queue has fq and the rest (if a crash cut an install short) a default.
-        let ours = children.iter().any(|c| c.kind == "fq")
+        // Ours: some queue has a tree and the rest (if a crash cut an install short) a default.
+        let ours = children.iter().any(holds_edt)
             && children
                 .iter()
-                .all(|c| c.kind == "fq" || DEFAULT_CHILD_KINDS.contains(&c.kind.as_str()));
+                .all(|c| holds_edt(c) || DEFAULT_CHILD_KINDS.contains(&c.kind.as_str()));
         if !ours {
             return Ok(false);
         }
         restore_mq(ifindex, root)?;
         return Ok(true);
     }
-    if root_kind(ifindex)?.as_deref() != Some("fq") {
+    let root = qdiscs(ifindex)?
+        .into_iter()
+        .find(|q| q.parent == TcHandle::ROOT);
+    if !root.is_some_and(|q| holds_edt(&q)) {
         return Ok(false);
     }
-    request(
-        RouteNetlinkMessage::DelQueueDiscipline(root_message(ifindex)),
-        NLM_F_REQUEST | NLM_F_ACK,
-    )?;
+    delete_root(ifindex)?;
     Ok(true)
 }
 
-/// Whether this kernel can run `fq`, measured: installing it on the loopback device of a
-/// private network namespace (a module that loads on demand is found only by trying).
+/// Whether this kernel can run the tree (`sch_fq`, `sch_prio`, `sch_netem`), measured:
+/// installing it on the loopback device of a private network namespace (a module that loads on demand is found only by trying).
 pub fn fq_available() -> bool {
     std::thread::spawn(|| {
         // This thread alone moves to a new network namespace, which dies with it.

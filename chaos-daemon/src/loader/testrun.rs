@@ -9,9 +9,11 @@ use chaos_common::{TC_ACT_NEXT, TC_ACT_REDIRECT, XDP_DROP, XDP_PASS};
 
 use super::{Direction, Error, Injector, attach};
 
-/// `sizeof(struct __sk_buff)` and the offset of its `tstamp` (uapi/linux/bpf.h): the context a
-/// TC test run takes and hands back, where the departure time a program set can be read.
+/// `sizeof(struct __sk_buff)` and the offsets of its `priority` and `tstamp` (uapi/linux/bpf.h):
+/// the context a TC test run takes and hands back, where the band and departure time a program
+/// set can be read.
 const SKB_CTX_SIZE: usize = 192;
+const SKB_PRIORITY_OFFSET: usize = 32;
 const SKB_TSTAMP_OFFSET: usize = 152;
 
 /// What a program decided for a packet.
@@ -37,6 +39,8 @@ pub struct Outcome {
     pub per_run: Duration,
     /// Egress: the departure time (CLOCK_MONOTONIC ns) the program stamped on the last run, if any.
     pub departure_ns: Option<u64>,
+    /// Egress: the `skb->priority` the program left (which band of the daemon's qdisc tree).
+    pub priority: u32,
     /// The packet as the program left it.
     pub packet: Vec<u8>,
 }
@@ -101,6 +105,11 @@ impl Injector {
             verdict,
             per_run: result.duration,
             departure_ns: (tstamp != 0).then_some(tstamp),
+            priority: u32::from_ne_bytes(
+                ctx_out[SKB_PRIORITY_OFFSET..SKB_PRIORITY_OFFSET + 4]
+                    .try_into()
+                    .expect("4 bytes"),
+            ),
             packet: data_out,
         })
     }

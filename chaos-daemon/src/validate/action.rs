@@ -76,8 +76,8 @@ pub fn check(spec: &FaultSpec, direction: Direction, fq: bool) -> Result<Action,
                 return Err(ValidationError::invalid(
                     "action.kind",
                     "bandwidth on egress paces packets with departure times, which need the \
-                     sch_fq qdisc; this kernel does not have it (GET /v1/health shows \
-                     features.fq=false). On ingress bandwidth is a policer and works without fq",
+                     sch_fq qdisc (with sch_prio and sch_netem); this kernel does not have them \
+                     (GET /v1/health shows features.fq=false). On ingress bandwidth is a policer and works without fq",
                 ));
             }
             Ok(Action::Bandwidth {
@@ -87,8 +87,9 @@ pub fn check(spec: &FaultSpec, direction: Direction, fq: bool) -> Result<Action,
         }
         ActionSpec::Latency { .. } if !fq => Err(ValidationError::invalid(
             "action.kind",
-            "latency needs the sch_fq qdisc, which this kernel does not have (GET /v1/health \
-             shows features.fq=false): without fq a departure time is ignored and nothing is delayed",
+            "latency needs the sch_fq qdisc (with sch_prio and sch_netem), which this kernel does \
+             not have (GET /v1/health shows features.fq=false): without fq a departure time is \
+             ignored and nothing is delayed",
         )),
         ActionSpec::Latency {
             delay,

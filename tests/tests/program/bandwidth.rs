@@ -48,6 +48,9 @@ fn egress_packets_leave_one_packet_time_apart_up_to_the_horizon() {
         stamped.windows(2).all(|w| w[1] - w[0] == cost),
         "departures {stamped:?}, cost {cost}"
     );
+    // Paced packets stay in the tree's plain fq band: they keep their socket's back-pressure,
+    // as behind a slow link.
+    assert!(outcomes.iter().all(|o| o.priority == 0), "{outcomes:?}");
     let last = *stamped.last().unwrap();
     // Each packet is paced against the clock when it is run, which moves on between runs (by
     // much in a TCG guest): the last one queued left less than the horizon after the clock at

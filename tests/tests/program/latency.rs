@@ -1,5 +1,5 @@
-//! Latency rules let the packet go on (delayed by its departure time, which fq honours) and
-//! count it as affected; the rest of the delay is measured on real kernels in `latency.rs`.
+//! Latency rules let the packet go on (delayed by its departure time, which fq honours, in the
+//! band of the daemon's qdisc tree where netem orphans it) and count it as affected; the rest of the delay is measured on real kernels in `latency.rs`.
 
 use crate::*;
 
@@ -41,6 +41,11 @@ fn delayed_packets_pass_and_count() {
         (40_000_000..=61_000_000).contains(&ahead),
         "departure {ahead} ns ahead"
     );
+    assert_eq!(
+        out.priority,
+        chaos_common::PRIORITY_DELAYED,
+        "a delayed packet goes to the tree's orphaning band"
+    );
     let unmatched = inj
         .test_run(
             Direction::Egress,
@@ -49,8 +54,9 @@ fn delayed_packets_pass_and_count() {
         )
         .unwrap();
     assert_eq!(
-        unmatched.departure_ns, None,
-        "unmatched packets are not stamped"
+        (unmatched.departure_ns, unmatched.priority),
+        (None, 0),
+        "unmatched packets are not stamped nor sent to another band"
     );
     for id in [uniform, normal] {
         let c = inj.counters(id).unwrap();
