@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cgroup;
 pub mod daemon;
 pub mod dns;
+pub mod fidelity;
 pub mod netns;
 pub mod packet;
 pub mod peers;

@@ -30,6 +30,8 @@ const APT_PACKAGES: &[&str] = &[
     // /metrics is checked with the reference parsers (classic text and OpenMetrics).
     "python3-prometheus-client",
     "curl",
+    // The fidelity bench turns GSO off on a veth.
+    "ethtool",
     "jq",
     "nftables",
     "systemd",

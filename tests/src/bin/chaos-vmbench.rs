@@ -1,5 +1,6 @@
 //! `cargo xtask bench`, VM part (runs inside `cargo xtask vm` on a kernel with sch_fq and netem):
-//! latency accuracy of ours beside netem at 1 / 10 / 50 / 300 ms, and the cost to traffic no rule
+//! latency accuracy of ours beside netem at 1 / 10 / 50 / 300 ms, the fidelity table (each fault
+//! beside netem's equivalent: RTT, requests, bulk TCP both ways, UDP, jitter, loss), and the cost to traffic no rule
 //! matches of 10,000 rules, ours beside netem with u32 filters, against no program at all.
 //! Rounds are interleaved; every figure is compared within this run.
 //!
@@ -224,6 +225,9 @@ fn measure(dir: &std::path::Path) -> Result<()> {
         );
     }
 
+    let (fidelity_md, fidelity) = chaos_tests::fidelity::table(&p, &d)?;
+    md.push_str(&fidelity_md);
+
     // Traffic no rule matches, beside netem: ours with rules elsewhere (another /16: the
     // prefilter answers) and in B's own /16 (the exact-match lookup runs), fq being the root
     // qdisc while latency rules exist, so its cost is part of ours; netem the way per-destination
@@ -286,7 +290,7 @@ fn measure(dir: &std::path::Path) -> Result<()> {
         plan.secs, plan.pings, baseline.0, baseline.1, baseline.2
     ));
     fs::create_dir_all(dir)?;
-    let results = json!({"kernel": kernel, "latency_accuracy": accuracy_json, "unmatched_traffic_10k_rules": throughput});
+    let results = json!({"kernel": kernel, "latency_accuracy": accuracy_json, "fidelity": fidelity, "unmatched_traffic_10k_rules": throughput});
     fs::write(
         dir.join("results.json"),
         serde_json::to_string_pretty(&results)?,

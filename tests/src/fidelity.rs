@@ -1,0 +1,318 @@
+//! Fidelity: what each fault does to traffic beside netem's equivalent, on the same device in the
+//! same run (`cargo xtask bench`, VM part). A fault must do what the network condition it names
+//! would do, so the figures compare: ping RTT, HTTP request/response (curl against Python's
+//! http.server, one connection per request), bulk TCP sent and received by the faulted host,
+//! bulk UDP sent by it, jitter's spread, and bulk TCP under loss with GSO on and off.
+
+use std::{fmt::Write as _, process::Child};
+
+use anyhow::{Result, ensure};
+use hyper::Method;
+use serde_json::{Value, json};
+
+use crate::{
+    bench::percentile,
+    daemon::Daemon,
+    netns::{A4, B4, NsPair, VETH_A},
+    traffic::{self, Load, Path},
+};
+
+/// Seconds of each iperf3 transfer.
+const SECS: u32 = 4;
+/// UDP offered by the faulted host, Mbit/s.
+const UDP_MBIT: u32 = 100;
+
+/// One fault, as our API spells it and as netem's arguments do.
+struct Fault {
+    label: String,
+    action: Value,
+    netem: Vec<String>,
+}
+
+fn latency(ms: u32) -> Fault {
+    Fault {
+        label: format!("latency {ms} ms"),
+        action: json!({"kind": "latency", "delay": format!("{ms}ms")}),
+        netem: vec!["delay".into(), format!("{ms}ms")],
+    }
+}
+
+/// Puts `fault` in force on A's egress towards B: ours through the daemon, netem on the device.
+fn install(p: &NsPair, d: &Daemon, fault: &Fault, netem: bool) -> Result<()> {
+    if netem {
+        let mut args = vec!["tc", "qdisc", "add", "dev", VETH_A, "root", "netem"];
+        args.extend(fault.netem.iter().map(String::as_str));
+        args.extend(["limit", "100000"]);
+        let out = p.exec(&p.a, &args);
+        ensure!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        let spec = json!({"match": {"cidr": B4}, "action": fault.action, "ttl": "10m"});
+        let (s, v) = d.call(Method::POST, "/v1/faults", Some(&spec.to_string()));
+        ensure!(s == 201, "{} refused: {v}", fault.label);
+    }
+    Ok(())
+}
+
+fn remove(p: &NsPair, d: &Daemon, netem: bool) -> Result<()> {
+    if netem {
+        p.exec(&p.a, &["tc", "qdisc", "del", "dev", VETH_A, "root"]);
+    } else {
+        ensure!(
+            d.call(Method::DELETE, "/v1/faults", None).0 == 200,
+            "panic button failed"
+        );
+    }
+    Ok(())
+}
+
+/// Python's http.server in B, killed on drop.
+struct Http(Child);
+
+impl Drop for Http {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const HTTP_PORT: &str = "8088";
+
+fn http_server(p: &NsPair) -> Http {
+    let child = std::process::Command::new("ip")
+        .args(["netns", "exec", &p.b, "python3", "-m", "http.server"])
+        .args([
+            "--bind",
+            B4,
+            HTTP_PORT,
+            "--directory",
+            "/usr/share/doc/curl",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3");
+    let http = Http(child);
+    for _ in 0..50 {
+        if !request_ms(p, 1).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    http
+}
+
+/// Milliseconds of each of `n` HTTP requests by curl from A, a new connection each (handshake,
+/// request, response: two round trips).
+fn request_ms(p: &NsPair, n: usize) -> Vec<f64> {
+    let url = format!("http://{B4}:{HTTP_PORT}/copyright");
+    let mut args = vec![
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "--max-time",
+        "5",
+        "-w",
+        "%{time_total}\\n",
+    ];
+    args.extend(std::iter::repeat_n(url.as_str(), n));
+    let out = p.exec(&p.a, &args);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map(|s| s * 1000.0)
+        .collect()
+}
+
+fn rtts(p: &NsPair, n: u32) -> Vec<f64> {
+    p.ping_replies(&p.a, B4, n, "0.05")
+        .into_iter()
+        .map(|(_, ms)| ms)
+        .collect()
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+fn sd(v: &[f64]) -> f64 {
+    let m = mean(v);
+    (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt()
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+fn r2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Everything measured of one side (ours or netem) under one latency.
+fn measure_latency(p: &NsPair, ms: u32) -> Value {
+    let sent = Path {
+        from: &p.a,
+        src: None,
+        to: &p.b,
+        dst: B4,
+    };
+    let received = Path {
+        from: &p.b,
+        src: Some(B4),
+        to: &p.a,
+        dst: A4,
+    };
+    let ping = sorted(rtts(p, 30));
+    let requests = sorted(request_ms(p, (3000 / ms as usize).clamp(10, 40)));
+    json!({
+        "rtt_mean_ms": r2(mean(&ping)),
+        "rtt_p99_ms": r2(percentile(&ping, 0.99)),
+        "request_p50_ms": r2(percentile(&requests, 0.5)),
+        "request_p99_ms": r2(percentile(&requests, 0.99)),
+        "tcp_sent_mbit": r2(traffic::send(p, sent, Load::Tcp, SECS).mbit()),
+        "tcp_received_mbit": r2(traffic::send(p, received, Load::Tcp, SECS).mbit()),
+        "udp_sent_mbit": r2(traffic::send(p, sent, Load::Udp(UDP_MBIT), SECS).mbit()),
+    })
+}
+
+/// GSO and TSO on or off on A's veth (ethtool): off, the faults meet MTU-sized packets as on a
+/// wire; on, whole super-packets.
+fn gso(p: &NsPair, on: bool) -> Result<()> {
+    let state = if on { "on" } else { "off" };
+    let out = p.exec(&p.a, &["ethtool", "-K", VETH_A, "gso", state, "tso", state]);
+    ensure!(
+        out.status.success(),
+        "ethtool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// The fidelity table: (markdown section, JSON for results.json's `fidelity`).
+pub fn table(p: &NsPair, d: &Daemon) -> Result<(String, Value)> {
+    let _http = http_server(p);
+    let mut rows = String::new();
+    let mut latency_json = serde_json::Map::new();
+    for ms in [10u32, 50, 300] {
+        let fault = latency(ms);
+        let mut sides = Vec::new();
+        for netem in [false, true] {
+            install(p, d, &fault, netem)?;
+            let m = measure_latency(p, ms);
+            remove(p, d, netem)?;
+            println!(
+                "{} ({}): {m}",
+                fault.label,
+                if netem { "netem" } else { "ours" }
+            );
+            sides.push(m);
+        }
+        let (o, n) = (&sides[0], &sides[1]);
+        for (key, label) in [
+            ("rtt_mean_ms", "ping RTT mean, ms"),
+            ("rtt_p99_ms", "ping RTT p99, ms"),
+            ("request_p50_ms", "HTTP request p50, ms"),
+            ("request_p99_ms", "HTTP request p99, ms"),
+            ("tcp_sent_mbit", "bulk TCP sent, Mbit/s"),
+            ("tcp_received_mbit", "bulk TCP received, Mbit/s"),
+            ("udp_sent_mbit", "bulk UDP sent (100 offered), Mbit/s"),
+        ] {
+            let (a, b) = (
+                o[key].as_f64().unwrap_or(0.0),
+                n[key].as_f64().unwrap_or(0.0),
+            );
+            let ratio = if b > 0.0 { a / b } else { f64::NAN };
+            writeln!(rows, "| {ms} ms | {label} | {a:.2} | {b:.2} | {ratio:.2} |")?;
+        }
+        latency_json.insert(format!("{ms}ms"), json!({"ours": o, "netem": n}));
+    }
+
+    // Jitter: the spread of ping RTTs under 50 ms ± 10 ms (normal), pings 100 ms apart.
+    let jitter = Fault {
+        label: "jitter".into(),
+        action: json!({"kind": "latency", "delay": "50ms", "jitter": "10ms", "distribution": "normal"}),
+        netem: ["delay", "50ms", "10ms", "distribution", "normal"]
+            .map(String::from)
+            .to_vec(),
+    };
+    let mut spread = Vec::new();
+    for netem in [false, true] {
+        install(p, d, &jitter, netem)?;
+        let v = p
+            .ping_replies(&p.a, B4, 60, "0.1")
+            .into_iter()
+            .map(|(_, ms)| ms)
+            .collect::<Vec<_>>();
+        remove(p, d, netem)?;
+        spread.push((mean(&v), sd(&v)));
+    }
+    writeln!(
+        rows,
+        "| 50 ms ± 10 ms normal | ping RTT mean / sd, ms | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} (sd) |",
+        spread[0].0,
+        spread[0].1,
+        spread[1].0,
+        spread[1].1,
+        spread[0].1 / spread[1].1
+    )?;
+
+    // Loss on bulk TCP sent by the faulted host, super-packets and MTU-sized packets.
+    let sent = Path {
+        from: &p.a,
+        src: None,
+        to: &p.b,
+        dst: B4,
+    };
+    let mut loss_json = serde_json::Map::new();
+    for gso_on in [true, false] {
+        gso(p, gso_on)?;
+        for pct in [1u32, 10] {
+            let fault = Fault {
+                label: format!("loss {pct} %"),
+                action: json!({"kind": "loss", "percent": pct}),
+                netem: vec!["loss".into(), format!("{pct}%")],
+            };
+            let mut side = Vec::new();
+            for netem in [false, true] {
+                install(p, d, &fault, netem)?;
+                side.push(traffic::send(p, sent, Load::Tcp, SECS).mbit());
+                remove(p, d, netem)?;
+            }
+            let g = if gso_on { "GSO on" } else { "GSO off" };
+            writeln!(
+                rows,
+                "| loss {pct} %, {g} | bulk TCP sent, Mbit/s | {:.2} | {:.2} | {:.2} |",
+                side[0],
+                side[1],
+                side[0] / side[1]
+            )?;
+            loss_json.insert(
+                format!("{pct}pct_{}", if gso_on { "gso" } else { "nogso" }),
+                json!({"ours_mbit": r2(side[0]), "netem_mbit": r2(side[1])}),
+            );
+        }
+    }
+    gso(p, true)?;
+
+    let md = format!(
+        "\nFidelity: each fault beside netem's equivalent on the same device, in the same run (ours as a\n\
+         fault to B only, netem on the whole device with `limit 100000`). Ping: 30 pings 50 ms apart; HTTP:\n\
+         curl against Python's http.server in B, a new connection per request; bulk: iperf3 for {SECS} s, TCP sent\n\
+         by the faulted host (its data delayed), received by it (its ACKs delayed), UDP sent at {UDP_MBIT} Mbit/s\n\
+         offered. Ratio: ours / netem.\n\n\
+         | fault | figure | ours | netem | ratio |\n|---|---|---:|---:|---:|\n{rows}"
+    );
+    let json = json!({
+        "latency": latency_json,
+        "jitter_50ms_10ms_normal": {"ours": {"mean_ms": r2(spread[0].0), "sd_ms": r2(spread[0].1)},
+                                     "netem": {"mean_ms": r2(spread[1].0), "sd_ms": r2(spread[1].1)}},
+        "loss_bulk_tcp": loss_json,
+    });
+    Ok((md, json))
+}
