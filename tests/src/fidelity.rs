@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::{
     bench::percentile,
     daemon::Daemon,
-    netns::{A4, B4, NsPair, VETH_A},
+    netns::{B4, NsPair, VETH_A},
     traffic::{self, Load, Path},
 };
 
@@ -156,18 +156,8 @@ fn r2(x: f64) -> f64 {
 
 /// Everything measured of one side (ours or netem) under one latency.
 fn measure_latency(p: &NsPair, ms: u32) -> Value {
-    let sent = Path {
-        from: &p.a,
-        src: None,
-        to: &p.b,
-        dst: B4,
-    };
-    let received = Path {
-        from: &p.b,
-        src: Some(B4),
-        to: &p.a,
-        dst: A4,
-    };
+    let sent = Path::a_to_b(p);
+    let received = Path::b_to_a(p);
     let ping = sorted(rtts(p, 30));
     let requests = sorted(request_ms(p, (3000 / ms as usize).clamp(10, 40)));
     json!({
@@ -263,12 +253,7 @@ pub fn table(p: &NsPair, d: &Daemon) -> Result<(String, Value)> {
     )?;
 
     // Loss on bulk TCP sent by the faulted host, super-packets and MTU-sized packets.
-    let sent = Path {
-        from: &p.a,
-        src: None,
-        to: &p.b,
-        dst: B4,
-    };
+    let sent = Path::a_to_b(p);
     let mut loss_json = serde_json::Map::new();
     for gso_on in [true, false] {
         gso(p, gso_on)?;

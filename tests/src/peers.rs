@@ -236,12 +236,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// TCP Mbit/s, UDP 64-byte packets/s received, mean ping RTT (ms) from A to B.
 pub fn measure(p: &NsPair, plan: Plan) -> (f64, f64, f64) {
-    let path = Path {
-        from: &p.a,
-        src: None,
-        to: &p.b,
-        dst: B4,
-    };
+    let path = Path::a_to_b(p);
     let tcp = traffic::send(p, path, Load::Tcp, plan.secs).mbit();
     let udp = traffic::send(p, path, Load::UdpPackets(64), plan.secs).goodput_bps / (64.0 * 8.0);
     let pings = p.ping_replies(&p.a, B4, plan.pings, "0.01");

@@ -9,7 +9,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::netns::NsPair;
+use crate::netns::{A4, B4, NsPair};
 
 /// An iperf3 server for one test in a namespace; killed on drop.
 struct Server(Child);
@@ -62,6 +62,28 @@ pub struct Path<'a> {
     pub to: &'a str,
     /// Receiver's address.
     pub dst: &'a str,
+}
+
+impl<'a> Path<'a> {
+    /// From A to B's address: what faults on A's egress act on (A's data).
+    pub fn a_to_b(p: &'a NsPair) -> Path<'a> {
+        Path {
+            from: &p.a,
+            src: None,
+            to: &p.b,
+            dst: B4,
+        }
+    }
+
+    /// From B's address to A: B's data, whose ACKs leave through A's egress.
+    pub fn b_to_a(p: &'a NsPair) -> Path<'a> {
+        Path {
+            from: &p.b,
+            src: Some(B4),
+            to: &p.a,
+            dst: A4,
+        }
+    }
 }
 
 /// Sends `load` along `path` for `secs` seconds (at most 30). A run that fails before any data

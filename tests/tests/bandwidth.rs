@@ -106,12 +106,7 @@ fn ingress_policer_holds_tcp_with_a_realistic_rtt() {
         .to_string(),
     );
     d.create(&limit("ingress", B4, "10mbit"));
-    let path = Path {
-        from: &p.b,
-        src: Some(B4),
-        to: &p.a,
-        dst: A4,
-    };
+    let path = Path::b_to_a(&p);
     let tcp = traffic::send(&p, path, Load::Tcp, 8);
     within(
         "TCP through a 10mbit ingress policer at 20 ms RTT",

@@ -263,12 +263,7 @@ fn tcp_under_jitter_stays_in_order_unless_reorder_is_set() {
         assert_eq!(s, 422);
         return;
     }
-    let path = Path {
-        from: &p.a,
-        src: None,
-        to: &p.b,
-        dst: B4,
-    };
+    let path = Path::a_to_b(&p);
     let mut out_of_order = Vec::new();
     for reorder in [false, true] {
         let f = d.create(&latency_with(B4, jitter(reorder)));
@@ -309,18 +304,8 @@ fn bulk_traffic_through_50ms_keeps_up_with_netem() {
         assert_eq!(s, 422);
         return;
     }
-    let data = Path {
-        from: &p.a,
-        src: None,
-        to: &p.b,
-        dst: B4,
-    };
-    let acks = Path {
-        from: &p.b,
-        src: Some(B4),
-        to: &p.a,
-        dst: chaos_tests::netns::A4,
-    };
+    let data = Path::a_to_b(&p);
+    let acks = Path::b_to_a(&p);
     let measure = |p: &NsPair| {
         [
             traffic::send(p, data, Load::Tcp, 5),
