@@ -132,10 +132,14 @@ fn qdiscs(ifindex: u32) -> io::Result<Vec<Qdisc>> {
 
 /// The kind of `ifindex`'s root qdisc (`None`: none at all).
 pub fn root_kind(ifindex: u32) -> io::Result<Option<String>> {
+    Ok(root(ifindex)?.map(|q| q.kind))
+}
+
+/// The root qdisc of `ifindex` (`None`: none at all).
+fn root(ifindex: u32) -> io::Result<Option<Qdisc>> {
     Ok(qdiscs(ifindex)?
         .into_iter()
-        .find(|q| q.parent == TcHandle::ROOT)
-        .map(|q| q.kind))
+        .find(|q| q.parent == TcHandle::ROOT))
 }
 
 /// The root `mq` of `ifindex` and its per-queue children, if the root is `mq`.
@@ -223,10 +227,7 @@ pub fn install_fq(ifindex: u32, longest: Duration) -> Result<bool, QdiscError> {
         }
         return Ok(true);
     }
-    let root = qdiscs(ifindex)?
-        .into_iter()
-        .find(|q| q.parent == TcHandle::ROOT);
-    match root {
+    match root(ifindex)? {
         Some(q) if holds_edt(&q) => return Ok(false),
         Some(q) if !DEFAULT_KINDS.contains(&q.kind.as_str()) => {
             return Err(QdiscError::Custom(q.kind));
@@ -235,9 +236,7 @@ pub fn install_fq(ifindex: u32, longest: Duration) -> Result<bool, QdiscError> {
     }
     if let Err(e) = put_tree(ifindex, TcHandle::ROOT, 0, longest) {
         // Whatever part went in comes out: the kernel attaches its default again.
-        if qdiscs(ifindex)
-            .is_ok_and(|all| all.iter().any(|q| q.parent == TcHandle::ROOT && is_tree(q)))
-        {
+        if root(ifindex).is_ok_and(|q| q.is_some_and(|q| is_tree(&q))) {
             let _ = delete_root(ifindex);
         }
         return Err(e.into());
@@ -401,10 +400,7 @@ pub fn remove_fq(ifindex: u32) -> io::Result<bool> {
         restore_mq(ifindex, root)?;
         return Ok(true);
     }
-    let root = qdiscs(ifindex)?
-        .into_iter()
-        .find(|q| q.parent == TcHandle::ROOT);
-    if !root.is_some_and(|q| holds_edt(&q)) {
+    if !root(ifindex)?.is_some_and(|q| holds_edt(&q)) {
         return Ok(false);
     }
     delete_root(ifindex)?;
@@ -412,7 +408,8 @@ pub fn remove_fq(ifindex: u32) -> io::Result<bool> {
 }
 
 /// Whether this kernel can run the tree (`sch_fq`, `sch_prio`, `sch_netem`), measured:
-/// installing it on the loopback device of a private network namespace (a module that loads on demand is found only by trying).
+/// installing it on the loopback device of a private network namespace (a module that loads on
+/// demand is found only by trying).
 pub fn fq_available() -> bool {
     std::thread::spawn(|| {
         // This thread alone moves to a new network namespace, which dies with it.
