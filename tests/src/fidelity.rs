@@ -11,7 +11,7 @@ use hyper::Method;
 use serde_json::{Value, json};
 
 use crate::{
-    bench::percentile,
+    bench::{Spread, rtts_to_b},
     daemon::Daemon,
     netns::{B4, NsPair, VETH_A},
     traffic::{self, Load, Path},
@@ -23,13 +23,14 @@ const SECS: u32 = 4;
 const UDP_MBIT: u32 = 100;
 
 /// One fault, as our API spells it and as netem's arguments do.
-struct Fault {
+pub struct Fault {
     label: String,
     action: Value,
     netem: Vec<String>,
 }
 
-fn latency(ms: u32) -> Fault {
+/// `ms` of delay.
+pub fn latency(ms: u32) -> Fault {
     Fault {
         label: format!("latency {ms} ms"),
         action: json!({"kind": "latency", "delay": format!("{ms}ms")}),
@@ -38,7 +39,7 @@ fn latency(ms: u32) -> Fault {
 }
 
 /// Puts `fault` in force on A's egress towards B: ours through the daemon, netem on the device.
-fn install(p: &NsPair, d: &Daemon, fault: &Fault, netem: bool) -> Result<()> {
+pub fn install(p: &NsPair, d: &Daemon, fault: &Fault, netem: bool) -> Result<()> {
     if netem {
         let mut args = vec!["tc", "qdisc", "add", "dev", VETH_A, "root", "netem"];
         args.extend(fault.netem.iter().map(String::as_str));
@@ -57,9 +58,15 @@ fn install(p: &NsPair, d: &Daemon, fault: &Fault, netem: bool) -> Result<()> {
     Ok(())
 }
 
-fn remove(p: &NsPair, d: &Daemon, netem: bool) -> Result<()> {
+/// Lifts what [`install`] put in force.
+pub fn remove(p: &NsPair, d: &Daemon, netem: bool) -> Result<()> {
     if netem {
-        p.exec(&p.a, &["tc", "qdisc", "del", "dev", VETH_A, "root"]);
+        let out = p.exec(&p.a, &["tc", "qdisc", "del", "dev", VETH_A, "root"]);
+        ensure!(
+            out.status.success(),
+            "tc qdisc del: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     } else {
         ensure!(
             d.call(Method::DELETE, "/v1/faults", None).0 == 200,
@@ -129,27 +136,6 @@ fn request_ms(p: &NsPair, n: usize) -> Vec<f64> {
         .collect()
 }
 
-fn rtts(p: &NsPair, n: u32) -> Vec<f64> {
-    p.ping_replies(&p.a, B4, n, "0.05")
-        .into_iter()
-        .map(|(_, ms)| ms)
-        .collect()
-}
-
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len().max(1) as f64
-}
-
-fn sd(v: &[f64]) -> f64 {
-    let m = mean(v);
-    (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt()
-}
-
-fn sorted(mut v: Vec<f64>) -> Vec<f64> {
-    v.sort_by(f64::total_cmp);
-    v
-}
-
 fn r2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
@@ -158,13 +144,13 @@ fn r2(x: f64) -> f64 {
 fn measure_latency(p: &NsPair, ms: u32) -> Value {
     let sent = Path::a_to_b(p);
     let received = Path::b_to_a(p);
-    let ping = sorted(rtts(p, 30));
-    let requests = sorted(request_ms(p, (3000 / ms as usize).clamp(10, 40)));
+    let ping = Spread::of(rtts_to_b(p, 30));
+    let requests = Spread::of(request_ms(p, (3000 / ms as usize).clamp(10, 40)));
     json!({
-        "rtt_mean_ms": r2(mean(&ping)),
-        "rtt_p99_ms": r2(percentile(&ping, 0.99)),
-        "request_p50_ms": r2(percentile(&requests, 0.5)),
-        "request_p99_ms": r2(percentile(&requests, 0.99)),
+        "rtt_mean_ms": r2(ping.mean),
+        "rtt_p99_ms": r2(ping.p99),
+        "request_p50_ms": r2(requests.p50),
+        "request_p99_ms": r2(requests.p99),
         "tcp_sent_mbit": r2(traffic::send(p, sent, Load::Tcp, SECS).mbit()),
         "tcp_received_mbit": r2(traffic::send(p, received, Load::Tcp, SECS).mbit()),
         "udp_sent_mbit": r2(traffic::send(p, sent, Load::Udp(UDP_MBIT), SECS).mbit()),
@@ -240,16 +226,16 @@ pub fn table(p: &NsPair, d: &Daemon) -> Result<(String, Value)> {
             .map(|(_, ms)| ms)
             .collect::<Vec<_>>();
         remove(p, d, netem)?;
-        spread.push((mean(&v), sd(&v)));
+        spread.push(Spread::of(v));
     }
     writeln!(
         rows,
         "| 50 ms ± 10 ms normal | ping RTT mean / sd, ms | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} (sd) |",
-        spread[0].0,
-        spread[0].1,
-        spread[1].0,
-        spread[1].1,
-        spread[0].1 / spread[1].1
+        spread[0].mean,
+        spread[0].sd,
+        spread[1].mean,
+        spread[1].sd,
+        spread[0].sd / spread[1].sd
     )?;
 
     // Loss on bulk TCP sent by the faulted host, super-packets and MTU-sized packets.
@@ -295,8 +281,7 @@ pub fn table(p: &NsPair, d: &Daemon) -> Result<(String, Value)> {
     );
     let json = json!({
         "latency": latency_json,
-        "jitter_50ms_10ms_normal": {"ours": {"mean_ms": r2(spread[0].0), "sd_ms": r2(spread[0].1)},
-                                     "netem": {"mean_ms": r2(spread[1].0), "sd_ms": r2(spread[1].1)}},
+        "jitter_50ms_10ms_normal": {"ours": spread[0].json(), "netem": spread[1].json()},
         "loss_bulk_tcp": loss_json,
     });
     Ok((md, json))

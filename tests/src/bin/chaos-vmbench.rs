@@ -1,7 +1,7 @@
 //! `cargo xtask bench`, VM part (runs inside `cargo xtask vm` on a kernel with sch_fq and netem):
 //! latency accuracy of ours beside netem at 1 / 10 / 50 / 300 ms, the fidelity table (each fault
-//! beside netem's equivalent: RTT, requests, bulk TCP both ways, UDP, jitter, loss), and the cost to traffic no rule
-//! matches of 10,000 rules, ours beside netem with u32 filters, against no program at all.
+//! beside netem's equivalent: RTT, requests, bulk TCP both ways, UDP, jitter, loss), and the cost
+//! to traffic no rule matches of 10,000 rules, ours beside netem with u32 filters, against no program at all.
 //! Rounds are interleaved; every figure is compared within this run.
 //!
 //! `chaos-vmbench measure DIR` (in the VM, whose view of the host is read-only) writes
@@ -12,9 +12,10 @@ use std::{collections::BTreeMap, fs, process::Command};
 
 use anyhow::{Context, Result, ensure};
 use chaos_tests::{
-    bench::{cmd_output, merge_json, percentile},
+    bench::{Spread, cmd_output, merge_json, rtts_to_b},
     daemon::Daemon,
-    netns::{B4, NsPair, VETH_A},
+    fidelity,
+    netns::{NsPair, VETH_A},
     peers,
 };
 use hyper::Method;
@@ -26,34 +27,6 @@ const PINGS: u32 = 40;
 const ROUNDS: usize = 3;
 /// Rules installed for the throughput figure.
 const RULES: u32 = 10_000;
-
-/// RTT statistics in ms.
-#[derive(Clone, Copy, Debug)]
-struct Rtt {
-    mean: f64,
-    p50: f64,
-    p99: f64,
-    sd: f64,
-}
-
-impl Rtt {
-    fn of(mut ms: Vec<f64>) -> Rtt {
-        ms.sort_by(f64::total_cmp);
-        let mean = ms.iter().sum::<f64>() / ms.len() as f64;
-        let sd = (ms.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / ms.len() as f64).sqrt();
-        Rtt {
-            mean,
-            p50: percentile(&ms, 0.5),
-            p99: percentile(&ms, 0.99),
-            sd,
-        }
-    }
-
-    fn json(&self) -> Value {
-        let r = |v: f64| (v * 1000.0).round() / 1000.0;
-        json!({"mean_ms": r(self.mean), "p50_ms": r(self.p50), "p99_ms": r(self.p99), "stdev_ms": r(self.sd)})
-    }
-}
 
 fn tc(p: &NsPair, args: &[&str]) -> Result<()> {
     let out = Command::new("tc")
@@ -68,42 +41,18 @@ fn tc(p: &NsPair, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn rtts(p: &NsPair) -> Vec<f64> {
-    p.ping_replies(&p.a, B4, PINGS, "0.05")
-        .into_iter()
-        .map(|(_, ms)| ms)
-        .collect()
-}
-
 /// (ours, netem) RTT statistics for a `ms` delay to B.
-fn accuracy(p: &NsPair, d: &Daemon, ms: u32) -> Result<(Rtt, Rtt)> {
+fn accuracy(p: &NsPair, d: &Daemon, ms: u32) -> Result<(Spread, Spread)> {
     let (mut ours, mut netem) = (Vec::new(), Vec::new());
-    let spec =
-        json!({"match": {"cidr": B4}, "action": {"kind": "latency", "delay": format!("{ms}ms")},
-                      "ttl": "10m"})
-        .to_string();
+    let fault = fidelity::latency(ms);
     for _ in 0..ROUNDS {
-        let (s, v) = d.call(Method::POST, "/v1/faults", Some(&spec));
-        ensure!(s == 201, "latency fault refused: {v}");
-        ours.extend(rtts(p));
-        let (s, _) = d.call(Method::DELETE, "/v1/faults", None);
-        ensure!(s == 200, "panic button failed");
-        tc(
-            p,
-            &[
-                "add",
-                "dev",
-                VETH_A,
-                "root",
-                "netem",
-                "delay",
-                &format!("{ms}ms"),
-            ],
-        )?;
-        netem.extend(rtts(p));
-        tc(p, &["del", "dev", VETH_A, "root"])?;
+        for (side, rtts) in [(false, &mut ours), (true, &mut netem)] {
+            fidelity::install(p, d, &fault, side)?;
+            rtts.extend(rtts_to_b(p, PINGS));
+            fidelity::remove(p, d, side)?;
+        }
     }
-    Ok((Rtt::of(ours), Rtt::of(netem)))
+    Ok((Spread::of(ours), Spread::of(netem)))
 }
 
 /// `RULES` latency faults on /32s in `base` (a /16 given as its first two octets), none of them B.
