@@ -141,10 +141,9 @@ fn fifty_ms_to_one_address_or_a_refusal_that_says_why() {
     let netem_alt = median_rtt(&p, B4_ALT, 20);
     p.exec(&p.a, &["tc", "qdisc", "del", "dev", VETH_A, "root"]);
     eprintln!("netem 50ms on {VETH_A}: {netem:.2} ms to {B4}, {netem_alt:.2} ms to its neighbour");
-    assert!(
-        (50.0..=52.0).contains(&netem),
-        "netem reference: {netem} ms"
-    );
+    // The reference is held to the bound ours is, over the same baseline: a loaded TCG guest
+    // once measured netem at 53.2 ms over a 1.82 ms baseline.
+    assert_adds(50.0, base, netem);
     // SIGTERM with a latency fault restores the qdisc too.
     d.create(&latency(B4, "20ms"));
     d.signal(Signal::SIGTERM);

@@ -35,6 +35,8 @@ const APT_PACKAGES: &[&str] = &[
     "jq",
     "nftables",
     "systemd",
+    // The unit check in a systemd VM: an experiment's prometheus probe asks a real Prometheus.
+    "prometheus",
     // The package check: useradd/groupadd, and runuser (util-linux) for the non-root operator.
     "passwd",
     // nsenter: the cgroup tests enter only a network namespace (ip netns exec hides cgroups).
@@ -86,8 +88,9 @@ enum Cmd {
     /// Setup, release build, then a Debian package in target/package/ that installs the same
     /// under /usr (its purge removes everything, the group included).
     Package {
-        /// Instead: package the debug binaries and run the check `cargo xtask test` runs
-        /// (install, systemd-analyze verify, use as a non-root member of the group, purge; root).
+        /// Instead: package the debug binaries and run the checks `cargo xtask test` runs
+        /// (install, systemd-analyze verify, use as a non-root member of the group, purge; then
+        /// the shipped unit under systemd as PID 1 in a VM; root).
         #[arg(long)]
         check: bool,
     },
@@ -101,6 +104,10 @@ enum Cmd {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+        /// Boot systemd as PID 1 (over a writable overlay of this host's root) and run the
+        /// command in a oneshot unit, instead of a shell in a read-only chroot.
+        #[arg(long)]
+        systemd: bool,
         /// The command (a shell command line) [default: uname -r].
         #[arg(last = true)]
         cmd: Vec<String>,
@@ -140,7 +147,9 @@ fn main() -> Result<()> {
         }
         Cmd::Package { check: true } => {
             require_root("the check installs the package")?;
-            println!("package: {}", package::check(&root)?);
+            let (checked, deb) = package::check(&root)?;
+            println!("package: {checked}");
+            println!("package: {}", package::check_under_systemd(&root, &deb)?);
             Ok(())
         }
         Cmd::Package { check: false } => {
@@ -163,6 +172,7 @@ fn main() -> Result<()> {
         Cmd::Vm {
             kernel,
             timeout,
+            systemd,
             cmd,
         } => {
             require_root("qemu's 9p export of / and the kernel setup need root")?;
@@ -179,7 +189,18 @@ fn main() -> Result<()> {
             let mut worst = 0;
             for k in kernels {
                 let p = vm::prepare(&root, k)?;
-                let code = vm::run_in(&root, &p, &cmd, std::time::Duration::from_secs(timeout))?;
+                let boot = if systemd {
+                    vm::Boot::Systemd
+                } else {
+                    vm::Boot::Chroot
+                };
+                let code = vm::run_in(
+                    &root,
+                    &p,
+                    boot,
+                    &cmd,
+                    std::time::Duration::from_secs(timeout),
+                )?;
                 worst = worst.max(code);
             }
             if worst != 0 {
@@ -362,7 +383,7 @@ fn test() -> Result<()> {
         "4",
     ])?;
     println!("test: the Debian package (install, systemd-analyze verify, non-root use, purge)");
-    let packaged = package::check(&workspace_root())?;
+    let (packaged, deb) = package::check(&workspace_root())?;
     println!("test: {packaged}");
     let left = chaos_namespaces();
     if !left.is_empty() {
@@ -373,6 +394,9 @@ fn test() -> Result<()> {
         bail!("tests left cgroups behind: {}", left.join(" "));
     }
     println!("test: no namespaces or cgroups left behind");
+    println!("test: the Debian package under systemd as PID 1 (in a VM)");
+    let under_systemd = package::check_under_systemd(&workspace_root(), &deb)?;
+    println!("test: {under_systemd}");
     let vm_runs = vm_tests()?;
     println!("tests: {passed} passed, {failed} failed on the host; {vm_runs}");
     Ok(())
@@ -417,7 +441,13 @@ fn vm_tests() -> Result<String> {
                 exe.display()
             ));
         }
-        let code = vm::run_in(&root, &p, &cmd, std::time::Duration::from_secs(1200))?;
+        let code = vm::run_in(
+            &root,
+            &p,
+            vm::Boot::Chroot,
+            &cmd,
+            std::time::Duration::from_secs(1200),
+        )?;
         if code != 0 {
             bail!("tests failed in the {label} VM (exit code {code}); its console is above");
         }
@@ -438,7 +468,13 @@ fn vm_bench() -> Result<()> {
         root.display(),
         bench.display()
     );
-    let code = vm::run_in(&root, &p, &cmd, std::time::Duration::from_secs(1200))?;
+    let code = vm::run_in(
+        &root,
+        &p,
+        vm::Boot::Chroot,
+        &cmd,
+        std::time::Duration::from_secs(1200),
+    )?;
     if code != 0 {
         bail!("the VM benchmark failed (exit code {code}); its console is above");
     }
