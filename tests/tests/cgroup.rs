@@ -304,7 +304,69 @@ fn faults_of_a_killed_chaosctl_exec_end_when_its_command_does() {
         cgroup::pids(&dir).is_empty(),
         "lifted only after the command ended ({left:?})"
     );
-    // chaosctl was killed before it could clean up: the test does.
+    // chaosctl was killed before it could clean up: the daemon removes the emptied cgroup.
+    let gone = Instant::now();
+    while dir.exists() && gone.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left = dir.exists();
     cgroup::remove(&dir);
     let _ = std::fs::remove_dir(dir.parent().unwrap());
+    assert!(!left, "{} left after its command ended", dir.display());
+}
+
+#[test]
+fn empty_cgroups_chaosctl_exec_left_are_swept_and_busy_ones_kept() {
+    let p = NsPair::new("cgsweep");
+    let (mount, _) = chaos_daemon::host::cgroup::mount().unwrap();
+    let parent = mount.join(chaos_daemon::host::cgroup::EXEC_PARENT);
+    let made = |tag: &str, age: &str| {
+        let dir = parent.join(format!("sweep-{tag}-{}", std::process::id()));
+        // The parent is shared: a parallel test's chaosctl exec removes it when it is last out.
+        let mut attempts = 0;
+        while let Err(e) = std::fs::create_dir(&parent)
+            .and_then(|()| std::fs::create_dir(&dir))
+            .or_else(|_| std::fs::create_dir(&dir))
+        {
+            attempts += 1;
+            assert!(attempts < 10, "mkdir {}: {e}", dir.display());
+        }
+        // mkdir sets a cgroup's mtime and nothing later changes it: age it as time would.
+        let touched = Command::new("touch")
+            .args(["-m", "-d", age])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(touched.success());
+        dir
+    };
+    // A killed chaosctl exec's (empty, 2 minutes old); one whose command left a process that
+    // still runs (2 minutes old); and one made a moment ago (its command is about to move in).
+    let left = made("left", "2 minutes ago");
+    let busy = made("busy", "2 minutes ago");
+    let fresh = made("fresh", "now");
+    let mut sleeper = cgroup::spawn_in(Some(&busy), &["sleep", "30"]);
+    while cgroup::pids(&busy).is_empty() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Any daemon sweeps (those of parallel tests too): this one at least.
+    let d = Daemon::start(&p.a, "");
+    let start = Instant::now();
+    while left.exists() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let outcome = (left.exists(), busy.exists(), fresh.exists());
+    let log = d.log_text();
+    drop(d);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    for dir in [&left, &busy, &fresh] {
+        cgroup::remove(dir);
+    }
+    let _ = std::fs::remove_dir(&parent);
+    assert_eq!(
+        outcome,
+        (false, true, true),
+        "(left, busy, fresh) exist after a sweep: {log}"
+    );
 }

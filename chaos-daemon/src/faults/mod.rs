@@ -230,6 +230,9 @@ async fn timer(table: FaultTable) {
                     f.follow_interfaces();
                     f.follow_cgroups();
                 }).await;
+                for c in crate::host::cgroup::sweep_exec_leftovers() {
+                    tracing::info!(cgroup = %c.display(), "removed an empty cgroup chaosctl exec left behind");
+                }
             }
         }
     }

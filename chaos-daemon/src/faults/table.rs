@@ -645,22 +645,30 @@ impl Faults {
 
     /// Ends the faults whose cgroup is gone (the service stopped or restarted: a new cgroup
     /// of the same name is another scope) and, for `until_cgroup_empty`, emptied after
-    /// processes were seen in it. A check that cannot tell changes nothing.
+    /// processes were seen in it; the emptied cgroup goes too if `chaosctl exec` made it (its
+    /// chaosctl may have been killed). A check that cannot tell changes nothing.
     pub fn follow_cgroups(&mut self) {
         let mut ended = Vec::new();
+        let mut emptied = Vec::new();
         for (id, e) in &mut self.entries {
             let Some(c) = &e.cgroup else { continue };
             match (c.state(), c.populated()) {
                 (CgroupState::Gone, _) => ended.push((*id, Event::CgroupGone)),
                 (CgroupState::Same, Some(true)) => e.populated = true,
                 (CgroupState::Same, Some(false)) if e.populated && e.spec.until_cgroup_empty => {
-                    ended.push((*id, Event::CgroupEmptied))
+                    ended.push((*id, Event::CgroupEmptied));
+                    emptied.push(c.clone());
                 }
                 _ => {}
             }
         }
         for (id, event) in ended {
             let _ = self.remove_id(id, event, Caller::Daemon);
+        }
+        for c in emptied {
+            if c.remove_if_exec() {
+                tracing::info!(cgroup = %c.path.display(), "removed the emptied cgroup of chaosctl exec");
+            }
         }
     }
 

@@ -1,5 +1,5 @@
-//! cgroup v2 scopes: where the hierarchy is mounted, what a `match.cgroup` names, and whether
-//! that cgroup still exists.
+//! cgroup v2 scopes: where the hierarchy is mounted, what a `match.cgroup` names, whether that
+//! cgroup still exists, and the removal of the empty ones `chaosctl exec` leaves behind.
 //!
 //! A scope is a cgroup's id and level as the kernel's `bpf_skb_ancestor_cgroup_id` sees them:
 //! the id is the directory's inode number (64-bit kernels ≥ 5.5), the level its depth below the
@@ -11,6 +11,14 @@ use std::{
 };
 
 use crate::loader::Scope;
+
+/// Directory under the cgroup v2 mount that holds `chaosctl exec`'s cgroups, one per command.
+pub const EXEC_PARENT: &str = "chaos-exec";
+
+/// How old an empty cgroup under [`EXEC_PARENT`] must be before a sweep removes it:
+/// `chaosctl exec` moves its command in within milliseconds of the mkdir (which sets the
+/// directory's mtime; moving processes in does not change it).
+const EXEC_SWEEP_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A resolved cgroup.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -190,6 +198,31 @@ fn find_unit(unit: &str, mount: &Path) -> Result<PathBuf, String> {
     }
 }
 
+/// Removes the empty cgroups under [`EXEC_PARENT`] older than a minute: those of a `chaosctl
+/// exec` that was killed, or whose command left a process that exited after chaosctl. rmdir
+/// refuses a cgroup that holds processes or children, so nothing in use goes. Their paths.
+pub fn sweep_exec_leftovers() -> Vec<PathBuf> {
+    let Ok((mount, _)) = ensure_mounted() else {
+        return Vec::new();
+    };
+    let Ok(dir) = std::fs::read_dir(mount.join(EXEC_PARENT)) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter(|e| {
+            e.metadata().is_ok_and(|m| {
+                m.is_dir()
+                    && m.modified()
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age >= EXEC_SWEEP_AGE)
+            })
+        })
+        .map(|e| e.path())
+        .filter(|p| std::fs::remove_dir(p).is_ok())
+        .collect()
+}
+
 /// What became of a resolved cgroup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CgroupState {
@@ -210,6 +243,13 @@ impl Cgroup {
             .lines()
             .find_map(|l| l.strip_prefix("populated "))
             .map(|v| v.trim() == "1")
+    }
+
+    /// Removes the cgroup if `chaosctl exec` made it (it sits in [`EXEC_PARENT`] at the top of
+    /// the hierarchy) and it is empty; whether it was removed.
+    pub fn remove_if_exec(&self) -> bool {
+        let ours = mount().is_ok_and(|(m, _)| self.path.parent() == Some(&m.join(EXEC_PARENT)));
+        ours && self.state() == CgroupState::Same && std::fs::remove_dir(&self.path).is_ok()
     }
 
     /// Whether the cgroup still exists as the directory resolved.

@@ -25,8 +25,7 @@ pub const EXIT_CANNOT_RUN: i32 = 126;
 /// The command was not found.
 pub const EXIT_NOT_FOUND: i32 = 127;
 
-/// Directory under the cgroup v2 mount that holds the commands' cgroups.
-const PARENT: &str = "chaos-exec";
+use chaos_daemon::host::cgroup::EXEC_PARENT as PARENT;
 
 /// A cgroup made for one command; removed on drop if it is empty by then.
 struct TransientCgroup {
@@ -73,10 +72,13 @@ impl TransientCgroup {
 
 impl Drop for TransientCgroup {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir(&self.path) {
+        // NotFound: the daemon saw it emptied and removed it first.
+        if let Err(e) = std::fs::remove_dir(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
             eprintln!(
                 "chaosctl exec: cgroup {} kept ({e}): processes the command left behind still \
-                 run in it, without faults",
+                 run in it, without faults (the daemon removes it a minute after they exit)",
                 self.path.display()
             );
         } else if let Some(parent) = self.path.parent() {
