@@ -8,7 +8,9 @@
 //! records and at most an OPT record, in a plain frame (no VLAN tag in the frame, IPv4 without
 //! fragmentation, IPv6 without extension headers), is considered; anything else (responses,
 //! updates, malformed or truncated packets, names with compression pointers or a dot inside a
-//! label) goes on to the IP rules untouched. Over TCP a matching query is dropped whatever the rule's
+//! label) goes on to the IP rules untouched. A query is answered only if it is exactly that
+//! (its IP and UDP lengths end with the frame, nothing follows the question or the OPT record,
+//! whose options are all there), checked before the first byte is written. Over TCP a matching query is dropped whatever the rule's
 //! response: answering would mean forging the stream's sequence numbers.
 //!
 //! Cost: the name is loaded once into per-CPU scratch space, walked once to find its end, once
@@ -204,15 +206,18 @@ fn answer(ctx: &TcContext, pkt: &Packet) -> Option<i32> {
     let key_len = reverse_name(&scratch.wire, wire_len, &mut scratch.key)?;
     let key_len = forget(&mut scratch.opaque, key_len);
     let rule = *find_rule(scratch, key_len, pkt)?;
-    let opt_rdlen = if query.has_opt && !tcp {
-        Some(opt_length(ctx, question_end)?)
+    let answered = !tcp && rule.rcode != DNS_DROP;
+    // Checked before anything is counted or written: a query that is not answered goes on as
+    // it came.
+    let opt = if answered {
+        well_formed(ctx, pkt, question_end, query.has_opt)?
     } else {
         None
     };
     let hit = rules::live(Some(&rule.slot))?;
     match actions::apply(&hit, ctx.len()) {
-        Verdict::Answer if tcp || rule.rcode == DNS_DROP => Some(actions::silent_egress_drop()),
-        Verdict::Answer => respond(ctx, pkt, &query, rule.rcode, question_end, opt_rdlen),
+        Verdict::Answer if !answered => Some(actions::silent_egress_drop()),
+        Verdict::Answer => Some(respond(ctx, pkt, &query, rule.rcode, opt)),
         // Not picked this time (a share below 100 %): the query goes on, IP rules included.
         _ => None,
     }
@@ -384,15 +389,51 @@ fn covers(rule: &DnsRule, pkt: &Packet) -> bool {
     true
 }
 
-/// RDLENGTH of the OPT record at `at`; `None` if the additional record is not an OPT (a TSIG,
-/// say), so a signed query is never answered unsigned.
+/// A query's OPT record: its RDLENGTH and the first 4 bytes of its options (zero without).
+struct Opt {
+    rdlen: u16,
+    options: [u8; 4],
+}
+
+/// The OPT record of a UDP query fit to be answered (`Some(None)` when it has none), or `None`:
+/// the answer echoes the datagram in place, so the IP and UDP lengths must end where the frame
+/// does, and the message must end right after its question, or after an OPT record whose
+/// options it carries in full. An additional record that is not an OPT (a TSIG, say) is
+/// refused too, so a signed query is never answered unsigned.
 #[inline(always)]
-fn opt_length(ctx: &TcContext, at: usize) -> Option<u16> {
-    let rr: [u8; OPT_FIXED] = ctx.load(at).ok()?;
-    if rr[0] != 0 || u16::from_be_bytes([rr[1], rr[2]]) != TYPE_OPT {
+fn well_formed(
+    ctx: &TcContext,
+    pkt: &Packet,
+    question_end: usize,
+    has_opt: bool,
+) -> Option<Option<Opt>> {
+    let len = ctx.len() as usize;
+    let (ip_len_at, ip_header) = if pkt.ipv6 { (4, 40) } else { (2, 0) };
+    let ip_len: [u8; 2] = ctx.load(pkt.l3_offset + ip_len_at).ok()?;
+    let udp_len: [u8; 2] = ctx.load(pkt.l4_offset + 4).ok()?;
+    if pkt.l3_offset + ip_header + u16::from_be_bytes(ip_len) as usize != len
+        || pkt.l4_offset + u16::from_be_bytes(udp_len) as usize != len
+    {
         return None;
     }
-    Some(u16::from_be_bytes([rr[9], rr[10]]))
+    if !has_opt {
+        return (question_end == len).then_some(None);
+    }
+    let rr: [u8; OPT_FIXED] = ctx.load(question_end).ok()?;
+    let rdlen = u16::from_be_bytes([rr[9], rr[10]]);
+    if rr[0] != 0
+        || u16::from_be_bytes([rr[1], rr[2]]) != TYPE_OPT
+        || question_end + OPT_FIXED + rdlen as usize != len
+    {
+        return None;
+    }
+    let options = match rdlen {
+        0 => [0; 4],
+        // An option is at least its code and length.
+        1..=3 => return None,
+        _ => ctx.load(question_end + OPT_FIXED).ok()?,
+    };
+    Some(Some(Opt { rdlen, options }))
 }
 
 /// Turns the query into its response in place and sends it back up the interface: MACs,
@@ -400,58 +441,13 @@ fn opt_length(ctx: &TcContext, at: usize) -> Option<u16> {
 /// the response code set, RD and CD kept, the question echoed. An OPT record stays (the client
 /// asked with EDNS, the answer speaks it) with its options turned into one PADDING option,
 /// since echoing the client's cookie as if it were the server's would be a lie a strict client
-/// rejects.
+/// rejects. Every byte it reads was checked by [`well_formed`]; if a write still fails (the
+/// kernel could not make the packet writable), the half-rewritten packet is dropped, never sent.
 #[inline(always)]
-fn respond(
-    ctx: &TcContext,
-    pkt: &Packet,
-    query: &Query,
-    rcode: u8,
-    question_end: usize,
-    opt_rdlen: Option<u16>,
-) -> Option<i32> {
-    let l3 = pkt.l3_offset;
-    let l4 = pkt.l4_offset;
-    let csum = l4 + UDP_CHECKSUM;
-    let macs: [u8; 12] = ctx.load(0).ok()?;
-    let mut swapped = [0u8; 12];
-    swapped[..6].copy_from_slice(&macs[6..]);
-    swapped[6..].copy_from_slice(&macs[..6]);
-    ctx.store(0, &swapped, 0).ok()?;
-    if pkt.ipv6 {
-        // Source and destination in turn: two 16-byte values are enough stack.
-        let src: [u8; 16] = ctx.load(l3 + 8).ok()?;
-        ctx.store(l3 + 8, &pkt.addr, 0).ok()?;
-        ctx.store(l3 + 24, &src, 0).ok()?;
-    } else {
-        let a: [u8; 8] = ctx.load(l3 + 12).ok()?;
-        let s = [a[4], a[5], a[6], a[7], a[0], a[1], a[2], a[3]];
-        ctx.store(l3 + 12, &s, 0).ok()?;
-    }
-    let p: [u8; 4] = ctx.load(l4).ok()?;
-    ctx.store(l4, &[p[2], p[3], p[0], p[1]], 0).ok()?;
-    let flags = u16::from_be(query.flags_raw);
-    let answer = (QR | (flags & RD_CD) | RA | rcode as u16).to_be();
-    replace16(ctx, csum, query.at + 2, query.flags_raw, answer)?;
-    if let Some(rdlen) = opt_rdlen
-        && rdlen >= 4
-    {
-        let option = question_end + OPT_FIXED;
-        let old: [u8; 4] = ctx.load(option).ok()?;
-        replace16(
-            ctx,
-            csum,
-            option,
-            u16::from_ne_bytes([old[0], old[1]]),
-            OPTION_PADDING.to_be(),
-        )?;
-        replace16(
-            ctx,
-            csum,
-            option + 2,
-            u16::from_ne_bytes([old[2], old[3]]),
-            (rdlen - 4).to_be(),
-        )?;
+fn respond(ctx: &TcContext, pkt: &Packet, query: &Query, rcode: u8, opt: Option<Opt>) -> i32 {
+    match rewrite(ctx, pkt, query, rcode, opt) {
+        Some(()) => {}
+        None => return actions::silent_egress_drop(),
     }
     // SAFETY: reads the context's ifindex.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
@@ -464,7 +460,62 @@ fn respond(
         BPF_F_INGRESS as u64
     };
     // SAFETY: plain helper call; returns TC_ACT_REDIRECT.
-    Some(unsafe { bpf_redirect(ifindex, flags) as i32 })
+    unsafe { bpf_redirect(ifindex, flags) as i32 }
+}
+
+#[inline(always)]
+fn rewrite(
+    ctx: &TcContext,
+    pkt: &Packet,
+    query: &Query,
+    rcode: u8,
+    opt: Option<Opt>,
+) -> Option<()> {
+    let l3 = pkt.l3_offset;
+    let l4 = pkt.l4_offset;
+    let csum = l4 + UDP_CHECKSUM;
+    let macs: [u8; 12] = ctx.load(0).ok()?;
+    let p: [u8; 4] = ctx.load(l4).ok()?;
+    let mut swapped = [0u8; 12];
+    swapped[..6].copy_from_slice(&macs[6..]);
+    swapped[6..].copy_from_slice(&macs[..6]);
+    if pkt.ipv6 {
+        // Source and destination in turn: two 16-byte values are enough stack.
+        let src: [u8; 16] = ctx.load(l3 + 8).ok()?;
+        ctx.store(0, &swapped, 0).ok()?;
+        ctx.store(l3 + 8, &pkt.addr, 0).ok()?;
+        ctx.store(l3 + 24, &src, 0).ok()?;
+    } else {
+        let a: [u8; 8] = ctx.load(l3 + 12).ok()?;
+        let s = [a[4], a[5], a[6], a[7], a[0], a[1], a[2], a[3]];
+        ctx.store(0, &swapped, 0).ok()?;
+        ctx.store(l3 + 12, &s, 0).ok()?;
+    }
+    ctx.store(l4, &[p[2], p[3], p[0], p[1]], 0).ok()?;
+    let flags = u16::from_be(query.flags_raw);
+    let answer = (QR | (flags & RD_CD) | RA | rcode as u16).to_be();
+    replace16(ctx, csum, query.at + 2, query.flags_raw, answer)?;
+    if let Some(o) = opt
+        && o.rdlen >= 4
+    {
+        // The options end the message (checked by `well_formed`).
+        let option = ctx.len() as usize - o.rdlen as usize;
+        replace16(
+            ctx,
+            csum,
+            option,
+            u16::from_ne_bytes([o.options[0], o.options[1]]),
+            OPTION_PADDING.to_be(),
+        )?;
+        replace16(
+            ctx,
+            csum,
+            option + 2,
+            u16::from_ne_bytes([o.options[2], o.options[3]]),
+            (o.rdlen - 4).to_be(),
+        )?;
+    }
+    Some(())
 }
 
 /// Writes the 16-bit word `new` (network byte order, as `old`) at `offset` and fixes the UDP

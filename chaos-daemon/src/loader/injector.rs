@@ -400,9 +400,9 @@ impl Injector {
     }
 
     /// Rewrites the action and expiry of rules in place, `rules[i]` for `ids[i]`: one write of
-    /// each slot (in a few batch calls), so a packet sees a rule's old version or its new one,
-    /// and the counters go on. What they match cannot change. On failure the slots written
-    /// are written back: nothing changed.
+    /// each slot (in a few batch calls) and of each domain rule's value (its response), so a
+    /// packet sees a rule's old version or its new one, and the counters go on. What they
+    /// match cannot change. On failure what was written is written back: nothing changed.
     pub fn update(&mut self, ids: &[RuleId], rules: &[Rule]) -> Result<(), Error> {
         assert_eq!(ids.len(), rules.len(), "one rule per id");
         let mut new = Vec::with_capacity(rules.len());
@@ -429,12 +429,30 @@ impl Injector {
         }
         let slots: Vec<u32> = ids.iter().map(|id| id.slot).collect();
         let values: Vec<RuleSlot> = new.iter().map(|c| c.slot).collect();
-        if let Err(e) = self.maps.write_slots(&slots, &values) {
+        let mut written = 0;
+        let mut result = new
+            .iter()
+            .zip(&slots)
+            .try_for_each(|(c, &slot)| {
+                self.maps.rewrite_value(c, slot)?;
+                written += 1;
+                Ok(())
+            })
+            .and_then(|()| self.maps.write_slots(&slots, &values));
+        if result.is_ok() {
+            result = self.failpoint(0);
+        }
+        if let Err(e) = result {
             let old: Vec<RuleSlot> = slots
                 .iter()
                 .map(|s| self.installed[s].compiled.slot)
                 .collect();
             let _ = self.maps.write_slots(&slots, &old);
+            for &slot in &slots[..written] {
+                let _ = self
+                    .maps
+                    .rewrite_value(&self.installed[&slot].compiled, slot);
+            }
             return Err(e);
         }
         for ((slot, c), rule) in slots.iter().zip(new).zip(rules) {
@@ -514,7 +532,8 @@ impl Injector {
     }
 
     /// Makes the next install fail, as a map write would, after `step`: 0 the slots written,
-    /// 1 the keys too, `2 + k` rule `k`'s index bits too. For tests of the rollback.
+    /// 1 the keys too, `2 + k` rule `k`'s index bits too; or the next update, at step 0 after
+    /// all its writes. For tests of the rollback.
     #[cfg(feature = "test-hooks")]
     pub fn fail_next_install_at(&mut self, step: usize) {
         self.fail_at = Some(step);

@@ -20,6 +20,8 @@ use super::{
 
 /// `BPF_NOEXIST`: insert only if the key is absent.
 const BPF_NOEXIST: u64 = 1;
+/// `BPF_EXIST`: update only if the key is present.
+const BPF_EXIST: u64 = 2;
 const BUCKETS: usize = 65_536;
 
 /// The maps of one loaded object.
@@ -304,6 +306,19 @@ impl RuleMaps {
             Table::V6Ingress => &mut self.v6_ingress,
             _ => &mut self.v6_egress,
         }
+    }
+
+    /// Replaces a domain rule's value (what the program answers, and from which resolvers)
+    /// under its present key, pointing at `slot`: one write, so a query sees the old value or
+    /// the new one. Nothing for other rules, whose key holds only the slot index.
+    pub fn rewrite_value(&mut self, c: &Compiled, slot: u32) -> Result<(), Error> {
+        let Index::Dns { rule, hash, .. } = &c.index else {
+            return Ok(());
+        };
+        let rule = DnsRule { slot, ..*rule };
+        self.dns_rules
+            .insert(hash, rule, BPF_EXIST)
+            .map_err(map_err("DNS_RULES"))
     }
 
     /// Writes `values[i]` into slot `indices[i]`, in a few batch calls.

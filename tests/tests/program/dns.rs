@@ -300,12 +300,46 @@ fn odd_and_malformed_messages_pass_untouched() {
     signed.extend_from_slice(&[0, 0, 250, 0, 255, 0, 0, 0, 0, 0, 0]);
     cases.push(("a TSIG record", signed));
     cases.push(("only a header", good[..12].to_vec()));
-    for (why, msg) in cases {
-        assert_untouched(&mut inj, &udp_query(resolver, &msg), why);
+    // What an answer in place would echo or run past: it must not be half-rewritten either
+    // (the MACs, addresses and ports were swapped before the options' load failed, and the
+    // query left as a packet from the resolver).
+    let plain = dns::query("a.example.", RecordType::A, 6, false);
+    let options = good.len() - OPT_COOKIE_LEN;
+    let with_rdlen = |mut m: Vec<u8>, rdlen: u16| {
+        let at = options - 2;
+        m[at..at + 2].copy_from_slice(&rdlen.to_be_bytes());
+        m
+    };
+    cases.push((
+        "an OPT declaring 4 option bytes it does not carry",
+        with_rdlen(good[..options].to_vec(), 4),
+    ));
+    cases.push((
+        "an OPT whose RDLENGTH runs past the message",
+        with_rdlen(good.clone(), OPT_COOKIE_LEN as u16 + 8),
+    ));
+    cases.push((
+        "an OPT with 2 option bytes",
+        with_rdlen(good[..options + 2].to_vec(), 2),
+    ));
+    cases.push(("bytes after the question", [&plain[..], b"xyz"].concat()));
+    cases.push(("bytes after the OPT record", [&good[..], b"xy"].concat()));
+    for resolver in [resolver, "fd00::53"] {
+        for (why, msg) in &cases {
+            assert_untouched(&mut inj, &udp_query(resolver, msg), why);
+        }
+        // Bytes after the datagram in the frame (its IP and UDP lengths end before them).
+        let padded = [&udp_query(resolver, &good)[..], &[0u8; 6]].concat();
+        assert_untouched(&mut inj, &padded, "a frame longer than its datagram");
+        let frame = udp_query(resolver, &good);
+        assert_answer(&frame, &run(&mut inj, &frame), ResponseCode::NXDomain);
+        let frame = udp_query(resolver, &plain);
+        assert_answer(&frame, &run(&mut inj, &frame), ResponseCode::NXDomain);
     }
-    let frame = udp_query(resolver, &good);
-    assert_answer(&frame, &run(&mut inj, &frame), ResponseCode::NXDomain);
 }
+
+/// The cookie option `dns::query` puts in an EDNS query: code, length and 8 bytes.
+const OPT_COOKIE_LEN: usize = 4 + 8;
 
 #[test]
 fn ip_rules_still_apply_to_dns_traffic_no_domain_rule_covers() {

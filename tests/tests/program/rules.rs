@@ -118,3 +118,71 @@ fn an_install_failing_after_its_writes_began_leaves_the_kernel_maps_as_they_were
     assert_eq!(egress(&mut inj, "10.51.0.7", L4::Udp(1, 2)), Drop);
     assert_eq!(egress(&mut inj, "fd00:50::1", L4::Udp(1, 2)), Drop);
 }
+
+/// Every field a PATCH may change reaches the kernel: after `update(old → new)` the rule maps
+/// are exactly what adding `new` alone writes (the DNS response lives in the name's
+/// `DNS_RULES` value, not in the slot: an update that wrote only slots left it stale).
+#[test]
+fn an_update_leaves_the_kernel_maps_as_adding_the_new_rule_would() {
+    use chaos_daemon::loader::DnsResponse;
+    let ip = |action: Action| rule("10.60.0.0/24").with_action(action);
+    let latency = |delay_ms: u64, jitter_ms: u64, distribution, reorder| Action::Latency {
+        delay_ns: delay_ms * 1_000_000,
+        jitter_ns: jitter_ms * 1_000_000,
+        distribution,
+        correlation: 0,
+        ppm: 1_000_000,
+        reorder,
+    };
+    let dns = |name: &str, response, ppm| {
+        Rule::dns(name, response).with_action(Action::Dns { response, ppm })
+    };
+    let pairs = [
+        (
+            dns("db.example", DnsResponse::NxDomain, 1_000_000),
+            dns("db.example", DnsResponse::ServFail, 500_000),
+        ),
+        (
+            dns("*.example", DnsResponse::Refused, 1_000_000),
+            dns("*.example", DnsResponse::NxDomain, 1_000_000),
+        ),
+        (
+            ip(Action::Loss { ppm: 300_000 }),
+            ip(Action::Loss { ppm: 700_000 }),
+        ),
+        (
+            ip(latency(50, 0, Distribution::Uniform, false)),
+            ip(latency(80, 10, Distribution::Normal, true)),
+        ),
+        (
+            ip(Action::Bandwidth {
+                bytes_per_sec: 1_250_000,
+                burst_bytes: 0,
+            }),
+            ip(Action::Bandwidth {
+                bytes_per_sec: 2_500_000,
+                burst_bytes: 0,
+            }),
+        ),
+    ];
+    for (old, new) in pairs {
+        let mut updated = injector();
+        let id = updated.add(&old).unwrap();
+        updated.update(&[id], std::slice::from_ref(&new)).unwrap();
+        let mut added = injector();
+        added.add(&new).unwrap();
+        let after = updated.kernel_rule_maps().unwrap();
+        assert_eq!(
+            after,
+            added.kernel_rule_maps().unwrap(),
+            "{old:?} updated to {new:?}"
+        );
+        // An update failing after its writes writes the old values back.
+        updated.fail_next_install_at(0);
+        let err = updated
+            .update(&[id], std::slice::from_ref(&old))
+            .unwrap_err();
+        assert!(err.to_string().contains("failpoint"), "{err}");
+        assert_eq!(updated.kernel_rule_maps().unwrap(), after, "{new:?} kept");
+    }
+}
