@@ -16,8 +16,8 @@
 //! Cost: the name is loaded once into per-CPU scratch space, walked once to find its end, once
 //! to encode it (`chaos_common::dns_key`) and once to hash the encoding, which yields the hash
 //! of every suffix on the way. Rules are found by hash: one lookup for the exact name, then one
-//! per suffix length some wildcard rule has, longest first, until a rule is stored there (that
-//! rule decides), whatever the number of rules.
+//! per suffix length some wildcard rule has, longest first, until one covers the query (a rule
+//! for another resolver or port passes it on to the broader ones), whatever the number of rules.
 
 use aya_ebpf::{
     bindings::{BPF_F_INGRESS, BPF_F_MARK_MANGLED_0},
@@ -260,8 +260,9 @@ fn find_rule(scratch: &mut DnsScratch, len: usize, pkt: &Packet) -> Option<&'sta
     };
     let mut lo = below(0) & !1;
     let mut hi = below(1);
-    // Longest suffix first. Each pass has one way on (no rule at that length), so the verifier
-    // walks the passes in a line; the first rule found decides.
+    // Longest suffix first; the first rule found that covers the query decides. One stored
+    // for another resolver or port does not end the search: a broader wildcard may cover the
+    // query (`*.svc.test` for resolver .3 must not hide `*.test` for any resolver).
     let mut found = None;
     for _ in 1..DNS_MAX_LABELS {
         if lo | hi == 0 {
@@ -276,13 +277,12 @@ fn find_rule(scratch: &mut DnsScratch, len: usize, pkt: &Packet) -> Option<&'sta
         hi &= !((1u64 << bit) & pick);
         lo &= !((1u64 << bit) & !pick);
         let h = &scratch.suffixes[k & (DNS_MAX_LABELS - 1)];
-        if let Some(rule) = stored(&h[0]) {
-            found = Some((rule, h[1]));
+        if let Some(rule) = rule_for(h, pkt) {
+            found = Some(rule);
             break;
         }
     }
-    let (rule, check) = found?;
-    (rule.check == check && covers(rule, pkt)).then_some(rule)
+    found
 }
 
 /// The rule stored under the name hashes `h`, if both hashes are its and it covers `pkt`.

@@ -265,6 +265,31 @@ fn resolver_network_and_port_narrow_a_rule() {
 }
 
 #[test]
+fn a_wildcard_for_another_resolver_does_not_hide_a_broader_one() {
+    let mut inj = injector();
+    inj.add(&Rule::dns("*.test", DnsResponse::NxDomain))
+        .unwrap();
+    let mut narrow = Rule::dns("*.svc.test", DnsResponse::Refused);
+    if let Match::Dns(m) = &mut narrow.matches {
+        m.resolver = Some("10.0.0.3/32".parse().unwrap());
+    }
+    inj.add(&narrow).unwrap();
+    let ask = |resolver: &str| {
+        udp_query(
+            resolver,
+            &dns::query("x.svc.test.", RecordType::A, 9, false),
+        )
+    };
+    let to_3 = ask("10.0.0.3");
+    assert_answer(&to_3, &run(&mut inj, &to_3), ResponseCode::Refused);
+    // The longest suffix holds a rule for .3 only: the broader `*.test` covers .2.
+    let to_2 = ask("10.0.0.2");
+    assert_answer(&to_2, &run(&mut inj, &to_2), ResponseCode::NXDomain);
+    let v6 = ask("fd00::53");
+    assert_answer(&v6, &run(&mut inj, &v6), ResponseCode::NXDomain);
+}
+
+#[test]
 fn odd_and_malformed_messages_pass_untouched() {
     let mut inj = injector();
     inj.add(&Rule::dns("*.example", DnsResponse::NxDomain))
