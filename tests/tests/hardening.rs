@@ -72,20 +72,7 @@ fn held_connections_cannot_lock_out_the_panic_button() {
     let d = Daemon::start_under(&p.a, "", &["prlimit", "--nofile=1024:1024", "--"]);
     d.create(&blackhole(B4, "10m"));
     // 1000 idle, partial-header and partial-body connections.
-    let mut held = Vec::new();
-    for i in 0..1000 {
-        let Ok(mut c) = UnixStream::connect(&d.socket) else {
-            continue;
-        };
-        let _ = match i % 3 {
-            0 => Ok(()),
-            1 => c.write_all(b"GET /v1/health HTTP/1.1\r\nHo"),
-            _ => {
-                c.write_all(b"POST /v1/faults HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n{")
-            }
-        };
-        held.push(c);
-    }
+    let held: Vec<UnixStream> = (0..1000).filter_map(|i| hold(&d.socket, i)).collect();
     // The signal answers at once, whatever the connections do.
     d.signal(Signal::SIGUSR1);
     let start = Instant::now();
@@ -120,6 +107,86 @@ fn held_connections_cannot_lock_out_the_panic_button() {
         "{}",
         d.log_text()
     );
+    drop(held);
+}
+
+/// A connection that holds a slot: idle, stopped inside its headers, or inside its body.
+fn hold(socket: &std::path::Path, i: usize) -> Option<UnixStream> {
+    let mut c = UnixStream::connect(socket).ok()?;
+    let _ = match i % 3 {
+        0 => Ok(()),
+        1 => c.write_all(b"GET /v1/health HTTP/1.1\r\nHo"),
+        _ => c.write_all(b"POST /v1/faults HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n{"),
+    };
+    Some(c)
+}
+
+/// One `DELETE /v1/faults` on a fresh connection: its status line, and how long it took.
+fn panic_button(socket: &std::path::Path) -> (String, Duration) {
+    let start = Instant::now();
+    let mut answer = String::new();
+    if let Ok(mut c) = UnixStream::connect(socket) {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = c.write_all(b"DELETE /v1/faults HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let _ = c.read_to_string(&mut answer);
+    }
+    let status = answer.lines().next().unwrap_or("no answer").to_string();
+    (status, start.elapsed())
+}
+
+#[test]
+fn the_api_panic_button_answers_through_a_cap_held_by_idle_slow_and_reconnecting_clients() {
+    let p = NsPair::new("capfull");
+    // 1024 open files: a cap of 384 connections, held several times over.
+    let d = Daemon::start_under(&p.a, "", &["prlimit", "--nofile=1024:1024", "--"]);
+    let held: Vec<UnixStream> = (0..600).filter_map(|i| hold(&d.socket, i)).collect();
+    // And a client that keeps reconnecting, holding its newest 300.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reconnecting = {
+        let stop = stop.clone();
+        let socket = d.socket.clone();
+        std::thread::spawn(move || {
+            let mut recent = std::collections::VecDeque::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(c) = hold(&socket, i) {
+                    recent.push_back(c);
+                }
+                if recent.len() > 300 {
+                    recent.pop_front();
+                }
+                i += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            i
+        })
+    };
+    let mut times = Vec::new();
+    for i in 0..100 {
+        if i % 10 == 0 {
+            d.create(&blackhole(B4, "10m"));
+        }
+        let (status, took) = panic_button(&d.socket);
+        assert!(
+            status.starts_with("HTTP/1.1 200"),
+            "try {i}: {status} after {took:?}\n{}",
+            d.log_text()
+        );
+        times.push(took);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let attempts = reconnecting.join().unwrap();
+    times.sort();
+    eprintln!(
+        "DELETE /v1/faults through a full cap ({} held, {attempts} reconnects): median {:?}, \
+         p99 {:?}, max {:?}",
+        held.len(),
+        times[50],
+        times[98],
+        times[99]
+    );
+    assert!(d.fault_ids().is_empty());
+    assert_eq!(p.ping(&p.a, B4, None, 2, "0.1"), (2, 2));
     drop(held);
 }
 

@@ -4,10 +4,12 @@
 //!
 //! No client can hold the server: headers must arrive within [`HEADER_TIMEOUT`], bodies within
 //! [`body::BODY_TIMEOUT`], a connection lives at most [`CONNECTION_LIFETIME`], and at most
-//! [`max_connections`] are served at once (beyond that new ones are closed at once, so the fd
-//! limit is never reached; the panic button stays reachable by SIGUSR1).
+//! [`max_connections`] are served at once, so the fd limit is never reached. At that cap a new
+//! connection takes the place of the oldest idle or slow one ([`connections`]): held
+//! connections cannot keep the panic button out of the API (SIGUSR1 reaches it anyway).
 
 mod body;
+mod connections;
 mod error;
 mod experiments;
 mod faults;
@@ -156,7 +158,8 @@ pub async fn run(
     let graceful = GracefulShutdown::new();
     let limit = max_connections();
     let slots = Arc::new(tokio::sync::Semaphore::new(limit));
-    let mut refused_at: Option<std::time::Instant> = None;
+    let open = connections::Connections::new();
+    let mut warned_at: Option<std::time::Instant> = None;
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -171,34 +174,60 @@ pub async fn run(
                 }
             },
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            if refused_at.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                tracing::warn!(
-                    limit,
-                    "connection limit reached: closing new connections (SIGUSR1 removes every fault)"
-                );
-                refused_at = Some(std::time::Instant::now());
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => Some(slot),
+            Err(_) => {
+                let evicted = open.evict_one();
+                if warned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    tracing::warn!(
+                        limit,
+                        evicted,
+                        "connection limit reached: new connections replace the oldest idle or \
+                         slow one, or are closed if every one is in a fresh request"
+                    );
+                    warned_at = Some(std::time::Instant::now());
+                }
+                if evicted {
+                    // The aborted task gives its slot back at its next poll.
+                    tokio::time::timeout(Duration::from_millis(500), slots.clone().acquire_owned())
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                } else {
+                    None
+                }
             }
+        };
+        let Some(slot) = slot else {
             drop(stream);
             continue;
         };
         let caller = peer::caller_of(&stream);
-        let service = app
-            .clone()
-            .map_request(move |mut req: Request<hyper::body::Incoming>| {
+        let app = app.clone();
+        let registry = open.clone();
+        let graceful = &graceful;
+        open.spawn(move |mark| {
+            let service = tower::service_fn(move |mut req: Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(caller);
-                req
+                let busy = registry.busy(&mark);
+                let app = app.clone();
+                async move {
+                    let _busy = busy;
+                    app.oneshot(req).await
+                }
             });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
-            // A client that shuts down its write side after the request still gets the answer.
-            .half_close(true)
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
-            drop(slot);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                // A client that shuts down its write side after the request still gets the
+                // answer.
+                .half_close(true)
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            let conn = graceful.watch(conn);
+            async move {
+                let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+                drop(slot);
+            }
         });
     }
     drop(listener);
