@@ -1,9 +1,12 @@
-//! The audit trail: one line (target `audit`) per change to the fault table *and* per refused
-//! attempt, with structured fields a reviewer can filter on: `action`, `result` (`ok` or
-//! `refused` with `status`, `error`, `field`), the fault's `id`, `name`, `kind`, `percent`
-//! (the action's own), `share` (of matching packets), `effective_percent`, `direction`, `match`,
-//! `interface`, `ttl`, `forced` (a protection was overridden), and the caller: `caller`
-//! (`client` or `daemon`), `uid`, `gid`, `pid`, `process`. Strings are written quoted and
+//! The audit trail: one line (target `audit`) per change to the fault table, per experiment
+//! start and end, *and* per refused attempt, with structured fields a reviewer can filter on:
+//! `action`, `result` (`ok` or `refused` with `status`, `error`, `field`), the fault's `id`,
+//! `name`, `kind`, `does` (what it does: "delay 50ms", "servfail for db.example"), `was` (an
+//! update's previous `does` and ttl), `percent` (the action's own), `share` (of matching
+//! packets), `effective_percent`, `direction`, `match`, `interface`, `ttl`, `forced` (a
+//! protection was overridden), an experiment's end `state` and `reason`, and the caller:
+//! `caller` (`client` or `daemon`), `uid`, `gid`, `pid`, `process`, `experiment` (the
+//! experiment acting for the client). Strings are written quoted and
 //! escaped (logfmt in the text format, JSON strings in the JSON one), so no value can forge a
 //! field. Every change goes through [`record`], every refusal through [`refused`] (an
 //! experiment's through [`refused_experiment`]).
@@ -138,7 +141,35 @@ pub enum Caller {
         pid: Option<i32>,
         /// Process name.
         process: Option<Comm>,
+        /// The experiment acting for the client, if any (its id, 12 hex digits).
+        experiment: Option<u64>,
     },
+}
+
+impl Caller {
+    /// The same caller, acting through experiment `id` (12 hex digits; anything else is not
+    /// an experiment id and leaves the caller as it is).
+    pub fn in_experiment(self, id: &str) -> Caller {
+        match (self, u64::from_str_radix(id, 16)) {
+            (
+                Caller::Client {
+                    uid,
+                    gid,
+                    pid,
+                    process,
+                    ..
+                },
+                Ok(tag),
+            ) => Caller::Client {
+                uid,
+                gid,
+                pid,
+                process,
+                experiment: Some(tag),
+            },
+            (caller, _) => caller,
+        }
+    }
 }
 
 /// What happened to a fault.
@@ -166,9 +197,12 @@ pub enum Event {
     InterfaceReplaced,
     /// The dead-man switch tripped: the kernel had lifted it; the daemon ended it.
     Deadman,
-    /// An experiment was asked for (audited when refused: an accepted one's faults are
-    /// audited as they are created).
+    /// An experiment was asked for (audited when refused; an accepted one as `experiment_start`).
     Experiment,
+    /// An experiment was accepted and begins (its steady state is checked first).
+    ExperimentStart,
+    /// An experiment ended, in the state the line gives, and why.
+    ExperimentEnd,
 }
 
 impl Event {
@@ -187,6 +221,8 @@ impl Event {
             Event::InterfaceReplaced => "interface_replaced",
             Event::Deadman => "deadman",
             Event::Experiment => "experiment",
+            Event::ExperimentStart => "experiment_start",
+            Event::ExperimentEnd => "experiment_end",
         }
     }
 }
@@ -204,26 +240,53 @@ pub struct Refusal<'a> {
 /// Writes the audit line for `event` on fault `id`.
 pub fn record(event: Event, id: &str, spec: &FaultSpec, caller: Caller) {
     line(Line {
-        event,
         id: Some(id),
         spec: Some(spec),
-        name: None,
-        caller,
-        forced: None,
-        refusal: None,
+        ..Line::new(event, caller)
+    });
+}
+
+/// Writes the audit line of fault `id` updated from `old` to `new`: what it does now, and did.
+pub fn updated(id: &str, old: &FaultSpec, new: &FaultSpec, caller: Caller) {
+    let was = format!(
+        "{}, ttl {}",
+        old.action.describe(old.percent),
+        humantime::format_duration(old.ttl)
+    );
+    line(Line {
+        id: Some(id),
+        spec: Some(new),
+        was: Some(&was),
+        ..Line::new(Event::Update, caller)
+    });
+}
+
+/// Writes the audit line of experiment `id` named `name` starting, or (with `ended`: its
+/// state and the reason) ending.
+pub fn experiment(id: &str, name: &str, ended: Option<(&str, Option<&str>)>, caller: Caller) {
+    line(Line {
+        id: Some(id),
+        name: Some(name),
+        state: ended.map(|(s, _)| s),
+        reason: ended.and_then(|(_, r)| r),
+        ..Line::new(
+            if ended.is_some() {
+                Event::ExperimentEnd
+            } else {
+                Event::ExperimentStart
+            },
+            caller,
+        )
     });
 }
 
 /// Writes the audit line of a created fault; `overrode` is the protection its `force` overrode.
 pub fn created(id: &str, spec: &FaultSpec, overrode: Option<&str>, caller: Caller) {
     line(Line {
-        event: Event::Create,
         id: Some(id),
         spec: Some(spec),
-        name: None,
-        caller,
         forced: Some(overrode),
-        refusal: None,
+        ..Line::new(Event::Create, caller)
     });
 }
 
@@ -237,13 +300,10 @@ pub fn refused(
     why: Refusal<'_>,
 ) {
     line(Line {
-        event,
         id,
         spec,
-        name: None,
-        caller,
-        forced: None,
         refusal: Some(why),
+        ..Line::new(event, caller)
     });
 }
 
@@ -251,13 +311,9 @@ pub fn refused(
 /// be read that far.
 pub fn refused_experiment(name: Option<&str>, caller: Caller, why: Refusal<'_>) {
     line(Line {
-        event: Event::Experiment,
-        id: None,
-        spec: None,
         name,
-        caller,
-        forced: None,
         refusal: Some(why),
+        ..Line::new(Event::Experiment, caller)
     });
 }
 
@@ -271,20 +327,51 @@ struct Line<'a> {
     /// For a create: the protection overridden, if any.
     forced: Option<Option<&'a str>>,
     refusal: Option<Refusal<'a>>,
+    /// For an update: what the fault did before.
+    was: Option<&'a str>,
+    /// For an experiment's end: its state and why.
+    state: Option<&'a str>,
+    reason: Option<&'a str>,
+}
+
+impl Line<'_> {
+    fn new(event: Event, caller: Caller) -> Self {
+        Line {
+            event,
+            id: None,
+            spec: None,
+            name: None,
+            caller,
+            forced: None,
+            refusal: None,
+            was: None,
+            state: None,
+            reason: None,
+        }
+    }
 }
 
 fn line(l: Line<'_>) {
-    let (who, uid, gid, pid, process) = match l.caller {
-        Caller::Daemon => ("daemon", None, None, None, None),
+    let (who, uid, gid, pid, process, experiment) = match l.caller {
+        Caller::Daemon => ("daemon", None, None, None, None, None),
         Caller::Client {
             uid,
             gid,
             pid,
             process,
-        } => ("client", uid, gid, pid, process.map(|c| c.as_string())),
+            experiment,
+        } => (
+            "client",
+            uid,
+            gid,
+            pid,
+            process.map(|c| c.as_string()),
+            experiment.map(|e| format!("{e:012x}")),
+        ),
     };
     let spec = l.spec;
     let matches = spec.map(|s| s.matches.describe(s.direction));
+    let does = spec.map(|s| s.action.describe(s.percent));
     let ttl = spec.map(|s| humantime::format_duration(s.ttl).to_string());
     tracing::info!(
         target: "audit",
@@ -296,6 +383,10 @@ fn line(l: Line<'_>) {
         id = l.id,
         name = spec.and_then(|s| s.name.as_deref()).or(l.name),
         kind = spec.map(|s| s.action.kind()),
+        does = does.as_deref(),
+        was = l.was,
+        state = l.state,
+        reason = l.reason,
         percent = spec.and_then(|s| s.action.own_percent()),
         share = spec.map(|s| s.percent),
         effective_percent = spec.map(FaultSpec::effective_percent),
@@ -310,5 +401,6 @@ fn line(l: Line<'_>) {
         gid,
         pid,
         process = process.as_deref(),
+        experiment = experiment.as_deref(),
     );
 }

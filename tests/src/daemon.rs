@@ -244,6 +244,24 @@ impl Daemon {
         created
     }
 
+    /// Polls experiment `id` until it is over (at most `limit`); its final view.
+    pub fn until_experiment_ends(&self, id: &str, limit: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let (s, e) = self.call(Method::GET, &format!("/v1/experiments/{id}"), None);
+            assert_eq!(s, 200, "{e}");
+            let state = e["state"].as_str().unwrap_or_default().to_string();
+            if !["checking_steady_state", "injecting", "recovering"].contains(&state.as_str()) {
+                return e;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "still {state} after {limit:?}: {e}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Ids of the installed faults (`GET /v1/faults`).
     pub fn fault_ids(&self) -> Vec<String> {
         let (status, list) = self.call(Method::GET, "/v1/faults", None);

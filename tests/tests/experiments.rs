@@ -20,24 +20,6 @@ fn examples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples")
 }
 
-/// Polls the experiment until it is over (at most `limit`); its final view.
-fn until_final(d: &Daemon, id: &str, limit: Duration) -> Value {
-    let start = Instant::now();
-    loop {
-        let (s, e) = d.call(Method::GET, &format!("/v1/experiments/{id}"), None);
-        assert_eq!(s, 200, "{e}");
-        let state = e["state"].as_str().unwrap();
-        if !["checking_steady_state", "injecting", "recovering"].contains(&state) {
-            return e;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "still {state} after {limit:?}: {e}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn health_probe(interval: &str) -> Value {
     json!({"id": "health", "http": {"url": "http://10.200.0.1:8080/healthz"},
            "interval": interval, "timeout": "500ms"})
@@ -63,7 +45,7 @@ fn a_probe_that_breaks_aborts_the_experiment_and_lifts_every_fault_at_once() {
     let (s, e) = d.call(Method::POST, "/v1/experiments", Some(&spec.to_string()));
     assert_eq!(s, 201, "{e}");
     let id = e["id"].as_str().unwrap().to_string();
-    let done = until_final(&d, &id, Duration::from_secs(20));
+    let done = d.until_experiment_ends(&id, Duration::from_secs(20));
     assert_eq!(done["state"], "aborted", "{done}");
     let abort = &done["abort"];
     assert_eq!(abort["by"], "probe health", "{done}");
@@ -104,7 +86,7 @@ fn a_steady_state_that_does_not_hold_refuses_and_injects_nothing() {
     });
     let (s, e) = d.call(Method::POST, "/v1/experiments", Some(&spec.to_string()));
     assert_eq!(s, 201, "{e}");
-    let done = until_final(&d, e["id"].as_str().unwrap(), Duration::from_secs(10));
+    let done = d.until_experiment_ends(e["id"].as_str().unwrap(), Duration::from_secs(10));
     assert_eq!(done["state"], "not_started", "{done}");
     assert!(
         done["reason"].as_str().unwrap().contains("status 200"),
@@ -122,7 +104,7 @@ fn a_steady_state_that_does_not_hold_refuses_and_injects_nothing() {
                      "probes": [health_probe("1s")], "steady_state": {"before": ["health"]},
                      "dry_run": true});
     let (_, e) = d.call(Method::POST, "/v1/experiments", Some(&dry.to_string()));
-    let done = until_final(&d, e["id"].as_str().unwrap(), Duration::from_secs(10));
+    let done = d.until_experiment_ends(e["id"].as_str().unwrap(), Duration::from_secs(10));
     assert_eq!(done["state"], "completed", "{done}");
     assert!(done["injected_at_ms"].is_null(), "{done}");
     assert_eq!(p.attached(&p.a, VETH_A), (0, false));
@@ -241,7 +223,7 @@ fn chaosctl_run_reports_each_example_and_writes_junit() {
         spec["dry_run"] = json!(true);
         let (s, e) = d.call(Method::POST, "/v1/experiments", Some(&spec.to_string()));
         assert_eq!(s, 201, "{}: {e}", entry.path().display());
-        let done = until_final(&d, e["id"].as_str().unwrap(), Duration::from_secs(20));
+        let done = d.until_experiment_ends(e["id"].as_str().unwrap(), Duration::from_secs(20));
         assert_eq!(
             done["state"],
             "completed",

@@ -293,6 +293,71 @@ fn refused_attempts_are_audited_with_the_caller_and_the_parameters() {
 }
 
 #[test]
+fn changes_are_audited_with_what_they_do_and_experiments_with_how_they_ended() {
+    let p = NsPair::new("auditdo");
+    let d = Daemon::start(&p.a, "");
+    let dns = json!({"name": "db-dns", "match": {"cidr": B4},
+                     "action": {"kind": "dns", "domain": "db.example", "response": "nxdomain"},
+                     "ttl": "1m"});
+    let id = d.create(&dns.to_string())["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, e) = d.call(
+        Method::PATCH,
+        &format!("/v1/faults/{id}"),
+        Some(r#"{"action": {"kind": "dns", "domain": "db.example", "response": "servfail"}, "ttl": "5m"}"#),
+    );
+    assert_eq!(s, 200, "{e}");
+    // A stop condition that fires at once: the blackholed address stops answering pings.
+    let ping = ["ping", "-c", "1", "-W", "1", B4];
+    let experiment = json!({"name": "ping-dies", "duration": "20s",
+        "probes": [{"id": "ping", "command": {"argv": ping}, "interval": "200ms", "timeout": "2s"}],
+        "steady_state": {"before": ["ping"]},
+        "stop_when": [{"probe": "ping", "consecutive_failures": 1}],
+        "faults": [{"name": "cut", "match": {"cidr": B4}, "action": {"kind": "blackhole"}}]});
+    let (s, e) = d.call(
+        Method::POST,
+        "/v1/experiments",
+        Some(&experiment.to_string()),
+    );
+    assert_eq!(s, 201, "{e}");
+    let exp = e["id"].as_str().unwrap().to_string();
+    let done = d.until_experiment_ends(&exp, Duration::from_secs(20));
+    assert_eq!(done["state"], "aborted", "{done}");
+
+    let lines = audit_lines(&d);
+    let find = |action: &str, of: &str| {
+        lines
+            .iter()
+            .find(|l| l["action"] == action && l.get("name").map(String::as_str) == Some(of))
+            .unwrap_or_else(|| panic!("no {action} line for {of}: {lines:#?}"))
+    };
+    assert_eq!(find("create", "db-dns")["does"], "nxdomain for db.example");
+    let update = find("update", "db-dns");
+    assert_eq!(update["does"], "servfail for db.example", "{update:?}");
+    assert_eq!(
+        update["was"], "nxdomain for db.example, ttl 1m",
+        "{update:?}"
+    );
+    let start = find("experiment_start", "ping-dies");
+    assert_eq!(start["id"], exp);
+    assert_eq!(start["caller"], "client");
+    for action in ["create", "delete"] {
+        let l = find(action, "cut");
+        assert_eq!(l["experiment"], exp, "{action} is the experiment's: {l:?}");
+        assert_eq!(l["does"], "drop all", "{l:?}");
+        assert_eq!(l["uid"], "0", "and its caller's: {l:?}");
+    }
+    let end = find("experiment_end", "ping-dies");
+    assert_eq!(end["state"], "aborted", "{end:?}");
+    assert!(
+        end["reason"].starts_with("stop condition probe ping"),
+        "{end:?}"
+    );
+}
+
+#[test]
 fn patch_moves_the_kernel_deadline_and_changes_the_action_in_place() {
     let p = NsPair::new("patch");
     // A long dead-man interval: the kernel's own TTL is what is tested while the daemon sleeps.

@@ -11,7 +11,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use super::{Outcome, Plan, Record, TIMELINE, plan::Stop};
 use crate::{
-    audit::Caller,
+    audit::{self, Caller},
     faults::FaultTable,
     spec::{Abort, ExperimentState, ProbeResult},
 };
@@ -42,14 +42,23 @@ fn note(record: &Mutex<Record>, probe: &str, phase: &str, o: &Outcome) {
     });
 }
 
-fn finish(record: &Mutex<Record>, state: ExperimentState, reason: Option<String>) {
+fn finish(record: &Mutex<Record>, state: ExperimentState, reason: Option<String>, caller: Caller) {
     let mut r = lock(record);
     r.state = state;
     if reason.is_some() {
         r.reason = reason;
     }
     r.ended_ms = Some(r.start.elapsed().as_millis() as u64);
-    tracing::info!(experiment = %r.id, name = %r.spec.name.escape_default(), state = ?state, "experiment ended");
+    let state = serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    // An abort is the experiment's own doing: which stop condition, and what it saw.
+    let why = match &r.abort {
+        Some(a) => Some(format!("stop condition {}: {}", a.by, a.reason)),
+        None => r.reason.clone(),
+    };
+    audit::experiment(&r.id, &r.spec.name, Some((&state, why.as_deref())), caller);
 }
 
 /// How the injection ended.
@@ -72,8 +81,14 @@ pub async fn run(
     caller: Caller,
     done: watch::Sender<bool>,
 ) {
+    // The faults it creates and lifts are audited as the experiment's, for its caller.
+    let caller = {
+        let r = lock(&record);
+        audit::experiment(&r.id, &r.spec.name, None, caller);
+        caller.in_experiment(&r.id)
+    };
     let (state, reason) = life(&plan, &record, &stop, &table, caller).await;
-    finish(&record, state, reason);
+    finish(&record, state, reason, caller);
     let _ = done.send(true);
 }
 

@@ -435,6 +435,7 @@ impl Faults {
                     gid,
                     pid,
                     process,
+                    ..
                 } => Some(CreatedBy {
                     uid,
                     gid,
@@ -574,12 +575,12 @@ impl Faults {
             None => self.entries[&id].spec.ttl,
         };
         let e = self.entries.get_mut(&id).expect("looked up above");
-        e.spec = spec;
+        let was = std::mem::replace(&mut e.spec, spec);
         e.expires_at_ns = at;
         self.deadlines.remove(&(old_at, id));
         self.deadlines.insert((at, id));
         let e = &self.entries[&id];
-        audit::record(Event::Update, &id.to_string(), &e.spec, caller);
+        audit::updated(&id.to_string(), &was, &e.spec, caller);
         Ok(self.view(id, e))
     }
 

@@ -13,12 +13,14 @@ pub fn caller_of(stream: &UnixStream) -> Caller {
             gid: Some(c.gid()),
             pid: c.pid(),
             process: c.pid().and_then(Comm::of),
+            experiment: None,
         },
         Err(_) => Caller::Client {
             uid: None,
             gid: None,
             pid: None,
             process: None,
+            experiment: None,
         },
     }
 }
