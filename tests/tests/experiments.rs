@@ -154,10 +154,46 @@ fn bad_experiments_are_refused_naming_the_field_and_leave_nothing() {
             with(json!({"steady_state": {"before": ["nope"]}})),
             "steady_state.before[0]",
         ),
+        // Two faults with one match could never both go in: refused now, dry run or not.
+        (
+            with(
+                json!({"faults": [cache_blackhole(), {"match": cache_blackhole()["match"],
+                                    "action": {"kind": "loss", "percent": 10}}]}),
+            ),
+            "faults[1].match",
+        ),
+        (
+            with(json!({"dry_run": true, "faults": [cache_blackhole(),
+                        {"match": cache_blackhole()["match"], "action": {"kind": "blackhole"}}]})),
+            "faults[1].match",
+        ),
     ] {
         let (s, e) = d.call(Method::POST, "/v1/experiments", Some(&body));
         assert_eq!((s, e["field"].as_str()), (422, Some(field)), "{body}: {e}");
     }
+    // A match an installed fault holds: 409 naming the fault, as POST /v1/faults answers.
+    let held = json!({"match": cache_blackhole()["match"], "action": {"kind": "blackhole"},
+                      "ttl": "1m"});
+    let installed = d.create(&held.to_string());
+    for dry_run in [false, true] {
+        let (s, e) = d.call(
+            Method::POST,
+            "/v1/experiments",
+            Some(&with(json!({"dry_run": dry_run}))),
+        );
+        assert_eq!(
+            (s, e["field"].as_str()),
+            (409, Some("faults[0].match")),
+            "{e}"
+        );
+        let error = e["error"].as_str().unwrap();
+        assert!(error.contains(installed["id"].as_str().unwrap()), "{e}");
+    }
+    assert_eq!(
+        d.call(Method::DELETE, "/v1/faults", None).0,
+        200,
+        "the held fault goes"
+    );
     let (s, e) = d.call(
         Method::POST,
         "/v1/experiments",

@@ -115,17 +115,19 @@ impl Experiments {
         format!("{:012x}", h.finish() >> 16)
     }
 
-    /// Starts an experiment whose plan was checked; answers at once with its first view.
-    pub fn start(
-        &self,
-        id: String,
-        spec: ExperimentSpec,
-        plan: Plan,
-        table: FaultTable,
-        caller: Caller,
-    ) -> Result<Experiment, StartError> {
+    /// Whether an experiment touching `touches` may start beside the running ones (what
+    /// [`Experiments::start`] checks again, atomically, when it starts it).
+    pub fn check(&self, spec: &ExperimentSpec, plan: &Plan) -> Result<(), StartError> {
         let touches: Vec<String> = plan.faults.iter().map(touch).collect();
-        let mut all = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let all = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        Self::admit(&all, spec, &touches)
+    }
+
+    fn admit(
+        all: &BTreeMap<String, Entry>,
+        spec: &ExperimentSpec,
+        touches: &[String],
+    ) -> Result<(), StartError> {
         let running = all
             .values()
             .filter(|e| {
@@ -148,6 +150,21 @@ impl Experiments {
                 return Err(StartError::Busy(other.clone(), t.clone()));
             }
         }
+        Ok(())
+    }
+
+    /// Starts an experiment whose plan was checked; answers at once with its first view.
+    pub fn start(
+        &self,
+        id: String,
+        spec: ExperimentSpec,
+        plan: Plan,
+        table: FaultTable,
+        caller: Caller,
+    ) -> Result<Experiment, StartError> {
+        let touches: Vec<String> = plan.faults.iter().map(touch).collect();
+        let mut all = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        Self::admit(&all, &spec, &touches)?;
         let record = Arc::new(Mutex::new(Record {
             id: id.clone(),
             faults: plan

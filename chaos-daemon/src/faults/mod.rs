@@ -129,6 +129,11 @@ impl FaultTable {
         self.with(move |f| f.create(items, caller)).await?
     }
 
+    /// Whether `items` would install now without a conflict ([`Faults::check_conflicts`]).
+    pub async fn check_conflicts(&self, items: Vec<Validated>) -> Result<(), FaultError> {
+        self.with(move |f| f.check_conflicts(&items)).await?
+    }
+
     /// Removes one fault.
     pub async fn remove(&self, id: String, caller: Caller) -> Result<Fault, FaultError> {
         self.with(move |f| f.remove(&id, Event::Delete, caller))

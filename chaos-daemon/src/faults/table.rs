@@ -273,6 +273,29 @@ impl Faults {
         Ok(out)
     }
 
+    /// Whether `items` would install now without a conflict: the check an experiment gets
+    /// when it is posted (its dry run too), before its steady state is even probed. A fault
+    /// added in between is still refused at the injection.
+    pub fn check_conflicts(&self, items: &[Validated]) -> Result<(), FaultError> {
+        let mut by_iface: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, v) in items.iter().enumerate() {
+            by_iface.entry(&v.iface).or_default().push(i);
+        }
+        for (iface, idx) in by_iface {
+            let owner: Vec<usize> = idx
+                .iter()
+                .flat_map(|&i| std::iter::repeat_n(i, items[i].rules.len()))
+                .collect();
+            let batch: Vec<loader::Rule> = idx
+                .iter()
+                .flat_map(|&i| items[i].rules.iter().cloned())
+                .collect();
+            Injector::check_batch(self.injectors.get(iface), &batch)
+                .map_err(|e| self.explain(e, &owner, items))?;
+        }
+        Ok(())
+    }
+
     /// Removes rules a failed create had installed.
     fn rollback(&mut self, done: Vec<(String, Vec<RuleId>)>) {
         for (iface, ids) in done {

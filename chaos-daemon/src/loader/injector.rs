@@ -246,13 +246,21 @@ impl Injector {
         Ok(())
     }
 
-    /// Installs all rules or none. Validation and conflict checks happen before any map write.
-    pub fn add_batch(&mut self, rules: &[Rule]) -> Result<Vec<RuleId>, Error> {
+    /// Whether `rules` could go in as one batch on top of `installed` (an interface without an
+    /// injector yet: `None`): the first that an installed rule or an earlier rule of the batch
+    /// already holds the match of is an [`Error::Conflict`]. Nothing is written.
+    pub fn check_batch(installed: Option<&Injector>, rules: &[Rule]) -> Result<(), Error> {
         let compiled = rules.iter().map(compile).collect::<Result<Vec<_>, _>>()?;
+        Self::first_conflict(installed, &compiled)
+    }
+
+    fn first_conflict(installed: Option<&Injector>, compiled: &[Compiled]) -> Result<(), Error> {
         let mut seen = HashMap::with_capacity(compiled.len());
         for (index, c) in compiled.iter().enumerate() {
-            if let Some(&slot) = self.by_key.get(&c.key) {
-                let generation = self.installed[&slot].generation;
+            if let Some(inj) = installed
+                && let Some(&slot) = inj.by_key.get(&c.key)
+            {
+                let generation = inj.installed[&slot].generation;
                 return Err(Error::Conflict {
                     index,
                     existing: Some(RuleId { slot, generation }),
@@ -265,6 +273,13 @@ impl Injector {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// Installs all rules or none. Validation and conflict checks happen before any map write.
+    pub fn add_batch(&mut self, rules: &[Rule]) -> Result<Vec<RuleId>, Error> {
+        let compiled = rules.iter().map(compile).collect::<Result<Vec<_>, _>>()?;
+        Self::first_conflict(Some(self), &compiled)?;
         let mut levels: std::collections::BTreeSet<u8> = self.maps.scope_levels().collect();
         levels.extend(rules.iter().filter_map(|r| r.cgroup.map(|s| s.level)));
         if levels.len() > chaos_common::MAX_SCOPE_PROBES as usize {

@@ -12,6 +12,7 @@ use super::{ApiError, AppState, body, faults::with_env};
 use crate::{
     audit::{self, Caller},
     experiments::{StartError, plan},
+    faults::FaultError,
     spec::{Experiment, ExperimentSpec},
     validate::validate,
 };
@@ -61,18 +62,50 @@ async fn start(
             &|f| validate(f, env),
         )
     })?;
+    let busy = |e: StartError| match e {
+        StartError::Busy(..) => ApiError {
+            status: StatusCode::CONFLICT,
+            error: e.to_string(),
+            field: Some("faults".into()),
+        },
+        StartError::TooMany => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+    };
+    // Another experiment on the same faults is named as such, before its faults are met.
+    state.experiments.check(&spec, &plan).map_err(busy)?;
+    // Faults that could not go in are refused now, not after the steady state was probed:
+    // two of its own with one match (422), or one an installed fault holds (409).
+    state
+        .table
+        .check_conflicts(plan.faults.clone())
+        .await
+        .map_err(conflict)?;
     let view = state
         .experiments
         .start(id, spec, plan, state.table.clone(), caller)
-        .map_err(|e| match e {
-            StartError::Busy(..) => ApiError {
-                status: StatusCode::CONFLICT,
-                error: e.to_string(),
-                field: Some("faults".into()),
-            },
-            StartError::TooMany => ApiError::new(StatusCode::CONFLICT, e.to_string()),
-        })?;
+        .map_err(busy)?;
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// A conflict found before the start, in the experiment's terms: the field is
+/// `faults[i].match` (or `.match.cidrs[j]`).
+fn conflict(e: FaultError) -> ApiError {
+    let index = match &e {
+        FaultError::Conflict {
+            index, existing, ..
+        } => Some((*index, existing.is_none())),
+        _ => None,
+    };
+    let mut api = ApiError::from(e);
+    if let Some((i, within)) = index {
+        api.field = api.field.map(|f| format!("faults[{i}].{f}"));
+        if within {
+            api.status = StatusCode::UNPROCESSABLE_ENTITY;
+            api.error = api
+                .error
+                .replace("earlier in this batch", "earlier in this experiment");
+        }
+    }
+    api
 }
 
 /// `GET /v1/experiments`: every experiment still known, oldest first.
