@@ -332,6 +332,26 @@ fn chaosctl_run_reports_each_example_and_writes_junit() {
         "{out:?}"
     );
     assert!(d.fault_ids().is_empty());
+    // Faults that affect nothing (no traffic to the port): completed, but not tested: exit 6,
+    // the injection skipped in the JUnit file.
+    std::fs::write(
+        &bad,
+        format!(
+            "name = \"idle\"\nduration = \"1s\"\n[[faults]]\nmatch = {{ cidr = \"{B4}\", protocol = \"tcp\", port = 9 }}\naction = {{ kind = \"blackhole\" }}\n"
+        ),
+    )
+    .unwrap();
+    let out = chaosctl_run(&d, &["--junit", junit.to_str().unwrap()])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    show("idle", &out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(6), "{stdout}");
+    assert!(stdout.contains("the hypothesis was not tested"), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("failures=\"0\" skipped=\"1\""), "{xml}");
+    let _ = std::fs::remove_file(&junit);
     let _ = std::fs::remove_file(&bad);
 }
 

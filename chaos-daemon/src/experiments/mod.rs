@@ -45,6 +45,8 @@ struct Record {
     timeline: VecDeque<ProbeResult>,
     abort: Option<Abort>,
     reason: Option<String>,
+    /// No fault affected a packet during a full injection.
+    untested: bool,
     /// (interface, direction, match) of each fault: what no other running experiment may touch.
     touches: Vec<String>,
 }
@@ -65,6 +67,7 @@ impl Record {
             timeline: self.timeline.iter().cloned().collect(),
             abort: self.abort.clone(),
             reason: self.reason.clone(),
+            untested: self.untested,
         }
     }
 }
@@ -187,6 +190,7 @@ impl Experiments {
             timeline: VecDeque::new(),
             abort: None,
             reason: None,
+            untested: false,
             touches,
         }));
         let view = record.lock().unwrap_or_else(|p| p.into_inner()).view();

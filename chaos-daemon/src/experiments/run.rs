@@ -147,6 +147,13 @@ async fn life(
         }
     }
     let ended = watch_injection(plan, record, stop, table, &ids, duration).await;
+    if matches!(ended, Ended::Duration) {
+        // The counters as the faults end, not as of the last poll: whether they affected
+        // anything decides if the hypothesis was tested at all.
+        if let Ok(now) = table.get_many(ids.clone()).await {
+            store_counters(record, &now);
+        }
+    }
     // Lift first, record after.
     let lifted = table.remove_many(ids.clone(), caller).await;
     let lifted_at = Instant::now();
@@ -180,9 +187,28 @@ async fn life(
             return (ExperimentState::Aborted, None);
         }
     }
-    match recover(plan, record).await {
-        None => (ExperimentState::Completed, None),
+    let recovered = recover(plan, record).await;
+    let untested = {
+        let mut r = lock(record);
+        r.untested = r.faults.iter().all(|f| f.counters.affected == 0);
+        r.untested
+    };
+    let untested = untested.then(|| {
+        "no fault affected a packet during the injection: the hypothesis was not tested".to_string()
+    });
+    match recovered {
+        None => (ExperimentState::Completed, untested),
         Some(why) => (ExperimentState::Deviated, Some(why)),
+    }
+}
+
+/// Copies the faults' counters (as `get_many` returned them) into the record.
+fn store_counters(record: &Mutex<Record>, now: &[Option<crate::spec::Fault>]) {
+    let mut r = lock(record);
+    for (view, f) in r.faults.iter_mut().zip(now) {
+        if let Some(f) = f {
+            view.counters = f.counters;
+        }
     }
 }
 
@@ -242,12 +268,8 @@ async fn watch_injection(
                         "a fault was removed outside the experiment (DELETE, the panic button or its cgroup or interface went away)".into(),
                     );
                 }
-                let mut r = lock(record);
-                for (view, f) in r.faults.iter_mut().zip(&now) {
-                    if let Some(f) = f {
-                        view.counters = f.counters;
-                    }
-                }
+                store_counters(record, &now);
+                let r = lock(record);
                 let breach = plan.stops.iter().find_map(|s| match s {
                     Stop::Counter { fault, affected, above } => {
                         let c = r.faults[*fault].counters;

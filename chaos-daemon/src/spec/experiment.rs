@@ -279,4 +279,9 @@ pub struct Experiment {
     /// Why it failed, was stopped or did not start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The faults were in force for the whole duration and none affected a packet: the
+    /// hypothesis was not tested (set on `completed` and `deviated`; `chaosctl run` exits 6
+    /// for a completed one and reports its injection as skipped).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub untested: bool,
 }

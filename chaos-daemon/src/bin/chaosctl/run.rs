@@ -24,6 +24,8 @@ pub mod exit {
     pub const NOT_RUN: i32 = 4;
     /// The daemon failed while running it (the faults were lifted).
     pub const FAILED: i32 = 5;
+    /// Completed, but no fault affected a packet: the hypothesis was not tested.
+    pub const UNTESTED: i32 = 6;
 }
 
 /// How often the experiment is read while it runs.
@@ -41,6 +43,15 @@ pub fn code(state: ExperimentState) -> i32 {
         | ExperimentState::CheckingSteadyState
         | ExperimentState::Injecting
         | ExperimentState::Recovering => exit::FAILED,
+    }
+}
+
+/// The exit code for how the experiment ended: [`code`] of its state, except that a
+/// completed experiment whose faults affected nothing did not test its hypothesis.
+pub fn code_of(e: &Experiment) -> i32 {
+    match e.state {
+        ExperimentState::Completed if e.untested => exit::UNTESTED,
+        state => code(state),
     }
 }
 
@@ -181,7 +192,7 @@ pub async fn run(file: &Path, junit: Option<&Path>, ctx: &Ctx) -> i32 {
     {
         eprintln!("chaosctl run: cannot write {}: {e}", path.display());
     }
-    code(last.state)
+    code_of(&last)
 }
 
 /// "injecting 12.3s/30s | health ok 12ms | cache-loss affected 1043".
@@ -217,10 +228,11 @@ fn status_line(e: &Experiment) -> String {
 /// The end-of-run report.
 pub fn report(e: &Experiment) -> String {
     let mut s = format!(
-        "experiment {} ({}): {}\n",
+        "experiment {} ({}): {}{}\n",
         e.spec.name.escape_default(),
         e.id,
-        state_name(e.state)
+        state_name(e.state),
+        if e.untested { ", NOT TESTED" } else { "" }
     );
     if !e.spec.hypothesis.is_empty() {
         s.push_str(&format!(
@@ -324,6 +336,12 @@ pub fn junit_xml(e: &Experiment) -> String {
             ("injection", Some(("failure", format!("failed: {reason}")))),
             ("steady state after", Some(("skipped", "failed".into()))),
         ],
+        // Nothing was affected: the injection tested nothing, which CI must not read as a pass.
+        S::Completed if e.untested => [
+            ("steady state before", None),
+            ("injection", Some(("skipped", reason.clone()))),
+            ("steady state after", None),
+        ],
         S::Completed => [
             ("steady state before", None),
             ("injection", None),
@@ -383,6 +401,7 @@ mod tests {
             timeline: vec![],
             abort: None,
             reason: Some("probe <health> status 500".into()),
+            untested: false,
         }
     }
 
@@ -400,6 +419,28 @@ mod tests {
         .map(code)
         .to_vec();
         assert_eq!(codes, [0, 1, 2, 3, 4, 5]);
+        let mut untested = experiment(S::Completed);
+        untested.untested = true;
+        assert_eq!(code_of(&untested), exit::UNTESTED);
+        untested.state = S::Deviated;
+        assert_eq!(
+            code_of(&untested),
+            exit::DEVIATED,
+            "a deviation still says so"
+        );
+    }
+
+    #[test]
+    fn junit_skips_an_injection_that_affected_nothing() {
+        let mut e = experiment(ExperimentState::Completed);
+        e.untested = true;
+        e.reason = Some("no fault affected a packet".into());
+        let x = junit_xml(&e);
+        assert!(x.contains("failures=\"0\" skipped=\"1\""), "{x}");
+        assert!(
+            x.contains("<skipped message=\"no fault affected a packet\"/>"),
+            "{x}"
+        );
     }
 
     #[test]
