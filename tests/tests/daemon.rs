@@ -787,7 +787,20 @@ fn chaosctl_selects_by_label_name_and_id_prefix() {
     let out = d.ctl(&["rm", "zzzz"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no fault id"));
-    let out = d.ctl(&["rm", "-l", "team=a", "-l", "exp=7"]);
+    // Selectors that could never match are usage errors (exit 2), not "removed 0".
+    for bad in ["team!=a", "bad key=x", "team"] {
+        let out = d.ctl(&["rm", "-l", bad]);
+        assert_eq!(out.status.code(), Some(2), "-l {bad}: {out:?}");
+    }
+    let (s, e) = d.call(Method::DELETE, "/v1/faults?label=bad%20key=x", None);
+    assert_eq!((s, e["field"].as_str()), (400, Some("label")), "{e}");
+    assert_eq!(
+        d.fault_ids().len(),
+        2,
+        "nothing removed by refused selectors"
+    );
+    // A comma is AND, as kubectl's -l.
+    let out = d.ctl(&["rm", "-l", "team=a,exp=7"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "removed 1 fault(s)"

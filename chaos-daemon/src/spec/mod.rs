@@ -16,7 +16,7 @@ pub use experiment::{
     HttpProbe, ProbeResult, ProbeSpec, PrometheusProbe, StatusExpect, SteadyState, StopCondition,
 };
 pub use matches::{MatchSpec, ProtocolSpec};
-pub use selector::{Selector, SelectorError};
+pub use selector::{Selector, SelectorError, check_label};
 
 /// A fault as a client describes it (`POST /v1/faults`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

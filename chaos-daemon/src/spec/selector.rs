@@ -6,6 +6,39 @@ use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode
 
 use super::FaultSpec;
 
+/// Longest label key or value, in bytes.
+const MAX_LABEL_LEN: usize = 63;
+
+/// Whether `key=value` is a label a fault can carry, as Kubernetes spells them (letters,
+/// digits, `-`, `_`, `.`; keys may carry a `/` prefix), so they read the same in a URL, a log
+/// line and a metrics label; the reason if not. A selector naming any other label could never
+/// match, so it is refused like a bad label on a new fault.
+pub fn check_label(key: &str, value: &str) -> Result<(), String> {
+    let ok = |s: &str, extra: &[char]| {
+        s.len() <= MAX_LABEL_LEN
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c) || extra.contains(&c))
+    };
+    if let Some(k) = key.strip_suffix('!') {
+        return Err(format!(
+            "{k}!={value}: only KEY=VALUE is supported (every label given must match)"
+        ));
+    }
+    if key.is_empty() || !ok(key, &['/']) {
+        return Err(format!(
+            "label key {:?} must be 1–{MAX_LABEL_LEN} letters, digits, '-', '_', '.' or '/'",
+            key.escape_default().to_string()
+        ));
+    }
+    if !ok(value, &[]) {
+        return Err(format!(
+            "label value {:?} must be at most {MAX_LABEL_LEN} letters, digits, '-', '_' or '.'",
+            value.escape_default().to_string()
+        ));
+    }
+    Ok(())
+}
+
 /// A fault selection; empty selects every fault.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Selector {
@@ -57,8 +90,11 @@ impl Selector {
                 }
                 "name" => sel.name = Some(value),
                 "label" => match value.split_once('=') {
-                    Some((k, v)) if !k.is_empty() => sel.labels.push((k.into(), v.into())),
-                    _ => {
+                    Some((k, v)) => {
+                        check_label(k, v).map_err(|m| err("label", m))?;
+                        sel.labels.push((k.into(), v.into()));
+                    }
+                    None => {
                         return Err(err(
                             "label",
                             format!("label must be KEY=VALUE (got {value:?})"),

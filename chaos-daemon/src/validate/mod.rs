@@ -82,11 +82,8 @@ fn check_name(spec: &FaultSpec) -> Result<(), ValidationError> {
 
 /// Most labels on one fault.
 const MAX_LABELS: usize = 16;
-/// Longest label key or value, in bytes.
-const MAX_LABEL_LEN: usize = 63;
 
-/// Label keys and values as Kubernetes spells them (letters, digits, `-`, `_`, `.`; keys may
-/// carry a `/` prefix), so they read the same in a URL, a log line and a metrics label.
+/// At most [`MAX_LABELS`], and every one passes [`crate::spec::check_label`].
 fn check_labels(spec: &FaultSpec) -> Result<(), ValidationError> {
     if spec.labels.len() > MAX_LABELS {
         return Err(ValidationError::invalid(
@@ -94,31 +91,9 @@ fn check_labels(spec: &FaultSpec) -> Result<(), ValidationError> {
             format!("at most {MAX_LABELS} labels, got {}", spec.labels.len()),
         ));
     }
-    let ok = |s: &str, extra: &[char]| {
-        s.len() <= MAX_LABEL_LEN
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c) || extra.contains(&c))
-    };
     for (k, v) in &spec.labels {
-        let field = format!("labels.{}", k.escape_default());
-        if k.is_empty() || !ok(k, &['/']) {
-            return Err(ValidationError::invalid(
-                field,
-                format!(
-                    "label key {:?} must be 1–{MAX_LABEL_LEN} letters, digits, '-', '_', '.' or '/'",
-                    k.escape_default().to_string()
-                ),
-            ));
-        }
-        if !ok(v, &[]) {
-            return Err(ValidationError::invalid(
-                field,
-                format!(
-                    "label value {:?} must be at most {MAX_LABEL_LEN} letters, digits, '-', '_' or '.'",
-                    v.escape_default().to_string()
-                ),
-            ));
-        }
+        crate::spec::check_label(k, v)
+            .map_err(|m| ValidationError::invalid(format!("labels.{}", k.escape_default()), m))?;
     }
     Ok(())
 }

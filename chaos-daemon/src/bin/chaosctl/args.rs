@@ -337,8 +337,15 @@ pub struct Select {
     /// Faults with this name.
     #[arg(long)]
     pub name: Option<String>,
-    /// Faults carrying this label (repeatable: all must match).
-    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    /// Faults carrying this label; repeat it, or separate labels with commas
+    /// (`-l team=payments,exp=42`): all must match. Only KEY=VALUE (no `!=`).
+    #[arg(
+        short = 'l',
+        long = "label",
+        value_name = "KEY=VALUE",
+        value_delimiter = ',',
+        value_parser = parse_label
+    )]
     pub labels: Vec<(String, String)>,
 }
 
@@ -352,12 +359,14 @@ impl Select {
     }
 }
 
-/// `KEY=VALUE`, as `--label` takes it.
+/// `KEY=VALUE`, as `--label` takes it, checked as the daemon checks labels (a selector that
+/// could never match is a usage error, not "removed 0").
 pub fn parse_label(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("{s:?} is not KEY=VALUE")),
-    }
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))?;
+    chaos_daemon::spec::check_label(k, v)?;
+    Ok((k.to_string(), v.to_string()))
 }
 
 /// Options shared by every `add`.
