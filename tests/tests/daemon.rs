@@ -784,6 +784,10 @@ fn chaosctl_selects_by_label_name_and_id_prefix() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // rm finds a fault by its unique name as get and update do.
+    let out = d.ctl(&["rm", "x"]);
+    assert!(out.status.success(), "{out:?}");
+    add(B4, &["-l", "team=a", "--name", "x"]);
     let out = d.ctl(&["rm", "zzzz"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no fault id"));

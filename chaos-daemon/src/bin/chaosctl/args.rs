@@ -87,9 +87,11 @@ pub enum Cmd {
         chaosctl update redis --percent 50          # a loss fault named redis: now 50%\n  \
         chaosctl update 3f9c --delay 500ms --jitter 50ms")]
     Update(Box<UpdateArgs>),
-    /// Remove faults by id (or a unique prefix of one), by name or label, or all with --all.
+    /// Remove faults by id (or a unique name, or a unique prefix of an id), by name or label,
+    /// or all with --all.
     Rm {
-        /// Fault ids or unique id prefixes.
+        /// Faults as `get` and `update` find them: an exact id, else a unique name, else a
+        /// unique id prefix (an ambiguous one is refused).
         #[arg(conflicts_with_all = ["name", "labels"])]
         ids: Vec<String>,
         /// Which faults, instead of ids.

@@ -1,14 +1,14 @@
-//! Finding the one fault a user means: an id, a unique id prefix, or (for `get` and `update`)
-//! a unique name.
+//! Finding the one fault a user means, alike for `get`, `update` and `rm`: an exact id first,
+//! then a unique name, then a unique id prefix; an ambiguous name or prefix is refused.
 
 use chaos_daemon::spec::Fault;
 
-/// The id of the one fault `given` is, begins, or (with `by_name`) is named, among `known`.
-pub fn id(given: &str, known: &[Fault], by_name: bool) -> Result<String, String> {
+/// The id of the one fault `given` is, is named, or begins, among `known`.
+pub fn id(given: &str, known: &[Fault]) -> Result<String, String> {
     if known.iter().any(|f| f.id == given) {
         return Ok(given.to_string());
     }
-    if by_name {
+    {
         let named: Vec<&str> = known
             .iter()
             .filter(|f| f.spec.name.as_deref() == Some(given))
@@ -35,13 +35,8 @@ pub fn id(given: &str, known: &[Fault], by_name: bool) -> Result<String, String>
     match matching.as_slice() {
         [one] => Ok(one.to_string()),
         [] => Err(format!(
-            "no fault id is or begins with {:?}{}",
+            "no fault id is or begins with {:?}, and no fault has that name",
             given.escape_default().to_string(),
-            if by_name {
-                ", and no fault has that name"
-            } else {
-                ""
-            }
         )),
         many => Err(format!(
             "{:?} is ambiguous: it begins {} (give more characters)",
@@ -73,15 +68,20 @@ mod tests {
             fault("3f9d00000000"),
             fault("aa0000000001"),
         ];
-        assert_eq!(id("aa", &known, false).unwrap(), "aa0000000001");
-        assert_eq!(id("3f9c", &known, false).unwrap(), "3f9c2a1b7d04");
-        assert!(id("3f9", &known, false).unwrap_err().contains("ambiguous"));
-        assert!(id("ff", &known, false).unwrap_err().contains("no fault"));
-        assert!(id("", &known, false).is_err());
-        assert_eq!(id("n-aa0000000001", &known, true).unwrap(), "aa0000000001");
-        assert!(
-            id("n-aa0000000001", &known, false).is_err(),
-            "rm takes ids only"
-        );
+        assert_eq!(id("aa", &known).unwrap(), "aa0000000001");
+        assert_eq!(id("3f9c", &known).unwrap(), "3f9c2a1b7d04");
+        assert!(id("3f9", &known).unwrap_err().contains("ambiguous"));
+        assert!(id("ff", &known).unwrap_err().contains("no fault"));
+        assert!(id("", &known).is_err());
+        assert_eq!(id("n-aa0000000001", &known).unwrap(), "aa0000000001");
+        // A name that is also another fault's id prefix: the name wins, as documented.
+        let mut named_like_a_prefix = fault("bb0000000002");
+        named_like_a_prefix.spec.name = Some("aa".into());
+        let known = [fault("aa0000000001"), named_like_a_prefix];
+        assert_eq!(id("aa", &known).unwrap(), "bb0000000002");
+        let mut twin = fault("cc0000000003");
+        twin.spec.name = Some("aa".into());
+        let known = [known[0].clone(), known[1].clone(), twin];
+        assert!(id("aa", &known).unwrap_err().contains("2 faults are named"));
     }
 }

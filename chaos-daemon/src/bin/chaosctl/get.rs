@@ -20,7 +20,7 @@ pub async fn fetch_one(given: &str, verb: &str, ctx: &Ctx) -> Result<Fault, i32>
         .fetch::<Vec<Fault>>(Method::GET, "/v1/faults", None)
         .await?
         .unwrap_or_default();
-    let id = find::id(given, &known, true).map_err(|msg| {
+    let id = find::id(given, &known).map_err(|msg| {
         eprintln!("chaosctl {verb}: {msg}");
         EXIT_REFUSED
     })?;

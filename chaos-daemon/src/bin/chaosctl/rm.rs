@@ -41,7 +41,7 @@ pub async fn run(ids: &[String], sel: &Selector, all: bool, ctx: &Ctx) -> i32 {
     };
     let mut code = 0;
     for given in ids {
-        let id = match find::id(given, &known, false) {
+        let id = match find::id(given, &known) {
             Ok(id) => id,
             Err(msg) => {
                 eprintln!("chaosctl rm: {msg}");
