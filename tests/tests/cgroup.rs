@@ -232,13 +232,20 @@ fn chaosctl_exec_faults_its_command_alone_and_lifts_them_when_it_exits() {
     let out = exec(
         &p,
         &d,
-        &["--blackhole", "--to", "10.0.0.0/33", "--", "true"],
+        &["--blackhole", "--to", B4, "--iface", "nope0", "--", "true"],
     );
     assert_eq!(out.status.code(), Some(125), "{out:?}");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("match.cidr"),
+        String::from_utf8_lossy(&out.stderr).contains("interface"),
         "{out:?}"
     );
+    // Bad syntax is a usage error, caught before anything is set up.
+    let out = exec(
+        &p,
+        &d,
+        &["--blackhole", "--to", "10.0.0.0/33", "--", "true"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     // An unaffected destination: the command succeeds.
     let out = exec(
         &p,

@@ -150,10 +150,29 @@ fn chaosctl_verbs_tables_and_exit_codes() {
     assert_eq!(json[0]["counters"]["affected"], 4);
     let id = json[0]["id"].as_str().unwrap();
 
-    // Refused → 1 with the field; usage → 2; unreachable → 3.
+    // Refused by the daemon (what only the host can tell) → 1 with the field; usage, bad
+    // syntax included → 2; unreachable → 3.
+    let bad = d.ctl(&[
+        "add",
+        "blackhole",
+        "--to",
+        B4,
+        "--iface",
+        "nope0",
+        "--ttl",
+        "1m",
+    ]);
+    assert_eq!(bad.status.code(), Some(1), "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("interface"),
+        "{bad:?}"
+    );
     let bad = d.ctl(&["add", "blackhole", "--to", "10.0.0.0/33", "--ttl", "1m"]);
-    assert_eq!(bad.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("match.cidr"));
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--to"),
+        "{bad:?}"
+    );
     assert_eq!(
         d.ctl(&["add", "blackhole", "--to", B4]).status.code(),
         Some(2),

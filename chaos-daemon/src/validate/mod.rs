@@ -21,6 +21,7 @@ pub use domain::{Domain, parse_domain};
 pub use error::{Refusal, ValidationError};
 pub use matches::parse_net;
 pub use protect::{Protected, hits_protected, overlaps};
+pub use rate::parse_rate;
 
 /// Longest name a fault may carry.
 pub const MAX_NAME_CHARS: usize = 64;

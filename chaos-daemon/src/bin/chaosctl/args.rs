@@ -202,7 +202,7 @@ pub enum AddKind {
     Bandwidth {
         /// Rate in bits ("10mbit", "1gbit") or bytes ("1.25MB/s") per second, L2 headers
         /// included.
-        #[arg(long)]
+        #[arg(long, value_parser = rate)]
         rate: String,
         /// Match, TTL and the rest.
         #[command(flatten)]
@@ -218,7 +218,7 @@ pub enum AddKind {
     Dns {
         /// An exact name (api.example.com) or *.suffix for every name below the suffix (not the
         /// suffix itself); case-insensitive, trailing dot optional.
-        #[arg(long)]
+        #[arg(long, value_parser = domain)]
         domain: String,
         /// nxdomain (no such name), servfail (resolver failure), refused, or drop (no answer:
         /// the client times out).
@@ -244,10 +244,10 @@ pub struct ExecArgs {
     #[arg(long, group = "kind", value_name = "DELAY", value_parser = duration)]
     pub latency: Option<String>,
     /// Limit traffic to a rate, e.g. 10mbit (needs sch_fq).
-    #[arg(long, group = "kind", value_name = "RATE")]
+    #[arg(long, group = "kind", value_name = "RATE", value_parser = rate)]
     pub bandwidth: Option<String>,
     /// Destination network, IPv4/IPv6 CIDR or address; repeatable (one fault each).
-    #[arg(long, required = true, value_name = "CIDR")]
+    #[arg(long, required = true, value_name = "CIDR", value_parser = cidr)]
     pub to: Vec<String>,
     /// Longest the faults may live [default: the daemon's max_ttl]; they end sooner when the
     /// command exits.
@@ -280,7 +280,7 @@ pub struct UpdateArgs {
     #[arg(long, value_parser = duration, group = "change")]
     pub jitter: Option<String>,
     /// Bandwidth: the rate, e.g. 10mbit.
-    #[arg(long, group = "change")]
+    #[arg(long, group = "change", value_parser = rate)]
     pub rate: Option<String>,
     /// DNS: nxdomain, servfail, refused or drop.
     #[arg(long, value_parser = ["nxdomain", "servfail", "refused", "drop"], group = "change")]
@@ -309,6 +309,21 @@ pub fn duration(s: &str) -> Result<String, String> {
     humantime::parse_duration(s)
         .map(|_| s.to_string())
         .map_err(|e| format!("{e} (write e.g. 90s, 5m, 1h30m)"))
+}
+
+/// An IPv4/IPv6 CIDR or address, checked as the daemon checks it (kept as typed).
+pub fn cidr(s: &str) -> Result<String, String> {
+    chaos_daemon::validate::parse_net(s).map(|_| s.to_string())
+}
+
+/// A rate ("10mbit", "1.25MB/s"), checked as the daemon checks it (kept as typed).
+pub fn rate(s: &str) -> Result<String, String> {
+    chaos_daemon::validate::parse_rate(s).map(|_| s.to_string())
+}
+
+/// A DNS fault's name, checked as the daemon checks it (kept as typed).
+pub fn domain(s: &str) -> Result<String, String> {
+    chaos_daemon::validate::parse_domain(s).map(|_| s.to_string())
 }
 
 /// A percent, 0 < p ≤ 100.
@@ -380,11 +395,12 @@ pub struct Common {
         long,
         value_name = "CIDR",
         value_delimiter = ',',
+        value_parser = cidr,
         conflicts_with = "from"
     )]
     pub to: Vec<String>,
     /// Ingress: remote network (source), IPv4/IPv6 CIDR or address; repeatable as --to.
-    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    #[arg(long, value_name = "CIDR", value_delimiter = ',', value_parser = cidr)]
     pub from: Vec<String>,
     /// With --to: only packets from sockets in this cgroup v2 or below it — a path under the
     /// cgroup mount, one relative to it (/system.slice/api.service), or systemd:NAME.service.
@@ -481,7 +497,7 @@ mod tests {
             "add",
             "blackhole",
             "--to",
-            "a",
+            "10.0.0.1",
             "--ttl",
             "1m",
             "--share",
@@ -491,6 +507,56 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("--percent") && e.contains("more than 0"), "{e}");
+        // Values whose syntax the daemon would refuse never reach it.
+        for (args, flag) in [
+            (&["add", "bandwidth", "--rate", "10mbps"][..], "--rate"),
+            (&["add", "bandwidth", "--rate", "10"], "--rate"),
+            (&["add", "blackhole", "--to", "10.0.0.300"], "--to"),
+            (
+                &["add", "blackhole", "--to", "10.0.0.1,10.0.0.1/33"],
+                "--to",
+            ),
+            (
+                &[
+                    "add",
+                    "dns",
+                    "--response",
+                    "nxdomain",
+                    "--domain",
+                    "bad..name",
+                ],
+                "--domain",
+            ),
+            (&["update", "abc", "--rate", "fast"], "--rate"),
+            (
+                &[
+                    "exec",
+                    "--bandwidth",
+                    "10mbps",
+                    "--to",
+                    "10.0.0.1",
+                    "--",
+                    "true",
+                ],
+                "--bandwidth",
+            ),
+        ] {
+            let mut argv = vec!["chaosctl"];
+            argv.extend(args);
+            if argv[1] == "add" {
+                argv.extend(["--ttl", "1m"]);
+                if argv[2] != "blackhole" && !argv.contains(&"--to") {
+                    argv.extend(["--to", "10.0.0.1"]);
+                }
+            }
+            let e = Cli::try_parse_from(&argv).map(|_| ()).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{argv:?}"
+            );
+            assert!(e.to_string().contains(flag), "{argv:?}: {e}");
+        }
         assert!(
             Cli::try_parse_from(["chaosctl", "update", "abc"]).is_err(),
             "nothing to change"
