@@ -4,19 +4,9 @@ use hyper::Method;
 use serde_json::{Value, json};
 
 use crate::{
-    args::{AddKind, Common},
+    args::{AddKind, Common, Tags},
     output::{Ctx, EXIT_USAGE, send_fault},
 };
-
-fn common(kind: &AddKind) -> &Common {
-    match kind {
-        AddKind::Blackhole { common, .. }
-        | AddKind::Loss { common, .. }
-        | AddKind::Latency { common, .. }
-        | AddKind::Bandwidth { common, .. }
-        | AddKind::Dns { common, .. } => common,
-    }
-}
 
 /// The FaultSpec JSON for `kind`.
 pub fn spec_json(kind: &AddKind) -> Value {
@@ -29,6 +19,7 @@ pub fn spec_json(kind: &AddKind) -> Value {
             distribution,
             correlation,
             reorder,
+            percent,
             ..
         } => {
             let mut a = json!({"kind": "latency", "delay": delay});
@@ -44,17 +35,44 @@ pub fn spec_json(kind: &AddKind) -> Value {
             if *reorder {
                 a["reorder"] = json!(true);
             }
-            (a, None)
+            (a, *percent)
         }
         AddKind::Bandwidth { rate, .. } => (json!({"kind": "bandwidth", "rate": rate}), None),
         AddKind::Dns {
-            domain, response, ..
+            domain,
+            response,
+            percent,
+            ..
         } => (
             json!({"kind": "dns", "domain": domain, "response": response}),
-            None,
+            *percent,
         ),
     };
-    let common = common(kind);
+    let mut spec = match kind {
+        AddKind::Blackhole { common, .. }
+        | AddKind::Loss { common, .. }
+        | AddKind::Latency { common, .. }
+        | AddKind::Bandwidth { common, .. } => ip_fault(common),
+        AddKind::Dns { common, .. } => {
+            let mut m = serde_json::Map::new();
+            if let Some(r) = &common.resolver {
+                m.insert("cidr".into(), json!(r));
+            }
+            if let Some(p) = common.port {
+                m.insert("port".into(), json!(p));
+            }
+            tagged(json!({"match": m, "ttl": common.ttl}), &common.tags)
+        }
+    };
+    spec["action"] = action;
+    if let Some(p) = percent {
+        spec["percent"] = json!(p);
+    }
+    spec
+}
+
+/// Direction, match, TTL and tags of an IP fault.
+fn ip_fault(common: &Common) -> Value {
     let mut m = serde_json::Map::new();
     let ingress = !common.from.is_empty();
     match if ingress { &common.from } else { &common.to }.as_slice() {
@@ -75,14 +93,17 @@ pub fn spec_json(kind: &AddKind) -> Value {
     if let Some(c) = &common.cgroup {
         m.insert("cgroup".into(), json!(c));
     }
-    let mut spec = json!({
+    let spec = json!({
         "direction": if ingress { "ingress" } else { "egress" },
         "match": m,
-        "action": action,
         "ttl": common.ttl,
     });
-    let labels: serde_json::Map<String, serde_json::Value> = common
-        .opts
+    tagged(spec, &common.opts.tags)
+}
+
+/// `spec` with the interface, name, labels and force `tags` give.
+fn tagged(mut spec: Value, tags: &Tags) -> Value {
+    let labels: serde_json::Map<String, serde_json::Value> = tags
         .labels
         .iter()
         .map(|(k, v)| (k.clone(), json!(v)))
@@ -92,10 +113,9 @@ pub fn spec_json(kind: &AddKind) -> Value {
             "labels",
             (!labels.is_empty()).then_some(serde_json::Value::Object(labels)),
         ),
-        ("interface", common.opts.iface.as_ref().map(|v| json!(v))),
-        ("name", common.opts.name.as_ref().map(|v| json!(v))),
-        ("percent", percent.map(|v| json!(v))),
-        ("force", common.opts.force.then_some(json!(true))),
+        ("interface", tags.iface.as_ref().map(|v| json!(v))),
+        ("name", tags.name.as_ref().map(|v| json!(v))),
+        ("force", tags.force.then_some(json!(true))),
     ] {
         if let Some(v) = value {
             spec[key] = v;
@@ -106,8 +126,17 @@ pub fn spec_json(kind: &AddKind) -> Value {
 
 /// Runs `add`.
 pub async fn run(kind: &AddKind, ctx: &Ctx) -> i32 {
-    let c = common(kind);
-    if !matches!(kind, AddKind::Dns { .. }) && c.to.is_empty() && c.from.is_empty() {
+    let ip = match kind {
+        AddKind::Blackhole { common, .. }
+        | AddKind::Loss { common, .. }
+        | AddKind::Latency { common, .. }
+        | AddKind::Bandwidth { common, .. } => Some(common),
+        AddKind::Dns { .. } => None,
+    };
+    if let Some(c) = ip
+        && c.to.is_empty()
+        && c.from.is_empty()
+    {
         eprintln!(
             "chaosctl add: give --to CIDR (egress) or --from CIDR (ingress)\n\nFor more information, try '--help'."
         );
@@ -240,6 +269,69 @@ mod tests {
             json!({"kind": "bandwidth", "rate": "10mbit"})
         );
         assert_eq!(spec["direction"], "ingress");
+    }
+
+    #[test]
+    fn dns_offers_what_a_dns_fault_takes_and_latency_and_dns_take_a_percent() {
+        fn dns<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+            let mut a = vec![
+                "chaosctl",
+                "add",
+                "dns",
+                "--domain",
+                "db.example",
+                "--response",
+                "servfail",
+                "--ttl",
+                "1m",
+            ];
+            a.extend(extra);
+            a
+        }
+        let spec = spec_json(&kind(&dns(&[
+            "--to",
+            "10.0.0.53",
+            "--port",
+            "5353",
+            "--percent",
+            "30",
+        ])));
+        assert_eq!(spec["match"], json!({"cidr": "10.0.0.53", "port": 5353}));
+        assert_eq!(spec["percent"], 30.0);
+        assert_eq!(spec["action"]["response"], "servfail");
+        // What a DNS fault cannot take is not offered (it was, then always refused).
+        for refused in [
+            &["--from", "10.0.0.1"][..],
+            &["--cgroup", "x"],
+            &["--proto", "udp"],
+            &["--to", "10.0.0.1,10.0.0.2"],
+        ] {
+            assert!(
+                crate::args::Cli::try_parse_from(dns(refused)).is_err(),
+                "{refused:?}"
+            );
+        }
+        let help = crate::args::Cli::try_parse_from(["chaosctl", "add", "dns", "--help"])
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        for absent in ["--from", "--cgroup", "--proto"] {
+            assert!(!help.contains(absent), "{absent} offered:\n{help}");
+        }
+        let k = kind(&[
+            "chaosctl",
+            "add",
+            "latency",
+            "--to",
+            "10.0.0.1",
+            "--delay",
+            "50ms",
+            "--percent",
+            "50",
+            "--ttl",
+            "1m",
+        ]);
+        assert_eq!(spec_json(&k)["percent"], 50.0);
     }
 
     #[test]

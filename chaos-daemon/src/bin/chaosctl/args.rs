@@ -192,6 +192,9 @@ pub enum AddKind {
         /// Let jitter reorder a flow's packets, as netem does.
         #[arg(long)]
         reorder: bool,
+        /// Percent of matching packets delayed [default: 100] (the API's "percent").
+        #[arg(long, value_parser = percent)]
+        percent: Option<f64>,
         /// Match, TTL and the rest.
         #[command(flatten)]
         common: Common,
@@ -224,10 +227,30 @@ pub enum AddKind {
         /// the client times out).
         #[arg(long, value_parser = ["nxdomain", "servfail", "refused", "drop"])]
         response: String,
-        /// Match, TTL and the rest.
+        /// Percent of matching queries answered so [default: 100]; the others resolve.
+        #[arg(long, value_parser = percent)]
+        percent: Option<f64>,
+        /// Resolvers, TTL and the rest.
         #[command(flatten)]
-        common: Common,
+        common: DnsCommon,
     },
+}
+
+/// What a DNS fault takes besides its name and response: only what narrows a query.
+#[derive(Args)]
+pub struct DnsCommon {
+    /// Only queries to resolvers in this network (IPv4/IPv6 CIDR or address) [default: any].
+    #[arg(long = "to", value_name = "CIDR", value_parser = cidr)]
+    pub resolver: Option<String>,
+    /// The resolvers' port [default: 53].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Lifetime, e.g. 90s, 5m (required; capped by the daemon's max_ttl).
+    #[arg(long, value_parser = duration)]
+    pub ttl: String,
+    /// Interface, name, labels.
+    #[command(flatten)]
+    pub tags: Tags,
 }
 
 /// `chaosctl exec`: one fault kind, its destinations, and the command.
@@ -423,6 +446,14 @@ pub struct FaultOpts {
     /// tcp, udp, icmp or any.
     #[arg(long, value_parser = ["tcp", "udp", "icmp", "any"])]
     pub proto: Option<String>,
+    /// Interface, name, labels.
+    #[command(flatten)]
+    pub tags: Tags,
+}
+
+/// Where a fault goes and how it is named, for every kind.
+#[derive(Args, Clone)]
+pub struct Tags {
     /// Interface [default: the one holding the default route].
     #[arg(long)]
     pub iface: Option<String>,

@@ -115,6 +115,7 @@ fn add_kind(args: &ExecArgs, to: &str, ttl: &str) -> AddKind {
             distribution: None,
             correlation: None,
             reorder: false,
+            percent: None,
             common,
         }
     } else if let Some(rate) = &args.bandwidth {
