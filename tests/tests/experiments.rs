@@ -401,10 +401,21 @@ fn ctrl_c_on_chaosctl_run_stops_the_experiment_and_exits_3() {
 fn kill_9_of_the_daemon_mid_experiment_leaves_no_fault() {
     let p = NsPair::new("exkill");
     let mut d = Daemon::start(&p.a, "");
-    let spec = json!({"name": "k", "faults": [{"match": {"cidr": B4}, "action": {"kind": "blackhole"}}],
-                      "duration": "5m"});
-    let (s, e) = d.call(Method::POST, "/v1/experiments", Some(&spec.to_string()));
-    assert_eq!(s, 201, "{e}");
+    // Run by chaosctl, which is left following an experiment whose daemon dies.
+    let file = std::env::temp_dir().join(format!("chaos-kill-{}.toml", std::process::id()));
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"k\"\nduration = \"5m\"\n[[faults]]\nmatch = {{ cidr = \"{B4}\" }}\naction = {{ kind = \"blackhole\" }}\n"
+        ),
+    )
+    .unwrap();
+    let run = chaosctl_run(&d, &[])
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let start = Instant::now();
     while p.ping(&p.a, B4, None, 1, "0.1") != (1, 0) {
         assert!(
@@ -414,6 +425,14 @@ fn kill_9_of_the_daemon_mid_experiment_leaves_no_fault() {
     }
     d.signal(nix::sys::signal::Signal::SIGKILL);
     d.wait_exit();
+    let out = run.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "how it ended is unknown: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The links died with the daemon; the kernel TTL (duration + margin) backs that up.
     assert_eq!(p.attached(&p.a, VETH_A), (0, false));
     assert_eq!(p.ping(&p.a, B4, None, 3, "0.1"), (3, 3));

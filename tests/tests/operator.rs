@@ -474,6 +474,10 @@ fn chaosctl_get_update_outputs_watch_and_errors_in_flag_words() {
     }
     let updated = d.ctl_ok(&["update", "redis", "--ttl", "30m", "--percent", "50"]);
     assert!(updated.contains("drop 50%"), "{updated}");
+    assert!(
+        updated.contains("ttl 30m,"),
+        "the echo says the ttl given, not the lifetime since creation: {updated}"
+    );
     let f: Value = serde_json::from_str(&d.ctl_ok(&["get", "redis", "-o", "json"])).unwrap();
     assert!(f["remaining_ms"].as_u64().unwrap() > 29 * 60 * 1000, "{f}");
     assert_eq!(f["spec"]["action"]["percent"], 50.0);

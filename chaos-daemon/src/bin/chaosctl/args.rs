@@ -108,13 +108,14 @@ pub enum Cmd {
     /// the faults within milliseconds whatever happens to chaosctl. A live status line on a
     /// terminal (plain lines otherwise), then a report. Ctrl-C stops the experiment.
     #[command(after_help = "Examples:\n  \
-        chaosctl run examples/cache-latency.toml\n  \
+        chaosctl run examples/cache-failure.toml\n  \
         chaosctl run --junit report.xml examples/az-loss.toml\n  \
         chaosctl --json run examples/dependency-blackhole.toml   # the final state as JSON\n\n\
         Exit codes: 0 the hypothesis held, 1 deviated (steady state not back after), 2 aborted \
         by a stop condition, 3 stopped (Ctrl-C), 4 invalid file, refused, daemon unreachable or \
         steady state not met before the start (nothing injected), 5 the daemon failed (faults \
-        lifted).")]
+        lifted), 6 completed but not tested (no fault affected a packet), 7 the daemon became \
+        unreachable while it ran (its faults end with the daemon, or at their TTL).")]
     Run {
         /// The experiment file.
         file: PathBuf,

@@ -64,11 +64,17 @@ impl Ctx {
 /// Sends a fault `body` (`add`, `update`) and prints "`done` ID: SUMMARY; lifts at T", or with
 /// `--json` the daemon's answer; the exit code.
 pub async fn send_fault(ctx: &Ctx, method: Method, path: &str, body: Vec<u8>, done: &str) -> i32 {
+    let patch = method == Method::PATCH;
     match ctx
         .fetch::<chaos_daemon::spec::Fault>(method, path, Some(body))
         .await
     {
-        Ok(Some(f)) => {
+        Ok(Some(mut f)) => {
+            if patch {
+                // The spec's ttl is the whole lifetime since creation; the user gave the time
+                // left from now, so that is what the echo says ("ttl 10m", not "ttl 14m 3s").
+                f.spec.ttl = std::time::Duration::from_secs(f.remaining_ms.div_ceil(1000));
+            }
             println!(
                 "{done} {}: {}; lifts at {}",
                 f.id,

@@ -26,6 +26,9 @@ pub mod exit {
     pub const FAILED: i32 = 5;
     /// Completed, but no fault affected a packet: the hypothesis was not tested.
     pub const UNTESTED: i32 = 6;
+    /// The daemon became unreachable while the experiment ran: how it ended is unknown (its
+    /// faults end with the daemon's programs, or at their kernel TTL).
+    pub const LOST: i32 = 7;
 }
 
 /// How often the experiment is read while it runs.
@@ -149,7 +152,7 @@ pub async fn run(file: &Path, junit: Option<&Path>, ctx: &Ctx) -> i32 {
                 eprintln!(
                     "the daemon lifts its faults at the experiment's end, or the kernel at their TTL"
                 );
-                return exit::FAILED;
+                return exit::LOST;
             }
         };
         if !ctx.json {

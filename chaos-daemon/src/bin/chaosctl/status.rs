@@ -42,7 +42,7 @@ pub fn describe(h: &Health, socket: &std::path::Path) -> String {
         if h.features.fq {
             "yes"
         } else {
-            "no (latency and bandwidth are refused)"
+            "no (latency and egress bandwidth are refused; ingress bandwidth works)"
         },
     );
     if let Some(d) = &h.deadman {
