@@ -327,10 +327,16 @@ fn chaosctl_run_reports_each_example_and_writes_junit() {
     .unwrap();
     let out = chaosctl_run(&d, &[]).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(4), "{out:?}");
+    // Named at the file's line, not at a position in the JSON chaosctl sent.
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("percent"),
-        "{out:?}"
+        err.contains(&format!(
+            "{}:5: refused (faults[0].action.percent)",
+            bad.display()
+        )),
+        "{err}"
     );
+    assert!(!err.contains("column"), "{err}");
     assert!(d.fault_ids().is_empty());
     // Faults that affect nothing (no traffic to the port): completed, but not tested: exit 6,
     // the injection skipped in the JUnit file.

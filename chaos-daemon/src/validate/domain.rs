@@ -25,9 +25,15 @@ impl Domain {
     }
 }
 
+/// `s` in double quotes, escaped once (a Debug of an escaped string escaped it twice:
+/// `"b\\u{fc}cher"`).
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.escape_default())
+}
+
 /// Parses `s`, or says what is wrong with it.
 pub fn parse_domain(s: &str) -> Result<Domain, String> {
-    let shown = s.escape_default().to_string();
+    let shown = quoted(s);
     let trimmed = s.strip_suffix('.').unwrap_or(s);
     let (rest, wildcard) = match trimmed.strip_prefix("*.") {
         Some(r) => (r, true),
@@ -35,7 +41,7 @@ pub fn parse_domain(s: &str) -> Result<Domain, String> {
     };
     if rest.is_empty() || rest == "*" {
         return Err(if wildcard || rest == "*" {
-            format!("{shown:?}: a wildcard needs a suffix, e.g. *.example.com")
+            format!("{shown}: a wildcard needs a suffix, e.g. *.example.com")
         } else {
             "the domain is empty".to_string()
         });
@@ -44,7 +50,7 @@ pub fn parse_domain(s: &str) -> Result<Domain, String> {
     let limit = if wildcard { MAX_NAME - 2 } else { MAX_NAME };
     if rest.len() > limit {
         return Err(format!(
-            "{shown:?} is {} characters long; a name has at most {MAX_NAME}{}",
+            "{shown} is {} characters long; a name has at most {MAX_NAME}{}",
             rest.len(),
             if wildcard {
                 " (a wildcard's suffix at most 251, to leave room for the label it stands for)"
@@ -56,18 +62,19 @@ pub fn parse_domain(s: &str) -> Result<Domain, String> {
     for label in rest.split('.') {
         if label.is_empty() {
             return Err(format!(
-                "{shown:?} has an empty label (two dots in a row, or a leading dot)"
+                "{shown} has an empty label (two dots in a row, or a leading dot)"
             ));
         }
         if label.len() > MAX_LABEL {
             return Err(format!(
-                "{shown:?}: the label {label:?} is {} characters long; a label has at most {MAX_LABEL}",
+                "{shown}: the label {} is {} characters long; a label has at most {MAX_LABEL}",
+                quoted(label),
                 label.len()
             ));
         }
         if label == "*" {
             return Err(format!(
-                "{shown:?}: '*' may only be the first label (*.example.com), standing for any names below the rest"
+                "{shown}: '*' may only be the first label (*.example.com), standing for any names below the rest"
             ));
         }
         if let Some(c) = label
@@ -75,9 +82,9 @@ pub fn parse_domain(s: &str) -> Result<Domain, String> {
             .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
         {
             return Err(format!(
-                "{shown:?}: the label {:?} holds {:?}; labels are letters, digits, '-' and '_' (an internationalised name goes in its xn-- form)",
-                label.escape_default().to_string(),
-                c.escape_default().to_string()
+                "{shown}: the label {} holds '{}'; labels are letters, digits, '-' and '_' (an internationalised name goes in its xn-- form)",
+                quoted(label),
+                c.escape_default()
             ));
         }
     }
@@ -120,9 +127,14 @@ mod tests {
             (".a.b", "empty label"),
             ("a.*.b", "first label"),
             ("*.*.b", "first label"),
-            ("ex ample.com", "holds \" \""),
+            ("ex ample.com", "holds ' '"),
             ("exämple.com", "xn--"),
-            ("a/b", "holds \"/\""),
+            // Escaped once: "b\u{fc}cher", not "b\\u{fc}cher".
+            (
+                "bücher.example",
+                "\"b\\u{fc}cher.example\": the label \"b\\u{fc}cher\" holds '\\u{fc}'",
+            ),
+            ("a/b", "holds '/'"),
             (&format!("{}.com", "x".repeat(64)), "at most 63"),
             (
                 &[

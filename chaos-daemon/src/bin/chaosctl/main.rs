@@ -12,6 +12,7 @@ mod rm;
 mod run;
 mod status;
 mod table;
+mod toml_line;
 mod update;
 
 use clap::{CommandFactory, Parser};

@@ -113,8 +113,7 @@ pub async fn run(file: &Path, junit: Option<&Path>, ctx: &Ctx) -> i32 {
             }
         },
         Ok((_, body)) => {
-            // The file holds the API's own fields: its author typed no flags.
-            refused_as(&body, ctx.json, None);
+            refused_in_file(file, &body, ctx.json);
             return exit::NOT_RUN;
         }
         Err(e) => {
@@ -196,6 +195,42 @@ pub async fn run(file: &Path, junit: Option<&Path>, ctx: &Ctx) -> i32 {
         eprintln!("chaosctl run: cannot write {}: {e}", path.display());
     }
     code_of(&last)
+}
+
+/// The daemon's refusal of the experiment in `file`, at the line that holds the field it
+/// names; a position in the JSON chaosctl generated is dropped (it is no line of the file).
+fn refused_in_file(file: &Path, body: &[u8], json: bool) {
+    let Ok(mut e) = serde_json::from_slice::<chaos_daemon::spec::ErrorBody>(body) else {
+        // The file holds the API's own fields: its author typed no flags.
+        refused_as(body, json, None);
+        return;
+    };
+    if let Some(at) = e.error.rfind(" at line ")
+        && e.error[at..].contains(" column ")
+    {
+        e.error.truncate(at);
+    }
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let line = e
+        .field
+        .as_deref()
+        .and_then(|f| crate::toml_line::line_of(&text, f));
+    let place = match line {
+        Some(n) => format!("{}:{n}", file.display()),
+        None => file.display().to_string(),
+    };
+    if json {
+        eprintln!(
+            "{}",
+            serde_json::json!({"error": e.error, "field": e.field, "file": file, "line": line,
+                               "exit_code": exit::NOT_RUN})
+        );
+        return;
+    }
+    match &e.field {
+        Some(f) => eprintln!("chaosctl: {place}: refused ({f}): {}", e.error),
+        None => eprintln!("chaosctl: {place}: refused: {}", e.error),
+    }
 }
 
 /// "injecting 12.3s/30s | health ok 12ms | cache-loss affected 1043".
