@@ -112,16 +112,31 @@ pub fn stage(root: &Path, bins: &Path, dest: &Path, l: &Layout) -> Result<Vec<Pa
         unit.as_bytes(),
         0o644,
     )?);
-    for b in ["chaos-daemon", "chaosctl"] {
-        let roff = output_of(Command::new(bins.join(b)).arg("man"))?;
-        written.push(put(
-            dest,
-            l.man,
-            &format!("{b}.1.gz"),
-            &gzip(&roff)?,
-            0o644,
-        )?);
-    }
+    let roff = output_of(Command::new(bins.join("chaos-daemon")).arg("man"))?;
+    written.push(put(dest, l.man, "chaos-daemon.1.gz", &gzip(&roff)?, 0o644)?);
+    // chaosctl(1) and a page per verb and kind (chaosctl-add(1) …), which it references.
+    let pages = std::env::temp_dir().join(format!("chaosctl-man-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&pages);
+    fs::create_dir_all(&pages)?;
+    let made = output_of(
+        Command::new(bins.join("chaosctl"))
+            .args(["man", "--dir"])
+            .arg(&pages),
+    )
+    .and_then(|_| {
+        let mut names: Vec<_> = fs::read_dir(&pages)?
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        names.sort();
+        for name in names {
+            let roff = fs::read(pages.join(&name))?;
+            let name = format!("{}.gz", name.to_string_lossy());
+            written.push(put(dest, l.man, &name, &gzip(&roff)?, 0o644)?);
+        }
+        Ok(())
+    });
+    let _ = fs::remove_dir_all(&pages);
+    made?;
     for (shell, dir, name) in [
         ("bash", l.bash, "chaosctl"),
         ("zsh", l.zsh, "_chaosctl"),
@@ -312,6 +327,8 @@ pub fn check(root: &Path) -> Result<(String, PathBuf)> {
         unit,
         Path::new("/etc/chaos-daemon/config.toml"),
         Path::new("/usr/share/man/man1/chaosctl.1.gz"),
+        Path::new("/usr/share/man/man1/chaosctl-add.1.gz"),
+        Path::new("/usr/share/man/man1/chaosctl-run.1.gz"),
         Path::new("/usr/share/man/man1/chaos-daemon.1.gz"),
         Path::new("/usr/share/bash-completion/completions/chaosctl"),
     ] {
@@ -413,6 +430,7 @@ pub fn check(root: &Path) -> Result<(String, PathBuf)> {
         "/lib/systemd/system/chaos-daemon.service",
         "/etc/chaos-daemon",
         "/usr/share/man/man1/chaosctl.1.gz",
+        "/usr/share/man/man1/chaosctl-add.1.gz",
     ]
     .into_iter()
     .filter(|p| Path::new(p).exists())

@@ -141,9 +141,14 @@ pub enum Cmd {
     Exec(Box<ExecArgs>),
     /// Daemon health: version, kernel, interfaces, features.
     Status,
-    /// Print the man page (roff), as `cargo xtask install` and the Debian package install it.
+    /// Print the man page (roff), or with --dir write every page (chaosctl.1, chaosctl-add.1,
+    /// …), as `cargo xtask install` and the Debian package install them.
     #[command(hide = true)]
-    Man,
+    Man {
+        /// Write all the pages into this directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Print shell completions (bash, zsh, fish, elvish, powershell), e.g.
     /// `chaosctl completions bash > /usr/share/bash-completion/completions/chaosctl`.
     Completions {

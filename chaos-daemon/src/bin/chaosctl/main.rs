@@ -7,6 +7,7 @@ mod exec;
 mod find;
 mod get;
 mod ls;
+mod man;
 mod output;
 mod rm;
 mod run;
@@ -39,12 +40,8 @@ fn main() {
         );
         return;
     }
-    if let Cmd::Man = &cli.cmd {
-        if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
-            eprintln!("chaosctl: cannot write the man page: {e}");
-            std::process::exit(output::EXIT_REFUSED);
-        }
-        return;
+    if let Cmd::Man { dir } = &cli.cmd {
+        std::process::exit(man::run(dir.as_deref()));
     }
     let ctx = Ctx {
         client: chaos_daemon::client::Client::new(&cli.socket),
@@ -81,7 +78,7 @@ fn main() {
             Cmd::Exec(args) => exec::run(args, &ctx).await,
             Cmd::Run { file, junit } => run::run(file, junit.as_deref(), &ctx).await,
             Cmd::Status => status::run(&cli.socket, &ctx).await,
-            Cmd::Completions { .. } | Cmd::Man => unreachable!("handled above"),
+            Cmd::Completions { .. } | Cmd::Man { .. } => unreachable!("handled above"),
         }
     });
     std::process::exit(code);
