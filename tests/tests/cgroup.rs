@@ -213,6 +213,11 @@ fn chaosctl_exec_faults_its_command_alone_and_lifts_them_when_it_exits() {
     assert!(d.fault_ids().is_empty(), "lifted when the command exited");
     let (mount, _) = chaos_daemon::host::cgroup::mount().unwrap();
     let name = cgroup.rsplit('/').next().unwrap();
+    // One path for the cgroup in every message: this host's (the daemon, under `ip netns
+    // exec`, mounts cgroup v2 at /sys/fs/cgroup; this hybrid host has it at .../unified).
+    let real = mount.join("chaos-exec").join(name).display().to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("cgroup {real} on")), "{stderr}");
     let leftover = mount.join("chaos-exec").join(name).exists();
     assert!(!leftover, "the command's cgroup is removed");
 

@@ -210,7 +210,11 @@ pub async fn run(args: &ExecArgs, ctx: &Ctx) -> i32 {
         }
     };
     for f in &faults {
-        eprintln!("chaosctl exec: {} {}", f.id, f.spec.summary());
+        // The cgroup as this host's tree has it, the path every other message prints (the
+        // daemon resolves it in its own mount namespace, which may mount cgroup v2 elsewhere).
+        let mut spec = f.spec.clone();
+        spec.matches.cgroup = Some(cgroup.path.display().to_string());
+        eprintln!("chaosctl exec: {} {}", f.id, spec.summary());
     }
     let code = supervise(&args.command, &cgroup.path).await;
     lift(&faults, ctx).await;
