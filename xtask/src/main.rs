@@ -422,6 +422,18 @@ const VM_SUITES: [(&str, &[&str]); 2] = [
     ),
 ];
 
+/// Boots `kernel` (prepared once) and runs `cmd` in the read-only chroot, for at most 20 min.
+fn in_vm(root: &Path, kernel: vm::Kernel, cmd: &str) -> Result<i32> {
+    let p = vm::prepare(root, kernel)?;
+    vm::run_in(
+        root,
+        &p,
+        vm::Boot::Chroot,
+        cmd,
+        std::time::Duration::from_secs(1200),
+    )
+}
+
 /// Runs [`VM_SUITES`], one VM boot per kernel.
 fn vm_tests() -> Result<String> {
     let root = workspace_root();
@@ -432,7 +444,6 @@ fn vm_tests() -> Result<String> {
             "test: {} in a VM on Debian's {label} kernel",
             suites.join(", ")
         );
-        let p = vm::prepare(&root, kernel)?;
         let mut cmd = format!("cd '{}'", root.display());
         for suite in suites {
             let exe = test_executable(suite)?;
@@ -441,13 +452,7 @@ fn vm_tests() -> Result<String> {
                 exe.display()
             ));
         }
-        let code = vm::run_in(
-            &root,
-            &p,
-            vm::Boot::Chroot,
-            &cmd,
-            std::time::Duration::from_secs(1200),
-        )?;
+        let code = in_vm(&root, kernel, &cmd)?;
         if code != 0 {
             bail!("tests failed in the {label} VM (exit code {code}); its console is above");
         }
@@ -461,20 +466,13 @@ fn vm_tests() -> Result<String> {
 fn vm_bench() -> Result<()> {
     let root = workspace_root();
     println!("bench: latency accuracy and throughput in a VM on Debian's 6.12 kernel");
-    let p = vm::prepare(&root, vm::Kernel::named("6.12")?)?;
     let bench = root.join("target/release/chaos-vmbench");
     let cmd = format!(
         "cd '{}' && '{}' measure /run/shared/out",
         root.display(),
         bench.display()
     );
-    let code = vm::run_in(
-        &root,
-        &p,
-        vm::Boot::Chroot,
-        &cmd,
-        std::time::Duration::from_secs(1200),
-    )?;
+    let code = in_vm(&root, vm::Kernel::named("6.12")?, &cmd)?;
     if code != 0 {
         bail!("the VM benchmark failed (exit code {code}); its console is above");
     }

@@ -232,22 +232,18 @@ mod tests {
         args
     }
 
+    /// `chaosctl add latency --to 10.0.0.1 --delay 50ms --ttl 1m` and `extra`.
+    fn latency_to<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
+            "chaosctl", "add", "latency", "--to", "10.0.0.1", "--delay", "50ms", "--ttl", "1m",
+        ];
+        args.extend(extra);
+        args
+    }
+
     #[test]
     fn latency_and_bandwidth_options_reach_the_spec() {
-        let k = kind(&[
-            "chaosctl",
-            "add",
-            "latency",
-            "--to",
-            "10.0.0.1",
-            "--delay",
-            "50ms",
-            "--jitter",
-            "10ms",
-            "--reorder",
-            "--ttl",
-            "1m",
-        ]);
+        let k = kind(&latency_to(&["--jitter", "10ms", "--reorder"]));
         assert_eq!(
             spec_json(&k)["action"],
             json!({"kind": "latency", "delay": "50ms", "jitter": "10ms", "reorder": true})
@@ -318,19 +314,7 @@ mod tests {
         for absent in ["--from", "--cgroup", "--proto"] {
             assert!(!help.contains(absent), "{absent} offered:\n{help}");
         }
-        let k = kind(&[
-            "chaosctl",
-            "add",
-            "latency",
-            "--to",
-            "10.0.0.1",
-            "--delay",
-            "50ms",
-            "--percent",
-            "50",
-            "--ttl",
-            "1m",
-        ]);
+        let k = kind(&latency_to(&["--percent", "50"]));
         assert_eq!(spec_json(&k)["percent"], 50.0);
     }
 
