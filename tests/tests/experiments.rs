@@ -231,6 +231,39 @@ fn bad_experiments_are_refused_naming_the_field_and_leave_nothing() {
     assert!(d.fault_ids().is_empty());
 }
 
+/// An experiment file in the temp dir: `name`, a blackhole of `matches` (TOML inline-table
+/// fields) for `duration`.
+fn blackhole_file(name: &str, duration: &str, matches: &str) -> PathBuf {
+    let file = std::env::temp_dir().join(format!("chaos-{name}-{}.toml", std::process::id()));
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"{name}\"\nduration = \"{duration}\"\n[[faults]]\nmatch = {{ {matches} }}\naction = {{ kind = \"blackhole\" }}\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// `chaosctl run --junit JUNIT FILE`, which must exit `code`: (its stdout, the JUnit file).
+fn run_junit(
+    d: &Daemon,
+    file: &std::path::Path,
+    junit: &std::path::Path,
+    code: i32,
+) -> (String, String) {
+    let out = chaosctl_run(d, &["--junit", junit.to_str().unwrap()])
+        .arg(file)
+        .output()
+        .unwrap();
+    show(&file.display().to_string(), &out);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{stdout}");
+    let xml = std::fs::read_to_string(junit).unwrap();
+    let _ = std::fs::remove_file(junit);
+    (stdout, xml)
+}
+
 fn chaosctl_run(d: &Daemon, args: &[&str]) -> Command {
     let mut c = Command::new(bin("chaosctl"));
     c.arg("--socket").arg(&d.socket).arg("run").args(args);
@@ -300,17 +333,9 @@ fn chaosctl_run_reports_each_example_and_writes_junit() {
     );
     let _ = std::fs::remove_file(&junit);
     // The cache example refutes its hypothesis: aborted by the stop condition, exit 2.
-    let out = chaosctl_run(&d, &["--junit", junit.to_str().unwrap()])
-        .arg(examples().join("cache-failure.toml"))
-        .output()
-        .unwrap();
-    show("cache-failure.toml", &out);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    let (stdout, xml) = run_junit(&d, &examples().join("cache-failure.toml"), &junit, 2);
     assert!(stdout.contains("aborted by probe health"), "{stdout}");
-    let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("failures=\"1\""), "{xml}");
-    let _ = std::fs::remove_file(&junit);
     assert!(d.fault_ids().is_empty());
     // An invalid file: exit 4, nothing sent.
     let bad = std::env::temp_dir().join(format!("chaos-bad-{}.toml", std::process::id()));
@@ -340,25 +365,16 @@ fn chaosctl_run_reports_each_example_and_writes_junit() {
     assert!(d.fault_ids().is_empty());
     // Faults that affect nothing (no traffic to the port): completed, but not tested: exit 6,
     // the injection skipped in the JUnit file.
-    std::fs::write(
-        &bad,
-        format!(
-            "name = \"idle\"\nduration = \"1s\"\n[[faults]]\nmatch = {{ cidr = \"{B4}\", protocol = \"tcp\", port = 9 }}\naction = {{ kind = \"blackhole\" }}\n"
-        ),
-    )
-    .unwrap();
-    let out = chaosctl_run(&d, &["--junit", junit.to_str().unwrap()])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    show("idle", &out);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(6), "{stdout}");
+    let idle = blackhole_file(
+        "idle",
+        "1s",
+        &format!("cidr = \"{B4}\", protocol = \"tcp\", port = 9"),
+    );
+    let (stdout, xml) = run_junit(&d, &idle, &junit, 6);
     assert!(stdout.contains("the hypothesis was not tested"), "{stdout}");
-    let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("failures=\"0\" skipped=\"1\""), "{xml}");
-    let _ = std::fs::remove_file(&junit);
     let _ = std::fs::remove_file(&bad);
+    let _ = std::fs::remove_file(&idle);
 }
 
 #[test]
@@ -366,14 +382,7 @@ fn ctrl_c_on_chaosctl_run_stops_the_experiment_and_exits_3() {
     let p = NsPair::new("exint");
     let d = Daemon::start(&p.a, "");
     let _s = DemoServices::start(&p);
-    let file = std::env::temp_dir().join(format!("chaos-long-{}.toml", std::process::id()));
-    std::fs::write(
-        &file,
-        format!(
-            "name = \"long\"\nduration = \"5m\"\n[[faults]]\nmatch = {{ cidr = \"{B4_ALT}\" }}\naction = {{ kind = \"blackhole\" }}\n"
-        ),
-    )
-    .unwrap();
+    let file = blackhole_file("long", "5m", &format!("cidr = \"{B4_ALT}\""));
     let child = chaosctl_run(&d, &[])
         .arg(&file)
         .stdout(std::process::Stdio::piped())
@@ -408,14 +417,7 @@ fn kill_9_of_the_daemon_mid_experiment_leaves_no_fault() {
     let p = NsPair::new("exkill");
     let mut d = Daemon::start(&p.a, "");
     // Run by chaosctl, which is left following an experiment whose daemon dies.
-    let file = std::env::temp_dir().join(format!("chaos-kill-{}.toml", std::process::id()));
-    std::fs::write(
-        &file,
-        format!(
-            "name = \"k\"\nduration = \"5m\"\n[[faults]]\nmatch = {{ cidr = \"{B4}\" }}\naction = {{ kind = \"blackhole\" }}\n"
-        ),
-    )
-    .unwrap();
+    let file = blackhole_file("k", "5m", &format!("cidr = \"{B4}\""));
     let run = chaosctl_run(&d, &[])
         .arg(&file)
         .stdout(std::process::Stdio::null())

@@ -217,28 +217,27 @@ mod tests {
         assert!(both.is_err(), "--to and --from together are a usage error");
     }
 
-    /// `chaosctl add blackhole --to 10.0.0.1 --ttl 1m` and `extra`.
-    fn blackhole_to<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-        let mut args = vec![
-            "chaosctl",
-            "add",
-            "blackhole",
-            "--to",
-            "10.0.0.1",
-            "--ttl",
-            "1m",
-        ];
+    /// `chaosctl add` with `kind_args`, then `extra`.
+    fn add_args<'a>(kind_args: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["chaosctl", "add"];
+        args.extend(kind_args);
         args.extend(extra);
         args
     }
 
+    /// `chaosctl add blackhole --to 10.0.0.1 --ttl 1m` and `extra`.
+    fn blackhole_to<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        add_args(&["blackhole", "--to", "10.0.0.1", "--ttl", "1m"], extra)
+    }
+
     /// `chaosctl add latency --to 10.0.0.1 --delay 50ms --ttl 1m` and `extra`.
     fn latency_to<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-        let mut args = vec![
-            "chaosctl", "add", "latency", "--to", "10.0.0.1", "--delay", "50ms", "--ttl", "1m",
-        ];
-        args.extend(extra);
-        args
+        add_args(
+            &[
+                "latency", "--to", "10.0.0.1", "--delay", "50ms", "--ttl", "1m",
+            ],
+            extra,
+        )
     }
 
     #[test]
@@ -270,19 +269,8 @@ mod tests {
     #[test]
     fn dns_offers_what_a_dns_fault_takes_and_latency_and_dns_take_a_percent() {
         fn dns<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-            let mut a = vec![
-                "chaosctl",
-                "add",
-                "dns",
-                "--domain",
-                "db.example",
-                "--response",
-                "servfail",
-                "--ttl",
-                "1m",
-            ];
-            a.extend(extra);
-            a
+            let kind = ["dns", "--domain", "db.example", "--response", "servfail"];
+            add_args(&[&kind[..], &["--ttl", "1m"]].concat(), extra)
         }
         let spec = spec_json(&kind(&dns(&[
             "--to",
