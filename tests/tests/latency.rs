@@ -56,6 +56,18 @@ fn jitter_follows_its_distribution_and_never_reorders_a_flow() {
         assert_eq!(d.call(Method::POST, "/v1/faults", Some(&spec)).0, 422);
         return;
     }
+    // The tail stays inside fq's horizon: 30 s ± 30 s normal reaches 140 s (3.66 σ) and is
+    // refused; it was accepted, and 13 of 20 pings were dropped instead of delayed.
+    let past = latency_with(
+        B4,
+        json!({"kind": "latency", "delay": "30s", "jitter": "30s", "distribution": "normal"}),
+    );
+    let (s, e) = d.call(Method::POST, "/v1/faults", Some(&past));
+    assert_eq!(
+        (s, e["field"].as_str()),
+        (422, Some("action.jitter")),
+        "{e}"
+    );
     // Normal, sigma 10 ms, pings 100 ms apart (so a flow's order never holds one back).
     d.create(&spec);
     let rtts: Vec<f64> = replies(&p, B4, 150, "0.1")

@@ -20,6 +20,21 @@ pub enum Distribution {
 }
 
 impl Distribution {
+    /// The largest multiple of the jitter this distribution adds to the delay (its table's
+    /// largest entry; 1 for uniform): `delay + largest_sample × jitter` is the longest a packet
+    /// can be held, which must stay inside fq's horizon.
+    pub fn largest_sample(self) -> f64 {
+        static TABLES: std::sync::OnceLock<[Table; 3]> = std::sync::OnceLock::new();
+        let t = TABLES.get_or_init(tables);
+        let table = match self {
+            Distribution::Uniform => return 1.0,
+            Distribution::Normal => &t[0],
+            Distribution::Pareto => &t[1],
+            Distribution::ParetoNormal => &t[2],
+        };
+        table.iter().copied().max().unwrap_or(0) as f64 / DIST_SCALE as f64
+    }
+
     /// The `DIST_*` code the programs read.
     pub fn code(self) -> u8 {
         match self {
@@ -125,6 +140,20 @@ mod tests {
         let mean = v.iter().sum::<f64>() / v.len() as f64;
         let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
         (mean, var.sqrt())
+    }
+
+    #[test]
+    fn the_largest_samples_are_the_tables_tails() {
+        let normal = Distribution::Normal.largest_sample();
+        assert!((3.6..3.7).contains(&normal), "{normal}");
+        let pareto = Distribution::Pareto.largest_sample();
+        assert!(
+            (3.999..=4.0).contains(&pareto),
+            "clamped at 4 σ (the i16 cap): {pareto}"
+        );
+        let pn = Distribution::ParetoNormal.largest_sample();
+        assert!((3.5..=4.0).contains(&pn), "{pn}");
+        assert_eq!(Distribution::Uniform.largest_sample(), 1.0);
     }
 
     #[test]

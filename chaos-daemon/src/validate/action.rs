@@ -127,27 +127,41 @@ pub fn check(spec: &FaultSpec, direction: Direction, fq: bool) -> Result<Action,
                     ),
                 ));
             }
-            if delay
-                .checked_add(jitter)
-                .is_none_or(|total| total > MAX_DELAY)
-            {
+            let distribution = match distribution.unwrap_or(DistributionSpec::Uniform) {
+                DistributionSpec::Uniform => Distribution::Uniform,
+                DistributionSpec::Normal => Distribution::Normal,
+                DistributionSpec::Pareto => Distribution::Pareto,
+                DistributionSpec::Paretonormal => Distribution::ParetoNormal,
+            };
+            // The longest a packet can be held is the delay plus the distribution's largest
+            // sample (3.66 σ for normal, 4 σ for the Pareto kinds): past fq's horizon it would
+            // be dropped, not delayed.
+            let factor = distribution.largest_sample();
+            let longest = delay.as_secs_f64() + factor * jitter.as_secs_f64();
+            if longest > MAX_DELAY.as_secs_f64() {
+                let what = if distribution == Distribution::Uniform {
+                    "delay + jitter".to_string()
+                } else {
+                    format!("with {distribution:?} jitter, delay + {factor:.2} × jitter (its largest sample)")
+                        .to_lowercase()
+                };
                 return Err(ValidationError::invalid(
-                    "action.delay",
+                    if jitter.is_zero() || *delay > MAX_DELAY {
+                        "action.delay"
+                    } else {
+                        "action.jitter"
+                    },
                     format!(
-                        "delay + jitter must be at most {}",
-                        humantime::format_duration(MAX_DELAY)
+                        "{what} must be at most {} (a packet held longer would be dropped), got {:.1}s",
+                        humantime::format_duration(MAX_DELAY),
+                        longest
                     ),
                 ));
             }
             Ok(Action::Latency {
                 delay_ns: delay.as_nanos() as u64,
                 jitter_ns: jitter.as_nanos() as u64,
-                distribution: match distribution.unwrap_or(DistributionSpec::Uniform) {
-                    DistributionSpec::Uniform => Distribution::Uniform,
-                    DistributionSpec::Normal => Distribution::Normal,
-                    DistributionSpec::Pareto => Distribution::Pareto,
-                    DistributionSpec::Paretonormal => Distribution::ParetoNormal,
-                },
+                distribution,
                 correlation,
                 ppm: ppm("percent", percent)?,
                 reorder: *reorder,

@@ -811,6 +811,13 @@ mod tests {
         };
         assert_eq!((delay_ns, jitter_ns), (300_000_000, 20_000_000));
         assert_eq!(correlation, 1 << 30);
+        // At the bound: 50 s ± 10 s uniform holds for 60 s at most, 40 s ± 5 s normal for 58.3 s.
+        for at_bound in [
+            r#"{"kind":"latency","delay":"50s","jitter":"10s"}"#,
+            r#"{"kind":"latency","delay":"40s","jitter":"5s","distribution":"normal"}"#,
+        ] {
+            assert!(check(at_bound).is_ok(), "{at_bound}");
+        }
         for (action, field) in [
             (r#"{"kind":"latency","delay":"0s"}"#, "action.delay"),
             (r#"{"kind":"latency","delay":"100y"}"#, "action.delay"),
@@ -820,7 +827,21 @@ mod tests {
             ),
             (
                 r#"{"kind":"latency","delay":"50s","jitter":"20s"}"#,
-                "action.delay",
+                "action.jitter",
+            ),
+            // The largest sample of a normal table is 3.66 σ: 30 s ± 30 s would hold packets
+            // for 140 s, past fq's horizon (13 of 20 pings were lost), and 40 s ± 6 s for 62 s.
+            (
+                r#"{"kind":"latency","delay":"30s","jitter":"30s","distribution":"normal"}"#,
+                "action.jitter",
+            ),
+            (
+                r#"{"kind":"latency","delay":"40s","jitter":"6s","distribution":"normal"}"#,
+                "action.jitter",
+            ),
+            (
+                r#"{"kind":"latency","delay":"41s","jitter":"5s","distribution":"pareto"}"#,
+                "action.jitter",
             ),
             (
                 r#"{"kind":"latency","delay":"10ms","jitter":"20ms"}"#,

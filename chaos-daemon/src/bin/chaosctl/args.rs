@@ -181,7 +181,8 @@ pub enum AddKind {
     /// Delay matching packets (egress only; the daemon puts fq, which honours the departure
     /// times, on the interface while latency faults are there; a kernel without sch_fq refuses).
     Latency {
-        /// Delay, e.g. 300ms (delay + jitter ≤ 60s).
+        /// Delay, e.g. 300ms (delay + the jitter's largest sample ≤ 60s: 1× jitter for uniform,
+        /// 3.66× for normal, 4× for the Pareto kinds).
         #[arg(long, value_parser = duration)]
         delay: String,
         /// The delay varies uniformly by up to this much either way, e.g. 20ms (≤ delay); a
