@@ -120,19 +120,29 @@ pub fn remove_stale_filters() -> Vec<String> {
     cleaned
 }
 
-/// The state file beside the socket (`/run/chaos-daemon/state.json` by default).
+/// The state file of this network namespace, beside the socket
+/// (`/run/chaos-daemon/state-net4026531840.json`): daemons of other namespaces whose sockets
+/// share the directory have files of their own, and `cleanup` run in another namespace finds
+/// none to act on.
 pub fn state_file(socket: &Path) -> std::path::PathBuf {
-    socket.with_file_name("state.json")
+    use std::os::unix::fs::MetadataExt;
+    let netns = std::fs::metadata("/proc/self/ns/net").map_or(0, |m| m.ino());
+    socket.with_file_name(format!("state-net{netns}.json"))
 }
 
-/// Removes the fq a crashed daemon installed on the interfaces its state file names (only
-/// where the root qdisc is still fq), then clears the file; returns the interfaces restored.
+/// Removes the trees a crashed daemon of this namespace installed on the interfaces its state
+/// file names (the same interface, by index, and only a tree by its handles: an operator's
+/// qdisc put there since stays), then clears the file; returns the interfaces restored.
 pub fn restore_qdiscs(state: &Path) -> Vec<String> {
     let mut restored = Vec::new();
-    for iface in crate::faults::StateFile::read(state) {
-        let Ok(ifindex) = nix::net::if_::if_nametoindex(iface.as_str()) else {
+    for crate::faults::Installed { iface, ifindex } in crate::faults::StateFile::read(state) {
+        if nix::net::if_::if_nametoindex(iface.as_str()).ok() != Some(ifindex) {
+            tracing::info!(
+                iface,
+                "interface gone or re-created since the tree went on: left as it is"
+            );
             continue;
-        };
+        }
         match crate::loader::qdisc::remove_fq(ifindex) {
             Ok(true) => {
                 tracing::warn!(iface, "removed the fq an earlier daemon installed");

@@ -55,8 +55,9 @@ struct Args {
 #[derive(Subcommand)]
 enum Cmd {
     /// Offline cleanup after a crash: remove a stale socket, clsact filters a daemon on a
-    /// pre-6.6 kernel left behind, and the fq it installed for latency faults (state.json
-    /// beside the socket). TCX/XDP links die with the daemon.
+    /// pre-6.6 kernel left behind, and the qdisc tree it installed for latency faults (the
+    /// state file of this network namespace beside the socket; run it in the daemon's
+    /// namespace). TCX/XDP links die with the daemon.
     Cleanup,
     /// Print the man page (roff), as `cargo xtask install` and the Debian package install it.
     #[command(hide = true)]

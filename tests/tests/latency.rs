@@ -204,7 +204,7 @@ fn a_crashed_daemons_fq_is_restored_at_the_next_start() {
         tcx_kernel()
     );
     assert!(root_qdisc(&p).contains("qdisc fq "), "{}", root_qdisc(&p));
-    let state = d.dir.join("state.json");
+    let state = state_file(&d);
     assert!(std::fs::read_to_string(&state).unwrap().contains(VETH_A));
     d.restart();
     assert!(
@@ -219,6 +219,124 @@ fn a_crashed_daemons_fq_is_restored_at_the_next_start() {
         "{}",
         d.log_text()
     );
+}
+
+/// The state file of `d`'s namespace (the one `state-net*.json` in its directory).
+fn state_file(d: &Daemon) -> std::path::PathBuf {
+    let mut found: Vec<_> = std::fs::read_dir(&d.dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("state-net") && n.ends_with(".json"))
+        })
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one state file in {}: {found:?}",
+        d.dir.display()
+    );
+    found.remove(0)
+}
+
+#[test]
+fn crashed_daemons_sharing_a_directory_and_a_cleanup_elsewhere_touch_only_their_own_trees() {
+    let _alone = traffic::exclusive();
+    let (p, q) = (NsPair::new("statea"), NsPair::new("stateb"));
+    let mut d = Daemon::start(&p.a, "");
+    if !kernel_has_fq(&p.a) {
+        assert_eq!(
+            d.call(Method::POST, "/v1/faults", Some(&latency(B4, "30ms")))
+                .0,
+            422
+        );
+        return;
+    }
+    // A second daemon, in another namespace, with its socket in the first one's directory.
+    let other_socket = d.dir.join("other.sock");
+    let mut other = std::process::Command::new("ip")
+        .args(["netns", "exec", &q.a])
+        .arg(chaos_tests::daemon::bin("chaos-daemon"))
+        .arg("--socket")
+        .arg(&other_socket)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::os::unix::net::UnixStream::connect(&other_socket).is_err() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "second daemon"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    d.create(&latency(B4, "30ms"));
+    let created = std::process::Command::new(chaos_tests::daemon::bin("chaosctl"))
+        .arg("--socket")
+        .arg(&other_socket)
+        .args([
+            "add", "latency", "--to", B4, "--delay", "30ms", "--iface", VETH_A, "--ttl", "10m",
+        ])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let tree = |pair: &NsPair| {
+        String::from_utf8_lossy(
+            &pair
+                .exec(&pair.a, &["tc", "qdisc", "show", "dev", VETH_A])
+                .stdout,
+        )
+        .contains("qdisc prio 4000:")
+    };
+    assert!(tree(&p) && tree(&q));
+    // Both crash. A cleanup run in a third namespace, whose same-named interface carries an
+    // operator's fq, finds no state of its own: it touches nothing.
+    d.signal(Signal::SIGKILL);
+    let _ = d.wait_exit();
+    let _ = other.kill();
+    let _ = other.wait();
+    let third = NsPair::new("statec");
+    third.exec(
+        &third.a,
+        &[
+            "tc", "qdisc", "add", "dev", VETH_A, "root", "fq", "maxrate", "1mbit",
+        ],
+    );
+    let cleanup = std::process::Command::new("ip")
+        .args(["netns", "exec", &third.a])
+        .arg(chaos_tests::daemon::bin("chaos-daemon"))
+        .arg("--socket")
+        .arg(d.dir.join("third.sock"))
+        .arg("cleanup")
+        .output()
+        .unwrap();
+    assert!(cleanup.status.success(), "{cleanup:?}");
+    let third_root = String::from_utf8_lossy(
+        &third
+            .exec(&third.a, &["tc", "qdisc", "show", "dev", VETH_A])
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        third_root.contains("maxrate 1Mbit"),
+        "the operator's fq went: {third_root}"
+    );
+    assert!(tree(&p) && tree(&q), "a cleanup elsewhere touched them");
+    // Each namespace's own restart removes its own tree: the states were never shared.
+    d.restart();
+    assert!(!tree(&p), "{}", d.log_text());
+    let cleanup = std::process::Command::new("ip")
+        .args(["netns", "exec", &q.a])
+        .arg(chaos_tests::daemon::bin("chaos-daemon"))
+        .arg("--socket")
+        .arg(&other_socket)
+        .arg("cleanup")
+        .output()
+        .unwrap();
+    assert!(cleanup.status.success(), "{cleanup:?}");
+    assert!(!tree(&q), "{}", String::from_utf8_lossy(&cleanup.stdout));
 }
 
 /// Whether this kernel attaches with TCX links (6.6 on), which die with their process.

@@ -243,33 +243,48 @@ async fn timer(table: FaultTable) {
     }
 }
 
-/// The state file: interfaces whose root qdisc was replaced by fq, so that a daemon that
-/// crashed can have them restored at its next start or by `chaos-daemon cleanup`.
+/// What this daemon installed that must not outlive it: the interfaces it put its qdisc tree
+/// on, each with its index (so a same-named interface created since is left alone). One file
+/// per network namespace ([`crate::lifecycle::state_file`]), so two daemons never share one,
+/// and only the trees (whose handles are the daemon's own) are ever removed from it.
 pub struct StateFile;
 
+/// One interface of the state file.
+#[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Installed {
+    /// Its name.
+    pub iface: String,
+    /// Its index when the tree went on.
+    pub ifindex: u32,
+}
+
 impl StateFile {
-    /// Records `fq_interfaces` (atomically: a crash mid-write leaves the old file).
+    /// Records the trees on `fq_interfaces` (atomically: a crash mid-write leaves the old file).
     pub fn write(path: &Path, fq_interfaces: &[String]) -> std::io::Result<()> {
+        let installed: Vec<Installed> = fq_interfaces
+            .iter()
+            .filter_map(|i| {
+                let ifindex = nix::net::if_::if_nametoindex(i.as_str()).ok()?;
+                Some(Installed {
+                    iface: i.clone(),
+                    ifindex,
+                })
+            })
+            .collect();
         let tmp = path.with_extension("json.tmp");
         std::fs::write(
             &tmp,
-            serde_json::json!({ "fq_interfaces": fq_interfaces }).to_string(),
+            serde_json::json!({ "installed": installed }).to_string(),
         )?;
         std::fs::rename(tmp, path)
     }
 
-    /// The interfaces recorded at `path` (none if there is no file).
-    pub fn read(path: &Path) -> Vec<String> {
+    /// The interfaces recorded at `path` (none if there is no file, or it is not ours).
+    pub fn read(path: &Path) -> Vec<Installed> {
         std::fs::read(path)
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| {
-                v["fq_interfaces"].as_array().map(|a| {
-                    a.iter()
-                        .filter_map(|i| i.as_str().map(str::to_string))
-                        .collect()
-                })
-            })
+            .and_then(|v| serde_json::from_value(v["installed"].clone()).ok())
             .unwrap_or_default()
     }
 }

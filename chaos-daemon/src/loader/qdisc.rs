@@ -384,23 +384,23 @@ fn restore_mq(ifindex: u32, root: TcHandle) -> io::Result<()> {
     Ok(())
 }
 
-/// Removes the trees (or an earlier version's fq) on `ifindex`, at the root or on every queue
-/// of an mq, and puts back what the kernel would have there. Returns whether anything was
-/// removed.
+/// Removes our trees on `ifindex`, at the root or on every queue of an mq, and puts back what
+/// the kernel would have there. Returns whether anything was removed. Only a tree (known by
+/// its handles) is ever removed: an fq or any other qdisc an operator put there stays.
 pub fn remove_fq(ifindex: u32) -> io::Result<bool> {
     if let Some((root, children)) = mq_children(ifindex)? {
         // Ours: some queue has a tree and the rest (if a crash cut an install short) a default.
-        let ours = children.iter().any(holds_edt)
+        let ours = children.iter().any(is_tree)
             && children
                 .iter()
-                .all(|c| holds_edt(c) || DEFAULT_CHILD_KINDS.contains(&c.kind.as_str()));
+                .all(|c| is_tree(c) || DEFAULT_CHILD_KINDS.contains(&c.kind.as_str()));
         if !ours {
             return Ok(false);
         }
         restore_mq(ifindex, root)?;
         return Ok(true);
     }
-    if !root(ifindex)?.is_some_and(|q| holds_edt(&q)) {
+    if !root(ifindex)?.is_some_and(|q| is_tree(&q)) {
         return Ok(false);
     }
     delete_root(ifindex)?;
