@@ -195,6 +195,8 @@ pub enum Event {
     CgroupEmptied,
     /// Its interface was re-created under the same name; the programs were attached again.
     InterfaceReplaced,
+    /// Removed because the qdisc that held its delayed packets was deleted or replaced.
+    QdiscGone,
     /// The dead-man switch tripped: the kernel had lifted it; the daemon ended it.
     Deadman,
     /// An experiment was asked for (audited when refused; an accepted one as `experiment_start`).
@@ -219,6 +221,7 @@ impl Event {
             Event::CgroupGone => "cgroup_gone",
             Event::CgroupEmptied => "cgroup_emptied",
             Event::InterfaceReplaced => "interface_replaced",
+            Event::QdiscGone => "qdisc_gone",
             Event::Deadman => "deadman",
             Event::Experiment => "experiment",
             Event::ExperimentStart => "experiment_start",

@@ -339,6 +339,67 @@ fn crashed_daemons_sharing_a_directory_and_a_cleanup_elsewhere_touch_only_their_
     assert!(!tree(&q), "{}", String::from_utf8_lossy(&cleanup.stdout));
 }
 
+/// Waits up to 5 s for `d` to list no fault.
+fn until_unlisted(d: &Daemon) {
+    let start = std::time::Instant::now();
+    while !d.fault_ids().is_empty() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "a fault whose delays the kernel no longer makes is still listed\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_root_qdisc_deleted_or_replaced_under_a_fault_ends_it_audited() {
+    let _alone = traffic::exclusive();
+    let p = NsPair::new("qdgone");
+    let d = Daemon::start(&p.a, "");
+    if !kernel_has_fq(&p.a) {
+        let (s, _) = d.call(Method::POST, "/v1/faults", Some(&latency(B4, "30ms")));
+        assert_eq!(s, 422);
+        return;
+    }
+    let tc = |args: &[&str]| {
+        let mut a = vec!["tc", "qdisc"];
+        a.extend(args);
+        let out = p.exec(&p.a, &a);
+        assert!(out.status.success(), "tc {args:?}: {out:?}");
+    };
+    d.create(&latency(B4, "30ms"));
+    // An operator deletes the root: the kernel puts its default back and nothing is delayed
+    // any more, so the fault must not stay listed (it did, with counters rising).
+    tc(&["del", "dev", VETH_A, "root"]);
+    until_unlisted(&d);
+    assert!(
+        d.log_text().contains("action=\"qdisc_gone\""),
+        "{}",
+        d.log_text()
+    );
+    // A new fault puts the tree back and delays again (it was accepted and did nothing).
+    d.create(&latency(B4, "30ms"));
+    assert!(
+        root_qdisc(&p).contains("qdisc prio 4000:"),
+        "{}",
+        root_qdisc(&p)
+    );
+    let rtt = median_rtt(&p, B4, 10);
+    assert!(rtt >= 30.0, "the new fault delays nothing: {rtt} ms");
+    // Replaced by an operator's htb: the fault ends, the htb stays, a new fault is refused.
+    tc(&["replace", "dev", VETH_A, "root", "handle", "1:", "htb"]);
+    until_unlisted(&d);
+    let (s, e) = d.call(Method::POST, "/v1/faults", Some(&latency(B4, "30ms")));
+    assert_eq!(s, 422, "{e}");
+    assert!(
+        root_qdisc(&p).contains("qdisc htb 1:"),
+        "{}",
+        root_qdisc(&p)
+    );
+    tc(&["del", "dev", VETH_A, "root"]);
+}
+
 /// Whether this kernel attaches with TCX links (6.6 on), which die with their process.
 fn tcx_kernel() -> bool {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();

@@ -657,7 +657,7 @@ impl Faults {
             .collect();
         for (iface, state) in states {
             match state {
-                InterfaceState::Same => {}
+                InterfaceState::Same => self.follow_qdisc(&iface),
                 InterfaceState::Replaced(_) => self.follow_replaced(&iface),
                 InterfaceState::Gone => self.drop_interface(&iface),
                 InterfaceState::Unknown(e) => {
@@ -665,6 +665,29 @@ impl Faults {
                 }
             }
         }
+    }
+
+    /// Ends the faults that need departure times (latency, egress bandwidth) on `iface` if the
+    /// qdisc that honours them was deleted or replaced: listing them would claim delays the
+    /// kernel no longer makes. A check that cannot tell changes nothing.
+    fn follow_qdisc(&mut self, iface: &str) {
+        let Some(inj) = self.injectors.get_mut(iface) else {
+            return;
+        };
+        if inj.departures_lost() != Some(true) {
+            return;
+        }
+        inj.forget_qdisc();
+        let n = self.remove_where(
+            |e| e.iface != iface || !needs_departures(&e.spec),
+            Event::QdiscGone,
+            Caller::Daemon,
+        );
+        tracing::warn!(
+            iface,
+            removed = n,
+            "the root qdisc was deleted or replaced: the faults it held delays for are ended"
+        );
     }
 
     /// Ends the faults whose cgroup is gone (the service stopped or restarted: a new cgroup
@@ -726,6 +749,17 @@ impl Faults {
         // `remove` drops the emptied injector like any other; it may stay as the spare, whose
         // `rebind` resolves the next interface afresh and discards the dead links.
         self.remove_where(|e| e.iface != iface, Event::InterfaceGone, Caller::Daemon);
+    }
+}
+
+/// Whether `spec`'s packets are held by departure times (needs the qdisc tree).
+fn needs_departures(spec: &crate::spec::FaultSpec) -> bool {
+    match spec.action {
+        crate::spec::ActionSpec::Latency { .. } => true,
+        crate::spec::ActionSpec::Bandwidth { .. } => {
+            spec.direction == crate::spec::DirectionSpec::Egress
+        }
+        _ => false,
     }
 }
 

@@ -180,6 +180,22 @@ impl Injector {
         }
     }
 
+    /// Whether the qdisc that holds this interface's delayed packets is gone while delaying
+    /// rules are in force (an operator deleted or replaced the root): their delays no longer
+    /// happen. `None` when that cannot be told.
+    pub fn departures_lost(&self) -> Option<bool> {
+        if self.iface.is_empty() || self.delayed == 0 {
+            return Some(false);
+        }
+        qdisc::holds_departures(self.ifindex).ok().map(|held| !held)
+    }
+
+    /// Forgets the qdisc tree, which is gone: the next delaying rule installs one again (or is
+    /// refused, if an operator's qdisc is there now), and nothing is removed on the way out.
+    pub fn forget_qdisc(&mut self) {
+        self.fq_ours = false;
+    }
+
     /// After the interface was deleted and created again under the same name: the old links
     /// died with the old device, so attach the programs to the new one (the maps and rules are
     /// untouched). Fails, leaving nothing attached, if the new device refuses the programs.

@@ -407,6 +407,15 @@ pub fn remove_fq(ifindex: u32) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Whether departure times are still honoured on `ifindex`: its root is our tree or an fq, or
+/// an mq whose every queue has one. False once an operator deleted or replaced it.
+pub fn holds_departures(ifindex: u32) -> io::Result<bool> {
+    if let Some((_, children)) = mq_children(ifindex)? {
+        return Ok(!children.is_empty() && children.iter().all(holds_edt));
+    }
+    Ok(root(ifindex)?.is_some_and(|q| holds_edt(&q)))
+}
+
 /// Whether this kernel can run the tree (`sch_fq`, `sch_prio`, `sch_netem`), measured:
 /// installing it on the loopback device of a private network namespace (a module that loads on
 /// demand is found only by trying).
