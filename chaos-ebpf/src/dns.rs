@@ -185,6 +185,12 @@ fn answer(ctx: &TcContext, pkt: &Packet) -> Option<i32> {
     } else {
         avail
     };
+    // Bounded again on the register the call takes: the compiler may spill `avail` before its
+    // check and reload it for the call, and 6.1's verifier then loses the bounds of the reloaded
+    // copy ("R3 min value is outside of the allowed memory range": a possible zero length).
+    // For n in 1..=256, ((n - 1) & 0xff) + 1 is n, and the verifier sees it in 1..=256;
+    // forgotten first, so the compiler cannot fold it back into `n`.
+    let n = ((forget(&mut scratch.opaque, n) - 1) & 0xff) + 1;
     // SAFETY: `n` is within [5, 256], the size of `wire` (a clamped length the verifier can see;
     // aya's load_bytes into a 256-byte buffer is refused for a possible zero length).
     let loaded = unsafe {
