@@ -135,7 +135,12 @@ pub fn state_file(socket: &Path) -> std::path::PathBuf {
 /// qdisc put there since stays), then clears the file; returns the interfaces restored.
 pub fn restore_qdiscs(state: &Path) -> Vec<String> {
     let mut restored = Vec::new();
-    for crate::faults::Installed { iface, ifindex } in crate::faults::StateFile::read(state) {
+    for crate::faults::Installed {
+        iface,
+        ifindex,
+        replaced,
+    } in crate::faults::StateFile::read(state)
+    {
         if nix::net::if_::if_nametoindex(iface.as_str()).ok() != Some(ifindex) {
             tracing::info!(
                 iface,
@@ -143,7 +148,7 @@ pub fn restore_qdiscs(state: &Path) -> Vec<String> {
             );
             continue;
         }
-        match crate::loader::qdisc::remove_fq(ifindex) {
+        match crate::loader::qdisc::remove_fq(ifindex, replaced.as_deref()) {
             Ok(true) => {
                 tracing::warn!(iface, "removed the fq an earlier daemon installed");
                 restored.push(iface);

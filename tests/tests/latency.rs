@@ -339,6 +339,78 @@ fn crashed_daemons_sharing_a_directory_and_a_cleanup_elsewhere_touch_only_their_
     assert!(!tree(&q), "{}", String::from_utf8_lossy(&cleanup.stdout));
 }
 
+#[test]
+fn tuned_default_qdiscs_are_refused_and_a_replaced_fq_codel_comes_back_as_it_was() {
+    let _alone = traffic::exclusive();
+    let p = NsPair::with_queues("tuned", 4);
+    let d = Daemon::start(&p.a, "");
+    if !kernel_has_fq(&p.a) {
+        let (s, _) = d.call(Method::POST, "/v1/faults", Some(&latency(B4, "30ms")));
+        assert_eq!(s, 422);
+        return;
+    }
+    let tc = |args: &[&str]| {
+        let mut a = vec!["tc", "qdisc"];
+        a.extend(args);
+        let out = p.exec(&p.a, &a);
+        assert!(out.status.success(), "tc {args:?}: {out:?}");
+    };
+    let refused = |why: &str| {
+        let (s, e) = d.call(Method::POST, "/v1/faults", Some(&latency(B4, "30ms")));
+        assert_eq!(s, 422, "{why}: {e}");
+        assert!(e["error"].as_str().unwrap().contains("tuned"), "{why}: {e}");
+    };
+    // A tuned root fq_codel: refused, and left as it is (it was replaced, then came back as
+    // noqueue).
+    tc(&[
+        "add", "dev", VETH_A, "root", "fq_codel", "limit", "77", "target", "20ms",
+    ]);
+    refused("tuned root fq_codel");
+    assert!(root_qdisc(&p).contains("limit 77p"), "{}", root_qdisc(&p));
+    // mq with tuned children: refused too (they came back with the defaults).
+    tc(&["replace", "dev", VETH_A, "root", "handle", "1:", "mq"]);
+    for q in 1..=4 {
+        let parent = format!("1:{q}");
+        tc(&[
+            "replace", "dev", VETH_A, "parent", &parent, "fq_codel", "limit", "77",
+        ]);
+    }
+    refused("mq with tuned fq_codel children");
+    assert_eq!(
+        root_qdisc(&p).matches("limit 77p").count(),
+        4,
+        "{}",
+        root_qdisc(&p)
+    );
+    // An fq_codel with the kernel's parameters an operator put on this veth (whose own default
+    // is noqueue): replaced, and back as it was when the fault ends (it came back as noqueue).
+    tc(&["del", "dev", VETH_A, "root"]);
+    tc(&["add", "dev", VETH_A, "root", "fq_codel"]);
+    let before = root_qdisc(&p);
+    d.create(&latency(B4, "30ms"));
+    assert!(
+        root_qdisc(&p).contains("qdisc prio 4000:"),
+        "{}",
+        root_qdisc(&p)
+    );
+    assert_eq!(d.call(Method::DELETE, "/v1/faults", None).0, 200);
+    let after = root_qdisc(&p);
+    let kind = |t: &str| {
+        t.lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .nth(1)
+            .map(str::to_string)
+    };
+    assert_eq!(
+        kind(&after),
+        Some("fq_codel".into()),
+        "before: {before}\nafter: {after}"
+    );
+    tc(&["del", "dev", VETH_A, "root"]);
+}
+
 /// Waits up to 5 s for `d` to list no fault.
 fn until_unlisted(d: &Daemon) {
     let start = std::time::Instant::now();

@@ -256,18 +256,22 @@ pub struct Installed {
     pub iface: String,
     /// Its index when the tree went on.
     pub ifindex: u32,
+    /// The root qdisc kind the tree took the place of.
+    #[serde(default)]
+    pub replaced: Option<String>,
 }
 
 impl StateFile {
     /// Records the trees on `fq_interfaces` (atomically: a crash mid-write leaves the old file).
-    pub fn write(path: &Path, fq_interfaces: &[String]) -> std::io::Result<()> {
+    pub fn write(path: &Path, fq_interfaces: &[(String, Option<String>)]) -> std::io::Result<()> {
         let installed: Vec<Installed> = fq_interfaces
             .iter()
-            .filter_map(|i| {
+            .filter_map(|(i, replaced)| {
                 let ifindex = nix::net::if_::if_nametoindex(i.as_str()).ok()?;
                 Some(Installed {
                     iface: i.clone(),
                     ifindex,
+                    replaced: replaced.clone(),
                 })
             })
             .collect();

@@ -52,8 +52,9 @@ pub struct Summary {
     pub interfaces: Vec<String>,
     /// CLOCK_MONOTONIC ns of the next deadline.
     pub next_deadline_ns: Option<u64>,
-    /// Interfaces whose root qdisc the daemon replaced with fq (to restore after a crash).
-    pub fq_interfaces: Vec<String>,
+    /// Interfaces whose root qdisc the daemon replaced with its tree, and the root kind each
+    /// tree took the place of (to restore after a crash).
+    pub fq_interfaces: Vec<(String, Option<String>)>,
 }
 
 /// All installed faults.
@@ -134,7 +135,7 @@ impl Faults {
                 .injectors
                 .iter()
                 .filter(|(_, inj)| inj.fq_installed())
-                .map(|(i, _)| i.clone())
+                .map(|(i, inj)| (i.clone(), inj.replaced_root().map(str::to_string)))
                 .collect(),
         }
     }

@@ -76,6 +76,8 @@ pub struct Injector {
     delayed: usize,
     /// This injector made fq the interface's root qdisc (and removes it with its last delay).
     fq_ours: bool,
+    /// The root qdisc kind the tree replaced, put back when it goes.
+    replaced_root: Option<String>,
     /// The DNS program is loaded (with the first domain rule).
     dns_loaded: bool,
     /// The step at which the next install fails ([`Injector::fail_next_install_at`]).
@@ -142,6 +144,7 @@ impl Injector {
             per_direction: [0; 2],
             delayed: 0,
             fq_ours: false,
+            replaced_root: None,
             dns_loaded: false,
             #[cfg(feature = "test-hooks")]
             fail_at: None,
@@ -194,6 +197,7 @@ impl Injector {
     /// refused, if an operator's qdisc is there now), and nothing is removed on the way out.
     pub fn forget_qdisc(&mut self) {
         self.fq_ours = false;
+        self.replaced_root = None;
     }
 
     /// After the interface was deleted and created again under the same name: the old links
@@ -206,7 +210,7 @@ impl Injector {
         self.egress_link = None;
         self.ingress_link = None;
         self.ifindex = ifindex;
-        self.fq_ours = false;
+        self.forget_qdisc();
         if self.delayed > 0 {
             self.ensure_fq()?;
         }
@@ -330,9 +334,12 @@ impl Injector {
         if self.iface.is_empty() || self.fq_ours {
             return Ok(());
         }
+        // What the tree takes the place of, to put back exactly (a root, single qdisc).
+        let replaced = qdisc::root_kind(self.ifindex).ok().flatten();
         match qdisc::install_fq(self.ifindex, MAX_DELAY) {
             Ok(ours) => {
                 self.fq_ours = ours;
+                self.replaced_root = replaced.filter(|k| ours && k != "mq");
                 if ours {
                     tracing::info!(iface = %self.iface, "fq installed (latency and bandwidth need it)");
                 }
@@ -345,6 +352,11 @@ impl Injector {
     /// Whether this injector made fq the root qdisc of its interface.
     pub fn fq_installed(&self) -> bool {
         self.fq_ours
+    }
+
+    /// The root qdisc kind the tree took the place of (`None` under an mq, or nothing there).
+    pub fn replaced_root(&self) -> Option<&str> {
+        self.replaced_root.as_deref()
     }
 
     /// Writes new rules (keys known to be absent) into free slots: every slot first, then every
@@ -680,7 +692,7 @@ impl Injector {
 impl Injector {
     /// Removes the fq this injector installed; the kernel attaches its default qdisc again.
     fn restore_qdisc(&mut self) {
-        match qdisc::remove_fq(self.ifindex) {
+        match qdisc::remove_fq(self.ifindex, self.replaced_root.as_deref()) {
             Ok(_) => {
                 tracing::info!(iface = %self.iface, "fq removed: the default qdisc is back")
             }

@@ -34,7 +34,7 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::{
     RouteNetlinkMessage,
-    tc::{TcAttribute, TcHandle, TcMessage, TcOption},
+    tc::{TcAttribute, TcHandle, TcMessage, TcOption, TcQdiscFqCodelOption},
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
@@ -98,12 +98,14 @@ fn root_message(ifindex: u32) -> TcMessage {
     msg
 }
 
-/// One qdisc of a device: where it hangs, its handle and kind.
+/// One qdisc of a device: where it hangs, its handle, kind and the parameters an operator may
+/// have tuned (fq_codel's, but for its quantum, which follows the device's MTU).
 #[derive(Clone, Debug)]
 struct Qdisc {
     parent: TcHandle,
     handle: TcHandle,
     kind: String,
+    tuned: Vec<String>,
 }
 
 /// Every qdisc of `ifindex`.
@@ -116,13 +118,29 @@ fn qdiscs(ifindex: u32) -> io::Result<Vec<Qdisc>> {
         .into_iter()
         .filter_map(|m| match m {
             RouteNetlinkMessage::NewQueueDiscipline(q) if q.header.index == ifindex as i32 => {
+                let mut kind = None;
+                let mut tuned = Vec::new();
+                for a in q.attributes {
+                    match a {
+                        TcAttribute::Kind(k) => kind = Some(k),
+                        TcAttribute::Options(opts) => tuned.extend(
+                            opts.iter()
+                                .filter(|o| {
+                                    !matches!(
+                                        o,
+                                        TcOption::FqCodel(TcQdiscFqCodelOption::Quantum(_))
+                                    )
+                                })
+                                .map(|o| format!("{o:?}")),
+                        ),
+                        _ => {}
+                    }
+                }
                 Some(Qdisc {
                     parent: q.header.parent,
                     handle: q.header.handle,
-                    kind: q.attributes.into_iter().find_map(|a| match a {
-                        TcAttribute::Kind(k) => Some(k),
-                        _ => None,
-                    })?,
+                    kind: kind?,
+                    tuned,
                 })
             }
             _ => None,
@@ -158,6 +176,36 @@ fn mq_children(ifindex: u32) -> io::Result<Option<(TcHandle, Vec<Qdisc>)>> {
         .cloned()
         .collect();
     Ok(Some((root.handle, children)))
+}
+
+/// Whether `q` is a default kind with the kernel's own parameters: an operator's tuned
+/// `fq_codel` (`limit 77 target 20ms`) would be lost, since what the kernel puts back has its
+/// defaults. The defaults are measured once, on a fresh fq_codel in a private namespace.
+fn untuned(q: &Qdisc) -> bool {
+    if q.kind != "fq_codel" {
+        return true;
+    }
+    static DEFAULTS: std::sync::OnceLock<Option<Vec<String>>> = std::sync::OnceLock::new();
+    let defaults = DEFAULTS.get_or_init(|| {
+        std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+            let lo = nix::net::if_::if_nametoindex("lo").ok()?;
+            put(
+                lo,
+                TcHandle::ROOT,
+                TcHandle { major: 0, minor: 0 },
+                "fq_codel",
+                TcAttribute::Options(Vec::new()),
+            )
+            .ok()?;
+            Some(root(lo).ok()??.tuned)
+        })
+        .join()
+        .ok()
+        .flatten()
+    });
+    // Parameters that cannot be compared count as tuned: refusing is the safe side.
+    defaults.as_ref().is_some_and(|d| *d == q.tuned)
 }
 
 /// Kinds the kernel gives the per-queue children of an `mq` (its built-in default, or
@@ -218,6 +266,13 @@ pub fn install_fq(ifindex: u32, longest: Duration) -> Result<bool, QdiscError> {
                 kinds.into_iter().collect::<Vec<_>>().join(", ")
             )));
         }
+        if let Some(c) = children.iter().find(|c| !is_tree(c) && !untuned(c)) {
+            return Err(QdiscError::Custom(format!(
+                "mq with per-queue {} tuned away from the kernel's defaults ({})",
+                c.kind,
+                c.tuned.join(", ")
+            )));
+        }
         for child in children.iter().filter(|c| !is_tree(c)) {
             if let Err(e) = put_tree(ifindex, child.parent, child.parent.minor, longest) {
                 // A half-converted mq is undone at once: back to the default children.
@@ -231,6 +286,13 @@ pub fn install_fq(ifindex: u32, longest: Duration) -> Result<bool, QdiscError> {
         Some(q) if holds_edt(&q) => return Ok(false),
         Some(q) if !DEFAULT_KINDS.contains(&q.kind.as_str()) => {
             return Err(QdiscError::Custom(q.kind));
+        }
+        Some(q) if !untuned(&q) => {
+            return Err(QdiscError::Custom(format!(
+                "{} tuned away from the kernel's defaults ({})",
+                q.kind,
+                q.tuned.join(", ")
+            )));
         }
         _ => {}
     }
@@ -385,9 +447,12 @@ fn restore_mq(ifindex: u32, root: TcHandle) -> io::Result<()> {
 }
 
 /// Removes our trees on `ifindex`, at the root or on every queue of an mq, and puts back what
-/// the kernel would have there. Returns whether anything was removed. Only a tree (known by
-/// its handles) is ever removed: an fq or any other qdisc an operator put there stays.
-pub fn remove_fq(ifindex: u32) -> io::Result<bool> {
+/// was there: what the kernel attaches by itself, or `replaced` (the root kind the tree took
+/// the place of, with the kernel's parameters) where the kernel attaches something else (an
+/// `fq_codel` an operator added to a veth, whose own default is noqueue). Returns whether
+/// anything was removed. Only a tree (known by its handles) is ever removed: an fq or any other
+/// qdisc an operator put there stays.
+pub fn remove_fq(ifindex: u32, replaced: Option<&str>) -> io::Result<bool> {
     if let Some((root, children)) = mq_children(ifindex)? {
         // Ours: some queue has a tree and the rest (if a crash cut an install short) a default.
         let ours = children.iter().any(is_tree)
@@ -404,6 +469,17 @@ pub fn remove_fq(ifindex: u32) -> io::Result<bool> {
         return Ok(false);
     }
     delete_root(ifindex)?;
+    if let Some(kind) = replaced.filter(|k| *k != "noqueue")
+        && root_kind(ifindex)?.as_deref() != Some(kind)
+    {
+        put(
+            ifindex,
+            TcHandle::ROOT,
+            TcHandle { major: 0, minor: 0 },
+            kind,
+            TcAttribute::Options(Vec::new()),
+        )?;
+    }
     Ok(true)
 }
 
