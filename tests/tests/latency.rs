@@ -408,6 +408,36 @@ fn tuned_default_qdiscs_are_refused_and_a_replaced_fq_codel_comes_back_as_it_was
         Some("fq_codel".into()),
         "before: {before}\nafter: {after}"
     );
+    // A tuned fq (10-packet flow limit, 10 s horizon): refused; it accepted a 15 s delay and
+    // dropped every packet.
+    tc(&["del", "dev", VETH_A, "root"]);
+    tc(&[
+        "add",
+        "dev",
+        VETH_A,
+        "root",
+        "fq",
+        "limit",
+        "50",
+        "flow_limit",
+        "10",
+    ]);
+    refused("tuned root fq");
+    // An fq with the kernel's parameters (as net.core.default_qdisc = fq gives): replaced by
+    // the tree, whose horizon holds a 12 s delay that fq's 10 s one would drop; back after.
+    tc(&["del", "dev", VETH_A, "root"]);
+    tc(&["add", "dev", VETH_A, "root", "fq"]);
+    d.create(&latency(B4, "12s"));
+    let out = p.exec(&p.a, &["ping", "-n", "-c", "1", "-W", "20", B4]);
+    let held = chaos_tests::netns::parse_ping(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(held, Some((1, 1)), "a 12 s delay was dropped: {out:?}");
+    assert_eq!(d.call(Method::DELETE, "/v1/faults", None).0, 200);
+    assert_eq!(
+        kind(&root_qdisc(&p)),
+        Some("fq".into()),
+        "{}",
+        root_qdisc(&p)
+    );
     tc(&["del", "dev", VETH_A, "root"]);
 }
 

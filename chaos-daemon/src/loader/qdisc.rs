@@ -17,13 +17,16 @@
 //! (439 Mbit/s in the same run) while the delay, its jitter and its order stay ours. Traffic no
 //! rule delays never meets netem: its sockets keep their back-pressure.
 //!
-//! Only a kernel default is ever replaced: no root qdisc, `noqueue`, `pfifo_fast`, `fq_codel`
-//! (then the tree becomes the root, and restoring is deleting it, after which the kernel attaches
-//! its default again), or `mq` whose per-queue children are all of one default kind,
-//! `pfifo_fast` or `fq_codel` (then each child becomes a tree, so the queues stay independent,
-//! and restoring puts a fresh `mq` back, whose children the kernel creates with its default
-//! kind). An operator's own `htb`, `netem` or mixed `mq` children are refused rather than lost; an
-//! operator's `fq` is used as it is (delays hold, without the orphaning).
+//! Only a kernel default with the kernel's parameters is ever replaced: no root qdisc,
+//! `noqueue`, `pfifo_fast`, `fq_codel` or `fq` (then the tree becomes the root, and restoring is
+//! deleting it, after which the kernel attaches its default again, or putting the kind back
+//! where the kernel would attach another), or `mq` whose per-queue children are all of one
+//! default kind (then each child becomes a tree, so the queues stay independent, and restoring
+//! puts a fresh `mq` back, whose children the kernel creates with its default kind). An
+//! operator's own `htb` or `netem`, mixed `mq` children, or a default kind tuned away from the
+//! kernel's parameters (an `fq` with a 10-packet flow limit, an `fq_codel` with `limit 77`) are
+//! refused rather than lost or used: an `fq` of the kernel's, with its 10 s horizon, would drop
+//! what a longer delay holds.
 
 use std::{io, time::Duration};
 
@@ -38,8 +41,9 @@ use netlink_packet_route::{
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
-/// Single root qdiscs the kernel installs by itself: replacing them loses nothing.
-const DEFAULT_KINDS: &[&str] = &["noqueue", "pfifo_fast", "fq_codel"];
+/// Single root qdiscs the kernel installs by itself (`fq` where `net.core.default_qdisc` says
+/// so): replacing them, with the kernel's parameters, loses nothing.
+const DEFAULT_KINDS: &[&str] = &["noqueue", "pfifo_fast", "fq_codel", "fq"];
 
 // TCA_FQ_* attributes (linux/pkt_sched.h).
 const TCA_FQ_PLIMIT: u16 = 1;
@@ -108,6 +112,58 @@ struct Qdisc {
     tuned: Vec<String>,
 }
 
+/// Whether option `o` follows the device's MTU (fq_codel's quantum): it differs between
+/// devices at the kernel's defaults, so it is not compared.
+fn mtu_bound(o: &TcOption) -> bool {
+    matches!(o, TcOption::FqCodel(TcQdiscFqCodelOption::Quantum(_)))
+}
+
+/// The nested attributes of an options blob the crate does not parse (fq's), as
+/// `name=value`, without the MTU-bound quantum and initial quantum.
+fn fq_options(nla: &DefaultNla) -> Vec<String> {
+    const NAMES: [&str; 18] = [
+        "unspec",
+        "limit",
+        "flow_limit",
+        "quantum",
+        "initial_quantum",
+        "rate_enable",
+        "flow_default_rate",
+        "flow_max_rate",
+        "buckets_log",
+        "flow_refill_delay",
+        "orphan_mask",
+        "low_rate_threshold",
+        "ce_threshold",
+        "timer_slack",
+        "horizon",
+        "horizon_drop",
+        "priomap",
+        "weights",
+    ];
+    let mut bytes = vec![0u8; netlink_packet_core::Nla::value_len(nla)];
+    netlink_packet_core::Nla::emit_value(nla, &mut bytes);
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 4 <= bytes.len() {
+        let len = u16::from_ne_bytes([bytes[at], bytes[at + 1]]) as usize;
+        let kind = u16::from_ne_bytes([bytes[at + 2], bytes[at + 3]]) as usize & 0x3fff;
+        if len < 4 || at + len > bytes.len() {
+            break;
+        }
+        let value = &bytes[at + 4..at + len];
+        if !matches!(kind, 3 | 4) {
+            let name = NAMES.get(kind).copied().unwrap_or("option");
+            out.push(match value {
+                [a, b, c, d] => format!("{name} {}", u32::from_ne_bytes([*a, *b, *c, *d])),
+                v => format!("{name} {v:02x?}"),
+            });
+        }
+        at += len.div_ceil(4) * 4;
+    }
+    out
+}
+
 /// Every qdisc of `ifindex`.
 fn qdiscs(ifindex: u32) -> io::Result<Vec<Qdisc>> {
     let all = request(
@@ -123,16 +179,16 @@ fn qdiscs(ifindex: u32) -> io::Result<Vec<Qdisc>> {
                 for a in q.attributes {
                     match a {
                         TcAttribute::Kind(k) => kind = Some(k),
-                        TcAttribute::Options(opts) => tuned.extend(
-                            opts.iter()
-                                .filter(|o| {
-                                    !matches!(
-                                        o,
-                                        TcOption::FqCodel(TcQdiscFqCodelOption::Quantum(_))
-                                    )
-                                })
-                                .map(|o| format!("{o:?}")),
-                        ),
+                        TcAttribute::Options(opts) => {
+                            for o in &opts {
+                                match o {
+                                    // Kinds the crate does not know come as one blob.
+                                    TcOption::Other(nla) => tuned.extend(fq_options(nla)),
+                                    o if !mtu_bound(o) => tuned.push(format!("{o:?}")),
+                                    _ => {}
+                                }
+                            }
+                        }
                         _ => {}
                     }
                 }
@@ -182,19 +238,30 @@ fn mq_children(ifindex: u32) -> io::Result<Option<(TcHandle, Vec<Qdisc>)>> {
 /// `fq_codel` (`limit 77 target 20ms`) would be lost, since what the kernel puts back has its
 /// defaults. The defaults are measured once, on a fresh fq_codel in a private namespace.
 fn untuned(q: &Qdisc) -> bool {
-    if q.kind != "fq_codel" {
-        return true;
-    }
-    static DEFAULTS: std::sync::OnceLock<Option<Vec<String>>> = std::sync::OnceLock::new();
-    let defaults = DEFAULTS.get_or_init(|| {
-        std::thread::spawn(|| {
+    tuned_away(q).is_empty()
+}
+
+/// The parameters of `q` that are not the kernel's defaults (all of them when the defaults
+/// cannot be measured: refusing is the safe side); empty for kinds without parameters.
+fn tuned_away(q: &Qdisc) -> Vec<String> {
+    type Defaults = std::sync::OnceLock<Option<Vec<String>>>;
+    static FQ_CODEL: Defaults = Defaults::new();
+    static FQ: Defaults = Defaults::new();
+    let cell = match q.kind.as_str() {
+        "fq_codel" => &FQ_CODEL,
+        "fq" => &FQ,
+        _ => return Vec::new(),
+    };
+    let kind = q.kind.clone();
+    let defaults = cell.get_or_init(move || {
+        std::thread::spawn(move || {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
             let lo = nix::net::if_::if_nametoindex("lo").ok()?;
             put(
                 lo,
                 TcHandle::ROOT,
                 TcHandle { major: 0, minor: 0 },
-                "fq_codel",
+                &kind,
                 TcAttribute::Options(Vec::new()),
             )
             .ok()?;
@@ -204,20 +271,23 @@ fn untuned(q: &Qdisc) -> bool {
         .ok()
         .flatten()
     });
-    // Parameters that cannot be compared count as tuned: refusing is the safe side.
-    defaults.as_ref().is_some_and(|d| *d == q.tuned)
+    match defaults {
+        Some(d) if *d == q.tuned => Vec::new(),
+        Some(d) => q.tuned.iter().filter(|o| !d.contains(o)).cloned().collect(),
+        None => vec!["the kernel's defaults could not be measured".into()],
+    }
 }
 
 /// Kinds the kernel gives the per-queue children of an `mq` (its built-in default, or
 /// `net.core.default_qdisc`).
-const DEFAULT_CHILD_KINDS: &[&str] = &["pfifo_fast", "fq_codel"];
+const DEFAULT_CHILD_KINDS: &[&str] = &["pfifo_fast", "fq_codel", "fq"];
 
 /// Why the tree cannot go on a device, or how it went.
 #[derive(Debug, thiserror::Error)]
 pub enum QdiscError {
     /// The device has a root qdisc an operator chose; replacing it would lose it.
     #[error(
-        "interface has its own root qdisc {0:?}; latency and bandwidth need fq and chaos-daemon replaces only kernel defaults (noqueue, pfifo_fast, fq_codel, or mq with default children)"
+        "interface has its own root qdisc {0:?}; latency and bandwidth need fq and chaos-daemon replaces only kernel defaults with the kernel's parameters (noqueue, pfifo_fast, fq_codel, fq, or mq with such children)"
     )]
     Custom(String),
     /// Netlink refused (a kernel without `sch_fq`, `sch_prio` or `sch_netem`: ENOENT).
@@ -251,7 +321,7 @@ pub fn install_fq(ifindex: u32, longest: Duration) -> Result<bool, QdiscError> {
         if children.is_empty() {
             return Err(QdiscError::Custom("mq without per-queue qdiscs".into()));
         }
-        if children.iter().all(holds_edt) {
+        if children.iter().all(is_tree) {
             return Ok(false);
         }
         // A crash may have cut an install short: trees on some queues, defaults on the rest.
@@ -270,7 +340,7 @@ pub fn install_fq(ifindex: u32, longest: Duration) -> Result<bool, QdiscError> {
             return Err(QdiscError::Custom(format!(
                 "mq with per-queue {} tuned away from the kernel's defaults ({})",
                 c.kind,
-                c.tuned.join(", ")
+                tuned_away(c).join(", ")
             )));
         }
         for child in children.iter().filter(|c| !is_tree(c)) {
@@ -283,7 +353,7 @@ pub fn install_fq(ifindex: u32, longest: Duration) -> Result<bool, QdiscError> {
         return Ok(true);
     }
     match root(ifindex)? {
-        Some(q) if holds_edt(&q) => return Ok(false),
+        Some(q) if is_tree(&q) => return Ok(false),
         Some(q) if !DEFAULT_KINDS.contains(&q.kind.as_str()) => {
             return Err(QdiscError::Custom(q.kind));
         }
@@ -291,7 +361,7 @@ pub fn install_fq(ifindex: u32, longest: Duration) -> Result<bool, QdiscError> {
             return Err(QdiscError::Custom(format!(
                 "{} tuned away from the kernel's defaults ({})",
                 q.kind,
-                q.tuned.join(", ")
+                tuned_away(&q).join(", ")
             )));
         }
         _ => {}
