@@ -422,6 +422,13 @@ const VM_SUITES: [(&str, &[&str]); 2] = [
     ),
 ];
 
+/// Tests that run on the host only (CI runs them there as root), and why: a flood of
+/// connections on a TCG guest's one emulated CPU measures the emulator, not the daemon. The
+/// panic button answered 100 of 100 tries on the host (median 1 ms); in the 6.12 guest the
+/// first DELETE waited over 5 s behind the flood, which the same CPU was also generating.
+const HOST_ONLY: &[&str] =
+    &["the_api_panic_button_answers_through_a_cap_held_by_idle_slow_and_reconnecting_clients"];
+
 /// Boots `kernel` (prepared once) and runs `cmd` in the read-only chroot, for at most 20 min.
 fn in_vm(root: &Path, kernel: vm::Kernel, cmd: &str) -> Result<i32> {
     let p = vm::prepare(root, kernel)?;
@@ -441,8 +448,9 @@ fn vm_tests() -> Result<String> {
     for (label, suites) in VM_SUITES {
         let kernel = vm::Kernel::named(label)?;
         println!(
-            "test: {} in a VM on Debian's {label} kernel",
-            suites.join(", ")
+            "test: {} in a VM on Debian's {label} kernel (on the host only: {})",
+            suites.join(", "),
+            HOST_ONLY.join(", ")
         );
         let mut cmd = format!("cd '{}'", root.display());
         for suite in suites {
@@ -451,6 +459,9 @@ fn vm_tests() -> Result<String> {
                 " && RUST_BACKTRACE=1 '{}' --test-threads 2",
                 exe.display()
             ));
+            for name in HOST_ONLY {
+                cmd.push_str(&format!(" --skip {name}"));
+            }
         }
         let code = in_vm(&root, kernel, &cmd)?;
         if code != 0 {
