@@ -254,9 +254,7 @@ fn tuned_away(q: &Qdisc) -> Vec<String> {
     };
     let kind = q.kind.clone();
     let defaults = cell.get_or_init(move || {
-        std::thread::spawn(move || {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
-            let lo = nix::net::if_::if_nametoindex("lo").ok()?;
+        on_private_lo(move |lo| {
             put(
                 lo,
                 TcHandle::ROOT,
@@ -267,9 +265,6 @@ fn tuned_away(q: &Qdisc) -> Vec<String> {
             .ok()?;
             Some(root(lo).ok()??.tuned)
         })
-        .join()
-        .ok()
-        .flatten()
     });
     match defaults {
         Some(d) if *d == q.tuned => Vec::new(),
@@ -566,13 +561,20 @@ pub fn holds_departures(ifindex: u32) -> io::Result<bool> {
 /// installing it on the loopback device of a private network namespace (a module that loads on
 /// demand is found only by trying).
 pub fn fq_available() -> bool {
-    std::thread::spawn(|| {
-        // This thread alone moves to a new network namespace, which dies with it.
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).is_ok()
-            && nix::net::if_::if_nametoindex("lo")
-                .ok()
-                .is_some_and(|lo| install_fq(lo, Duration::from_secs(1)).is_ok())
+    on_private_lo(|lo| install_fq(lo, Duration::from_secs(1)).ok()).is_some()
+}
+
+/// Runs `f` with the loopback device of a network namespace of its own (`None` if there is
+/// none to be had): what the kernel can do, or does by default, measured where nothing else is
+/// touched. A thread alone moves to the namespace, which dies with it.
+fn on_private_lo<T: Send + 'static>(
+    f: impl FnOnce(u32) -> Option<T> + Send + 'static,
+) -> Option<T> {
+    std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+        f(nix::net::if_::if_nametoindex("lo").ok()?)
     })
     .join()
-    .unwrap_or(false)
+    .ok()
+    .flatten()
 }
